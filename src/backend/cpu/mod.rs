@@ -1,0 +1,137 @@
+//! The CPU reference backend: plain f32 loops over named dimensions, rayon over rows, matrix
+//! products through the `gemm` crate. It is the runnable form of MODEL.md that every faster
+//! backend is checked against, so clarity wins over speed here.
+
+mod linear;
+mod linear_attn;
+mod cross_attn;
+mod mix_ffn;
+mod norm;
+mod patch;
+
+use super::{
+    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, PatchDims, RopeTables, TokenDims, Write,
+};
+use crate::error::Result;
+
+pub use linear::matmul;
+
+impl Buffer for Vec<f32> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu;
+
+impl Backend for Cpu {
+    type Buf = Vec<f32>;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn alloc(&self, len: usize) -> Result<Vec<f32>> {
+        Ok(vec![0.0; len])
+    }
+
+    fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
+        Ok(host.to_vec())
+    }
+
+    fn download(&self, buf: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(buf.clone())
+    }
+
+    fn linear(
+        &self,
+        out: &mut Vec<f32>,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        bias: Option<&Vec<f32>>,
+        dims: LinearDims,
+        act: Activation,
+        write: Write,
+    ) -> Result<()> {
+        linear::linear(out, x, w, bias.map(|b| b.as_slice()), dims, act, write);
+        Ok(())
+    }
+
+    fn activation(&self, out: &mut Vec<f32>, x: &Vec<f32>, act: Activation) -> Result<()> {
+        linear::activation(out, x, act);
+        Ok(())
+    }
+
+    fn rms_norm(&self, out: &mut Vec<f32>, x: &Vec<f32>, w: &Vec<f32>, rows: usize, dim: usize, eps: f32) -> Result<()> {
+        norm::rms_norm(out, x, w, rows, dim, eps);
+        Ok(())
+    }
+
+    fn ada_layer_norm(
+        &self,
+        out: &mut Vec<f32>,
+        x: &Vec<f32>,
+        m: &Modulation<Self>,
+        shift: usize,
+        scale: usize,
+        dims: TokenDims,
+        eps: f32,
+    ) -> Result<()> {
+        norm::ada_layer_norm(out, x, &norm::ModView::new(m, dims), shift, scale, dims, eps);
+        Ok(())
+    }
+
+    fn gated_residual(&self, x: &mut Vec<f32>, y: &Vec<f32>, m: &Modulation<Self>, gate: usize, dims: TokenDims) -> Result<()> {
+        norm::gated_residual(x, y, &norm::ModView::new(m, dims), gate, dims);
+        Ok(())
+    }
+
+    fn relu_linear_attention(
+        &self,
+        out: &mut Vec<f32>,
+        qkv: &Vec<f32>,
+        norm_q: &Vec<f32>,
+        norm_k: &Vec<f32>,
+        rope: &RopeTables<Self>,
+        dims: AttnDims,
+        norm_eps: f32,
+        attn_eps: f32,
+    ) -> Result<()> {
+        linear_attn::relu_linear_attention(out, qkv, norm_q, norm_k, &rope.cos.buf, &rope.sin.buf, dims, norm_eps, attn_eps);
+        Ok(())
+    }
+
+    fn cross_attention(
+        &self,
+        out: &mut Vec<f32>,
+        q: &Vec<f32>,
+        k: &Vec<f32>,
+        v: &Vec<f32>,
+        key_bias: &Vec<f32>,
+        dims: AttnDims,
+    ) -> Result<()> {
+        cross_attn::cross_attention(out, q, k, v, key_bias, dims);
+        Ok(())
+    }
+
+    fn depthwise3x3_glu(&self, out: &mut Vec<f32>, x: &Vec<f32>, w: &Vec<f32>, bias: &Vec<f32>, dims: GridDims) -> Result<()> {
+        mix_ffn::depthwise3x3_glu(out, x, w, bias, dims);
+        Ok(())
+    }
+
+    fn temporal_conv3_residual(&self, out: &mut Vec<f32>, x: &Vec<f32>, w: &Vec<f32>, dims: GridDims) -> Result<()> {
+        mix_ffn::temporal_conv3_residual(out, x, w, dims);
+        Ok(())
+    }
+
+    fn patchify(&self, out: &mut Vec<f32>, x: &Vec<f32>, dims: PatchDims) -> Result<()> {
+        patch::patchify(out, x, dims);
+        Ok(())
+    }
+
+    fn unpatchify(&self, out: &mut Vec<f32>, x: &Vec<f32>, dims: PatchDims) -> Result<()> {
+        patch::unpatchify(out, x, dims);
+        Ok(())
+    }
+}

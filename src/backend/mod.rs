@@ -1,0 +1,222 @@
+//! Tensor storage and the ops the models are written against.
+//!
+//! Model code is written once, generic over [`Backend`]; each backend (the f32 CPU reference in
+//! `cpu/`, CUDA later) implements every op with the same name, the same argument order (outputs,
+//! inputs, weights, dimensions) and the same meaning. Ops take whole buffers plus a small dims
+//! struct; [`Tensor`] carries shapes so the checks in `ops.rs` are written once for all backends,
+//! before any backend code runs.
+//!
+//! Outputs are caller-owned: a model allocates its activations once per shape and reuses them
+//! across steps, so a GPU backend never allocates inside the denoising loop.
+
+pub mod cpu;
+mod ops;
+mod tensor;
+
+pub use ops::*;
+pub use tensor::Tensor;
+
+use crate::error::Result;
+
+/// Elementwise activation applied after a matrix product or on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    /// x · sigmoid(x)
+    Silu,
+    /// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) — PyTorch `gelu(approximate="tanh")`
+    GeluTanh,
+}
+
+/// Whether an op replaces its output or adds into it (a residual connection, or one term of an
+/// accumulated product such as the shifted GEMMs of the temporal convolution).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    Overwrite,
+    Accumulate,
+}
+
+/// Device memory for one tensor. The element type is the backend's choice (f32 on the CPU).
+pub trait Buffer: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// adaLN modulation vectors: `table` (K, D) from the checkpoint plus `emb` (B·M, E·D), the
+/// embedded timestep, where M = 1 (one timestep per sample) or N (one per token).
+/// Vector k of token (b, n) is `table[k] + emb[b·M + (M==1 ? 0 : n)][k mod E]`.
+/// Blocks use E = K = 6 (shift, scale, gate for attention and for the FFN); the final layer uses
+/// E = 1, K = 2: both its shift and its scale add the same embedded timestep (MODEL.md §2.2 step 6).
+pub struct Modulation<'a, B: Backend> {
+    pub table: &'a Tensor<B>,
+    pub emb: &'a Tensor<B>,
+    pub emb_chunks: usize,
+    pub per_token: bool,
+}
+
+/// Rotary tables for the 3D RoPE, one row per token: `cos`, `sin` (N, d/2), the angle of channel
+/// pair (2i, 2i+1) of every head (MODEL.md §2.5).
+pub struct RopeTables<B: Backend> {
+    pub cos: Tensor<B>,
+    pub sin: Tensor<B>,
+}
+
+// ---- dims structs: what a backend needs besides the buffers -----------------------------------
+
+/// out (rows, n) ← act(x (rows, k) · wᵀ + bias), w (n, k) as stored by PyTorch `nn.Linear`.
+#[derive(Clone, Copy, Debug)]
+pub struct LinearDims {
+    pub rows: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+/// B samples of N tokens of width D.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenDims {
+    pub b: usize,
+    pub n: usize,
+    pub d: usize,
+}
+
+/// Multi-head attention shapes: B samples, N query tokens, L key tokens, Hh heads of width d.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnDims {
+    pub b: usize,
+    pub n: usize,
+    pub l: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+}
+
+/// A channels-last video grid: B samples, T frames, H×W positions, C channels.
+#[derive(Clone, Copy, Debug)]
+pub struct GridDims {
+    pub b: usize,
+    pub t: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
+/// Patchify / unpatchify between (B, C, T, H, W) and tokens (B, N, C·pt·ph·pw).
+#[derive(Clone, Copy, Debug)]
+pub struct PatchDims {
+    pub b: usize,
+    pub c: usize,
+    pub t: usize,
+    pub h: usize,
+    pub w: usize,
+    pub patch: [usize; 3],
+}
+
+impl PatchDims {
+    pub fn grid(&self) -> [usize; 3] {
+        [self.t / self.patch[0], self.h / self.patch[1], self.w / self.patch[2]]
+    }
+    pub fn tokens(&self) -> usize {
+        self.grid().iter().product()
+    }
+    pub fn features(&self) -> usize {
+        self.c * self.patch.iter().product::<usize>()
+    }
+}
+
+/// The ops the models need. Each backend implements each op once; shapes are already checked by
+/// the wrappers in `ops.rs`, so implementations may index freely within the stated sizes.
+pub trait Backend: Send + Sync + Sized + 'static {
+    type Buf: Buffer;
+
+    /// "cpu" or "cuda:0 (NVIDIA H200)", for logs and reports.
+    fn name(&self) -> String;
+    /// A buffer of `len` elements with unspecified contents.
+    fn alloc(&self, len: usize) -> Result<Self::Buf>;
+    fn upload(&self, host: &[f32]) -> Result<Self::Buf>;
+    fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
+
+    /// out ← act(x · wᵀ + bias) (or out += …).
+    fn linear(
+        &self,
+        out: &mut Self::Buf,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        bias: Option<&Self::Buf>,
+        dims: LinearDims,
+        act: Activation,
+        write: Write,
+    ) -> Result<()>;
+
+    /// out ← act(x), elementwise.
+    fn activation(&self, out: &mut Self::Buf, x: &Self::Buf, act: Activation) -> Result<()>;
+
+    /// RMSNorm over rows of width `dim`: out ← x · rsqrt(mean(x²) + eps) · w.
+    fn rms_norm(&self, out: &mut Self::Buf, x: &Self::Buf, w: &Self::Buf, rows: usize, dim: usize, eps: f32)
+        -> Result<()>;
+
+    /// out ← LayerNorm(x; no affine, eps) · (1 + m[scale]) + m[shift]  (MODEL.md §2.3).
+    #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
+    fn ada_layer_norm(
+        &self,
+        out: &mut Self::Buf,
+        x: &Self::Buf,
+        m: &Modulation<Self>,
+        shift: usize,
+        scale: usize,
+        dims: TokenDims,
+        eps: f32,
+    ) -> Result<()>;
+
+    /// x ← x + m[gate] · y  (gated residual, MODEL.md §2.3).
+    fn gated_residual(&self, x: &mut Self::Buf, y: &Self::Buf, m: &Modulation<Self>, gate: usize, dims: TokenDims)
+        -> Result<()>;
+
+    /// ReLU linear attention with RoPE (MODEL.md §2.4–2.5). qkv (B, N, 3·Hh·d) holds q | k | v of
+    /// each token, before the across-head RMSNorm of q and k; out (B, N, Hh·d) head-major.
+    #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
+    fn relu_linear_attention(
+        &self,
+        out: &mut Self::Buf,
+        qkv: &Self::Buf,
+        norm_q: &Self::Buf,
+        norm_k: &Self::Buf,
+        rope: &RopeTables<Self>,
+        dims: AttnDims,
+        norm_eps: f32,
+        attn_eps: f32,
+    ) -> Result<()>;
+
+    /// Softmax attention of q (B, N, Hh·d) over k, v (B, L, Hh·d), scale 1/√d, plus an additive
+    /// key bias (B, L) (0 for kept tokens, −10000 for padding, as diffusers builds it).
+    #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
+    fn cross_attention(
+        &self,
+        out: &mut Self::Buf,
+        q: &Self::Buf,
+        k: &Self::Buf,
+        v: &Self::Buf,
+        key_bias: &Self::Buf,
+        dims: AttnDims,
+    ) -> Result<()>;
+
+    /// GLU over a depthwise 3×3 convolution, per frame (MODEL.md §2.7 steps 2–3):
+    /// y ← dwconv3x3(x) + bias on 2F channels (zero padding 1); out ← y[..F] · SiLU(y[F..]).
+    /// x (B·T, H, W, 2F) channels-last, w (2F, 3, 3), out (B·T, H, W, F); `dims.c` = F.
+    fn depthwise3x3_glu(&self, out: &mut Self::Buf, x: &Self::Buf, w: &Self::Buf, bias: &Self::Buf, dims: GridDims)
+        -> Result<()>;
+
+    /// out ← x + Σ_k W[:, :, k] · x[t + k − 1] (zero padded in t): the temporal (3,1) convolution
+    /// of the Mix-FFN with its internal residual (MODEL.md §2.7 step 5). x, out (B, T, H·W, C);
+    /// w (C, C, 3) as stored by PyTorch (out, in, kt[, 1]).
+    fn temporal_conv3_residual(&self, out: &mut Self::Buf, x: &Self::Buf, w: &Self::Buf, dims: GridDims)
+        -> Result<()>;
+
+    /// (B, C, T, H, W) → tokens (B, N, C·pt·ph·pw), tokens in (t, h, w) order, features in
+    /// (c, it, ih, iw) order — the layout that makes a stride=kernel Conv3d a matrix product.
+    fn patchify(&self, out: &mut Self::Buf, x: &Self::Buf, dims: PatchDims) -> Result<()>;
+
+    /// tokens (B, N, pt·ph·pw·C), features in (it, ih, iw, c) order → (B, C, T, H, W)
+    /// (the unpatchify of MODEL.md §2.2 step 7; note the channel is fastest here).
+    fn unpatchify(&self, out: &mut Self::Buf, x: &Self::Buf, dims: PatchDims) -> Result<()>;
+}

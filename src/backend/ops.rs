@@ -1,0 +1,239 @@
+//! Shape-checked entry points over [`Tensor`]s: model code calls these, never the backend
+//! methods directly, so every backend receives only consistent sizes. Each error names the op,
+//! the operand and both shapes.
+
+use super::{
+    Activation, AttnDims, Backend, GridDims, LinearDims, Modulation, PatchDims, RopeTables, Tensor,
+    TokenDims, Write,
+};
+use crate::error::{Error, Result};
+
+fn expect_shape<B: Backend>(op: &'static str, what: &str, t: &Tensor<B>, expected: &[usize]) -> Result<()> {
+    if t.shape() != expected {
+        return Err(Error::shape(op, format!("{what} has shape {:?}, expected {expected:?}", t.shape())));
+    }
+    Ok(())
+}
+
+/// Splits a shape into (rows, last dim).
+fn rows_last(op: &'static str, what: &str, shape: &[usize]) -> Result<(usize, usize)> {
+    match shape.split_last() {
+        Some((&last, lead)) => Ok((lead.iter().product(), last)),
+        None => Err(Error::shape(op, format!("{what} is a scalar, expected at least one dimension"))),
+    }
+}
+
+fn token_dims(op: &'static str, x: &[usize]) -> Result<TokenDims> {
+    match *x {
+        [b, n, d] => Ok(TokenDims { b, n, d }),
+        _ => Err(Error::shape(op, format!("x has shape {x:?}, expected (B, N, D)"))),
+    }
+}
+
+fn check_modulation<B: Backend>(op: &'static str, m: &Modulation<B>, dims: TokenDims, slots: &[usize]) -> Result<()> {
+    let [k, d] = *m.table.shape() else {
+        return Err(Error::shape(op, format!("modulation table has shape {:?}, expected (K, D)", m.table.shape())));
+    };
+    if d != dims.d || m.emb_chunks == 0 {
+        return Err(Error::shape(op, format!("modulation table width {d} or emb chunks {} do not fit D = {}", m.emb_chunks, dims.d)));
+    }
+    let rows = dims.b * if m.per_token { dims.n } else { 1 };
+    expect_shape(op, "modulation emb", m.emb, &[rows, m.emb_chunks * dims.d])?;
+    if let Some(&bad) = slots.iter().find(|&&s| s >= k) {
+        return Err(Error::shape(op, format!("modulation slot {bad} out of range for a table of {k} rows")));
+    }
+    Ok(())
+}
+
+/// out (…, n) ← act(x (…, k) · wᵀ + bias) with w (n, k); `Write::Accumulate` adds into out.
+pub fn linear<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    w: &Tensor<B>,
+    bias: Option<&Tensor<B>>,
+    act: Activation,
+    write: Write,
+) -> Result<()> {
+    const OP: &str = "linear";
+    let (rows, k) = rows_last(OP, "x", x.shape())?;
+    let [n, wk] = *w.shape() else {
+        return Err(Error::shape(OP, format!("weight has shape {:?}, expected (out, in)", w.shape())));
+    };
+    if wk != k {
+        return Err(Error::shape(OP, format!("x has {k} features, weight expects {wk}")));
+    }
+    let mut out_shape = x.shape().to_vec();
+    *out_shape.last_mut().unwrap_or(&mut 0) = n;
+    expect_shape(OP, "out", out, &out_shape)?;
+    if let Some(b) = bias {
+        expect_shape(OP, "bias", b, &[n])?;
+    }
+    if write == Write::Accumulate && act != Activation::Identity {
+        return Err(Error::shape(OP, "an activation cannot be applied to an accumulated output".to_string()));
+    }
+    be.linear(&mut out.buf, &x.buf, &w.buf, bias.map(|b| &b.buf), LinearDims { rows, k, n }, act, write)
+}
+
+pub fn activation<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>, act: Activation) -> Result<()> {
+    expect_shape("activation", "out", out, x.shape())?;
+    be.activation(&mut out.buf, &x.buf, act)
+}
+
+/// RMSNorm over the last dimension with weight w (dim,).
+pub fn rms_norm<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>, w: &Tensor<B>, eps: f32) -> Result<()> {
+    const OP: &str = "rms_norm";
+    let (rows, dim) = rows_last(OP, "x", x.shape())?;
+    expect_shape(OP, "out", out, x.shape())?;
+    expect_shape(OP, "weight", w, &[dim])?;
+    be.rms_norm(&mut out.buf, &x.buf, &w.buf, rows, dim, eps)
+}
+
+/// out ← LayerNorm(x) · (1 + m[scale]) + m[shift], x (B, N, D).
+pub fn ada_layer_norm<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    m: &Modulation<B>,
+    shift: usize,
+    scale: usize,
+    eps: f32,
+) -> Result<()> {
+    const OP: &str = "ada_layer_norm";
+    let dims = token_dims(OP, x.shape())?;
+    expect_shape(OP, "out", out, x.shape())?;
+    check_modulation(OP, m, dims, &[shift, scale])?;
+    be.ada_layer_norm(&mut out.buf, &x.buf, m, shift, scale, dims, eps)
+}
+
+/// x ← x + m[gate] · y, x and y (B, N, D).
+pub fn gated_residual<B: Backend>(be: &B, x: &mut Tensor<B>, y: &Tensor<B>, m: &Modulation<B>, gate: usize) -> Result<()> {
+    const OP: &str = "gated_residual";
+    let dims = token_dims(OP, x.shape())?;
+    expect_shape(OP, "y", y, x.shape())?;
+    check_modulation(OP, m, dims, &[gate])?;
+    be.gated_residual(&mut x.buf, &y.buf, m, gate, dims)
+}
+
+/// ReLU linear attention with RoPE; qkv (B, N, 3·D) → out (B, N, D), D = heads · head_dim.
+#[allow(clippy::too_many_arguments)] // the op's natural inputs; see Backend::relu_linear_attention
+pub fn relu_linear_attention<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    qkv: &Tensor<B>,
+    norm_q: &Tensor<B>,
+    norm_k: &Tensor<B>,
+    rope: &RopeTables<B>,
+    heads: usize,
+    norm_eps: f32,
+    attn_eps: f32,
+) -> Result<()> {
+    const OP: &str = "relu_linear_attention";
+    let TokenDims { b, n, d: d3 } = token_dims(OP, qkv.shape())?;
+    if d3 % 3 != 0 || heads == 0 || (d3 / 3) % heads != 0 {
+        return Err(Error::shape(OP, format!("qkv width {d3} is not 3 × heads ({heads}) × head_dim")));
+    }
+    let d = d3 / 3;
+    let head_dim = d / heads;
+    if head_dim % 2 != 0 {
+        return Err(Error::shape(OP, format!("head_dim {head_dim} is odd; RoPE rotates channel pairs")));
+    }
+    expect_shape(OP, "out", out, &[b, n, d])?;
+    expect_shape(OP, "norm_q", norm_q, &[d])?;
+    expect_shape(OP, "norm_k", norm_k, &[d])?;
+    expect_shape(OP, "rope cos", &rope.cos, &[n, head_dim / 2])?;
+    expect_shape(OP, "rope sin", &rope.sin, &[n, head_dim / 2])?;
+    let dims = AttnDims { b, n, l: n, heads, head_dim };
+    be.relu_linear_attention(&mut out.buf, &qkv.buf, &norm_q.buf, &norm_k.buf, rope, dims, norm_eps, attn_eps)
+}
+
+/// Softmax attention; q (B, N, D), k and v (B, L, D), key_bias (B, L) → out (B, N, D).
+pub fn cross_attention<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    q: &Tensor<B>,
+    k: &Tensor<B>,
+    v: &Tensor<B>,
+    key_bias: &Tensor<B>,
+    heads: usize,
+) -> Result<()> {
+    const OP: &str = "cross_attention";
+    let TokenDims { b, n, d } = token_dims(OP, q.shape())?;
+    let TokenDims { b: kb, n: l, d: kd } = token_dims(OP, k.shape())?;
+    if kb != b || kd != d {
+        return Err(Error::shape(OP, format!("k has shape {:?}, expected ({b}, L, {d})", k.shape())));
+    }
+    if heads == 0 || d % heads != 0 {
+        return Err(Error::shape(OP, format!("width {d} is not a multiple of heads ({heads})")));
+    }
+    expect_shape(OP, "v", v, k.shape())?;
+    expect_shape(OP, "key_bias", key_bias, &[b, l])?;
+    expect_shape(OP, "out", out, q.shape())?;
+    let dims = AttnDims { b, n, l, heads, head_dim: d / heads };
+    be.cross_attention(&mut out.buf, &q.buf, &k.buf, &v.buf, &key_bias.buf, dims)
+}
+
+/// GLU over a depthwise 3×3 conv: x (B, T·H·W, 2F) on the grid (t, h, w) → out (B, T·H·W, F).
+pub fn depthwise3x3_glu<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    w: &Tensor<B>,
+    bias: &Tensor<B>,
+    grid: [usize; 3],
+) -> Result<()> {
+    const OP: &str = "depthwise3x3_glu";
+    let TokenDims { b, n, d: c2 } = token_dims(OP, x.shape())?;
+    let [t, h, wd] = grid;
+    if t * h * wd != n || c2 % 2 != 0 {
+        return Err(Error::shape(OP, format!("x {:?} does not fit grid {grid:?} with an even channel count", x.shape())));
+    }
+    expect_shape(OP, "weight", w, &[c2, 3, 3])?;
+    expect_shape(OP, "bias", bias, &[c2])?;
+    expect_shape(OP, "out", out, &[b, n, c2 / 2])?;
+    be.depthwise3x3_glu(&mut out.buf, &x.buf, &w.buf, &bias.buf, GridDims { b, t, h, w: wd, c: c2 / 2 })
+}
+
+/// out ← x + temporal conv3(x); x, out (B, T·H·W, C) on grid (t, h, w); w (C, C, 3).
+pub fn temporal_conv3_residual<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    w: &Tensor<B>,
+    grid: [usize; 3],
+) -> Result<()> {
+    const OP: &str = "temporal_conv3_residual";
+    let TokenDims { b, n, d: c } = token_dims(OP, x.shape())?;
+    let [t, h, wd] = grid;
+    if t * h * wd != n {
+        return Err(Error::shape(OP, format!("x {:?} does not fit grid {grid:?}", x.shape())));
+    }
+    expect_shape(OP, "weight", w, &[c, c, 3])?;
+    expect_shape(OP, "out", out, x.shape())?;
+    be.temporal_conv3_residual(&mut out.buf, &x.buf, &w.buf, GridDims { b, t, h, w: wd, c })
+}
+
+/// (B, C, T, H, W) → (B, N, C·pt·ph·pw).
+pub fn patchify<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>, patch: [usize; 3]) -> Result<()> {
+    const OP: &str = "patchify";
+    let [b, c, t, h, w] = *x.shape() else {
+        return Err(Error::shape(OP, format!("x has shape {:?}, expected (B, C, T, H, W)", x.shape())));
+    };
+    let dims = PatchDims { b, c, t, h, w, patch };
+    if patch.contains(&0) || t % patch[0] != 0 || h % patch[1] != 0 || w % patch[2] != 0 {
+        return Err(Error::shape(OP, format!("latent (T, H, W) = ({t}, {h}, {w}) is not a multiple of the patch {patch:?}")));
+    }
+    expect_shape(OP, "out", out, &[b, dims.tokens(), dims.features()])?;
+    be.patchify(&mut out.buf, &x.buf, dims)
+}
+
+/// (B, N, pt·ph·pw·C) → (B, C, T, H, W) for the latent size `out` already has.
+pub fn unpatchify<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>, patch: [usize; 3]) -> Result<()> {
+    const OP: &str = "unpatchify";
+    let [b, c, t, h, w] = *out.shape() else {
+        return Err(Error::shape(OP, format!("out has shape {:?}, expected (B, C, T, H, W)", out.shape())));
+    };
+    let dims = PatchDims { b, c, t, h, w, patch };
+    expect_shape(OP, "x", x, &[b, dims.tokens(), dims.features()])?;
+    be.unpatchify(&mut out.buf, &x.buf, dims)
+}

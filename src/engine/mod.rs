@@ -1,0 +1,5 @@
+//! Models and pipelines, written once against the backend API. Knows nothing of OFX or terminals.
+
+pub mod dit;
+pub mod inspect;
+pub mod weights;

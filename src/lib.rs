@@ -5,5 +5,6 @@ pub mod backend;
 pub mod engine;
 pub mod error;
 pub mod io;
+pub mod testing;
 
 pub use error::{Error, Result};

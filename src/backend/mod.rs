@@ -134,9 +134,14 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// A buffer of `len` elements with unspecified contents.
     fn alloc(&self, len: usize) -> Result<Self::Buf>;
     fn upload(&self, host: &[f32]) -> Result<Self::Buf>;
+    /// Like `upload`, taking ownership (the CPU backend keeps the vector without copying it).
+    fn upload_vec(&self, host: Vec<f32>) -> Result<Self::Buf> {
+        self.upload(&host)
+    }
     fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
 
     /// out ← act(x · wᵀ + bias) (or out += …).
+    #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
     fn linear(
         &self,
         out: &mut Self::Buf,
@@ -152,8 +157,15 @@ pub trait Backend: Send + Sync + Sized + 'static {
     fn activation(&self, out: &mut Self::Buf, x: &Self::Buf, act: Activation) -> Result<()>;
 
     /// RMSNorm over rows of width `dim`: out ← x · rsqrt(mean(x²) + eps) · w.
-    fn rms_norm(&self, out: &mut Self::Buf, x: &Self::Buf, w: &Self::Buf, rows: usize, dim: usize, eps: f32)
-        -> Result<()>;
+    fn rms_norm(
+        &self,
+        out: &mut Self::Buf,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        rows: usize,
+        dim: usize,
+        eps: f32,
+    ) -> Result<()>;
 
     /// out ← LayerNorm(x; no affine, eps) · (1 + m[scale]) + m[shift]  (MODEL.md §2.3).
     #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
@@ -169,8 +181,14 @@ pub trait Backend: Send + Sync + Sized + 'static {
     ) -> Result<()>;
 
     /// x ← x + m[gate] · y  (gated residual, MODEL.md §2.3).
-    fn gated_residual(&self, x: &mut Self::Buf, y: &Self::Buf, m: &Modulation<Self>, gate: usize, dims: TokenDims)
-        -> Result<()>;
+    fn gated_residual(
+        &self,
+        x: &mut Self::Buf,
+        y: &Self::Buf,
+        m: &Modulation<Self>,
+        gate: usize,
+        dims: TokenDims,
+    ) -> Result<()>;
 
     /// ReLU linear attention with RoPE (MODEL.md §2.4–2.5). qkv (B, N, 3·Hh·d) holds q | k | v of
     /// each token, before the across-head RMSNorm of q and k; out (B, N, Hh·d) head-major.
@@ -203,14 +221,19 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// GLU over a depthwise 3×3 convolution, per frame (MODEL.md §2.7 steps 2–3):
     /// y ← dwconv3x3(x) + bias on 2F channels (zero padding 1); out ← y[..F] · SiLU(y[F..]).
     /// x (B·T, H, W, 2F) channels-last, w (2F, 3, 3), out (B·T, H, W, F); `dims.c` = F.
-    fn depthwise3x3_glu(&self, out: &mut Self::Buf, x: &Self::Buf, w: &Self::Buf, bias: &Self::Buf, dims: GridDims)
-        -> Result<()>;
+    fn depthwise3x3_glu(
+        &self,
+        out: &mut Self::Buf,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        bias: &Self::Buf,
+        dims: GridDims,
+    ) -> Result<()>;
 
     /// out ← x + Σ_k W[:, :, k] · x[t + k − 1] (zero padded in t): the temporal (3,1) convolution
     /// of the Mix-FFN with its internal residual (MODEL.md §2.7 step 5). x, out (B, T, H·W, C);
     /// w (C, C, 3) as stored by PyTorch (out, in, kt[, 1]).
-    fn temporal_conv3_residual(&self, out: &mut Self::Buf, x: &Self::Buf, w: &Self::Buf, dims: GridDims)
-        -> Result<()>;
+    fn temporal_conv3_residual(&self, out: &mut Self::Buf, x: &Self::Buf, w: &Self::Buf, dims: GridDims) -> Result<()>;
 
     /// (B, C, T, H, W) → tokens (B, N, C·pt·ph·pw), tokens in (t, h, w) order, features in
     /// (c, it, ih, iw) order — the layout that makes a stride=kernel Conv3d a matrix product.

@@ -3,8 +3,7 @@
 //! the operand and both shapes.
 
 use super::{
-    Activation, AttnDims, Backend, GridDims, LinearDims, Modulation, PatchDims, RopeTables, Tensor,
-    TokenDims, Write,
+    Activation, AttnDims, Backend, GridDims, LinearDims, Modulation, PatchDims, RopeTables, Tensor, TokenDims, Write,
 };
 use crate::error::{Error, Result};
 
@@ -35,7 +34,10 @@ fn check_modulation<B: Backend>(op: &'static str, m: &Modulation<B>, dims: Token
         return Err(Error::shape(op, format!("modulation table has shape {:?}, expected (K, D)", m.table.shape())));
     };
     if d != dims.d || m.emb_chunks == 0 {
-        return Err(Error::shape(op, format!("modulation table width {d} or emb chunks {} do not fit D = {}", m.emb_chunks, dims.d)));
+        return Err(Error::shape(
+            op,
+            format!("modulation table width {d} or emb chunks {} do not fit D = {}", m.emb_chunks, dims.d),
+        ));
     }
     let rows = dims.b * if m.per_token { dims.n } else { 1 };
     expect_shape(op, "modulation emb", m.emb, &[rows, m.emb_chunks * dims.d])?;
@@ -63,8 +65,7 @@ pub fn linear<B: Backend>(
     if wk != k {
         return Err(Error::shape(OP, format!("x has {k} features, weight expects {wk}")));
     }
-    let mut out_shape = x.shape().to_vec();
-    *out_shape.last_mut().unwrap_or(&mut 0) = n;
+    let out_shape: Vec<usize> = x.shape()[..x.shape().len() - 1].iter().copied().chain([n]).collect();
     expect_shape(OP, "out", out, &out_shape)?;
     if let Some(b) = bias {
         expect_shape(OP, "bias", b, &[n])?;
@@ -107,7 +108,13 @@ pub fn ada_layer_norm<B: Backend>(
 }
 
 /// x ← x + m[gate] · y, x and y (B, N, D).
-pub fn gated_residual<B: Backend>(be: &B, x: &mut Tensor<B>, y: &Tensor<B>, m: &Modulation<B>, gate: usize) -> Result<()> {
+pub fn gated_residual<B: Backend>(
+    be: &B,
+    x: &mut Tensor<B>,
+    y: &Tensor<B>,
+    m: &Modulation<B>,
+    gate: usize,
+) -> Result<()> {
     const OP: &str = "gated_residual";
     let dims = token_dims(OP, x.shape())?;
     expect_shape(OP, "y", y, x.shape())?;
@@ -135,7 +142,7 @@ pub fn relu_linear_attention<B: Backend>(
     }
     let d = d3 / 3;
     let head_dim = d / heads;
-    if head_dim % 2 != 0 {
+    if !head_dim.is_multiple_of(2) {
         return Err(Error::shape(OP, format!("head_dim {head_dim} is odd; RoPE rotates channel pairs")));
     }
     expect_shape(OP, "out", out, &[b, n, d])?;
@@ -186,7 +193,10 @@ pub fn depthwise3x3_glu<B: Backend>(
     let TokenDims { b, n, d: c2 } = token_dims(OP, x.shape())?;
     let [t, h, wd] = grid;
     if t * h * wd != n || c2 % 2 != 0 {
-        return Err(Error::shape(OP, format!("x {:?} does not fit grid {grid:?} with an even channel count", x.shape())));
+        return Err(Error::shape(
+            OP,
+            format!("x {:?} does not fit grid {grid:?} with an even channel count", x.shape()),
+        ));
     }
     expect_shape(OP, "weight", w, &[c2, 3, 3])?;
     expect_shape(OP, "bias", bias, &[c2])?;
@@ -221,7 +231,10 @@ pub fn patchify<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>, patch: [
     };
     let dims = PatchDims { b, c, t, h, w, patch };
     if patch.contains(&0) || t % patch[0] != 0 || h % patch[1] != 0 || w % patch[2] != 0 {
-        return Err(Error::shape(OP, format!("latent (T, H, W) = ({t}, {h}, {w}) is not a multiple of the patch {patch:?}")));
+        return Err(Error::shape(
+            OP,
+            format!("latent (T, H, W) = ({t}, {h}, {w}) is not a multiple of the patch {patch:?}"),
+        ));
     }
     expect_shape(OP, "out", out, &[b, dims.tokens(), dims.features()])?;
     be.patchify(&mut out.buf, &x.buf, dims)

@@ -15,14 +15,14 @@ impl<B: Backend> Tensor<B> {
     }
 
     pub fn from_host(be: &B, shape: &[usize], data: &[f32]) -> Result<Self> {
-        let n: usize = shape.iter().product();
-        if n != data.len() {
-            return Err(Error::shape(
-                "upload",
-                format!("shape {shape:?} holds {n} values, got {}", data.len()),
-            ));
-        }
+        check_len(shape, data.len())?;
         Ok(Tensor { buf: be.upload(data)?, shape: shape.to_vec() })
+    }
+
+    /// Like `from_host`, handing the vector over (no copy on the CPU).
+    pub fn from_vec(be: &B, shape: &[usize], data: Vec<f32>) -> Result<Self> {
+        check_len(shape, data.len())?;
+        Ok(Tensor { buf: be.upload_vec(data)?, shape: shape.to_vec() })
     }
 
     pub fn to_host(&self, be: &B) -> Result<Vec<f32>> {
@@ -53,4 +53,12 @@ impl<B: Backend> Tensor<B> {
         self.shape = shape.to_vec();
         Ok(())
     }
+}
+
+fn check_len(shape: &[usize], len: usize) -> Result<()> {
+    let n: usize = shape.iter().product();
+    if n != len {
+        return Err(Error::shape("upload", format!("shape {shape:?} holds {n} values, got {len}")));
+    }
+    Ok(())
 }

@@ -98,7 +98,7 @@ pub fn with_commas(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -119,7 +119,14 @@ impl std::fmt::Display for FolderReport {
             if let Some(p) = c.config_parameters {
                 writeln!(f, "    architecture (config.json): {} parameters", with_commas(p))?;
             }
-            for key in ["in_channels", "num_layers", "num_attention_heads", "attention_head_dim", "patch_size", "caption_channels"] {
+            for key in [
+                "in_channels",
+                "num_layers",
+                "num_attention_heads",
+                "attention_head_dim",
+                "patch_size",
+                "caption_channels",
+            ] {
                 if let Some(v) = c.config.get(key) {
                     writeln!(f, "    {key}: {v}")?;
                 }

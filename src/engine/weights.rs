@@ -12,7 +12,9 @@ use crate::io::TensorFiles;
 pub enum WeightSource {
     Files(TensorFiles),
     /// Uniform values, seeded per tensor name so the result does not depend on load order.
-    Random { seed: u64 },
+    Random {
+        seed: u64,
+    },
 }
 
 /// What a load read: tensor names and parameter count, to report unused checkpoint tensors.
@@ -42,7 +44,11 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
     }
 
     fn full_name(&self, name: &str) -> String {
-        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
     }
 
     /// Host values of `name`, which must have exactly `shape`.
@@ -60,7 +66,7 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
 
     /// `name` uploaded to the backend, viewed as `view` (same element count as `shape`).
     pub fn tensor_as(&self, name: &str, shape: &[usize], view: &[usize]) -> Result<Tensor<B>> {
-        Tensor::from_host(self.be, view, &self.host(name, shape)?)
+        Tensor::from_vec(self.be, view, self.host(name, shape)?)
     }
 
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor<B>> {
@@ -76,7 +82,7 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
         }
         let mut stacked = shape.to_vec();
         stacked[0] *= names.len();
-        Tensor::from_host(self.be, &stacked, &all)
+        Tensor::from_vec(self.be, &stacked, all)
     }
 
     pub fn backend(&self) -> &'a B {

@@ -30,10 +30,7 @@ impl ConfigFile {
 
     /// The value of a required key.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
-        let v = self
-            .value
-            .get(key)
-            .ok_or_else(|| Error::config_key(&self.path, key, "is missing"))?;
+        let v = self.value.get(key).ok_or_else(|| Error::config_key(&self.path, key, "is missing"))?;
         self.convert(key, v)
     }
 
@@ -46,9 +43,8 @@ impl ConfigFile {
     }
 
     fn convert<T: DeserializeOwned>(&self, key: &str, v: &Value) -> Result<T> {
-        serde_json::from_value(v.clone()).map_err(|e| {
-            Error::config_key(&self.path, key, format!("has value {v} of the wrong type ({e})"))
-        })
+        serde_json::from_value(v.clone())
+            .map_err(|e| Error::config_key(&self.path, key, format!("has value {v} of the wrong type ({e})")))
     }
 
     /// Checks `_class_name` is one of `expected`.

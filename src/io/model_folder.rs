@@ -13,10 +13,7 @@ pub struct ModelFolder {
 impl ModelFolder {
     pub fn new(root: &Path) -> Result<Self> {
         if !root.is_dir() {
-            return Err(Error::io(
-                root,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder"),
-            ));
+            return Err(Error::io(root, std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder")));
         }
         Ok(ModelFolder { root: root.to_path_buf() })
     }
@@ -28,8 +25,7 @@ impl ModelFolder {
         if sub.join("config.json").is_file() {
             return Ok(sub);
         }
-        let is_bare = !self.root.join("model_index.json").is_file()
-            && self.root.join("config.json").is_file();
+        let is_bare = !self.root.join("model_index.json").is_file() && self.root.join("config.json").is_file();
         if is_bare {
             return Ok(self.root.clone());
         }
@@ -51,10 +47,6 @@ impl ModelFolder {
             return Ok(Vec::new());
         }
         let cfg = ConfigFile::open(&index)?;
-        Ok(cfg
-            .entries()
-            .filter(|(k, v)| !k.starts_with('_') && v.is_array())
-            .map(|(k, _)| k.clone())
-            .collect())
+        Ok(cfg.entries().filter(|(k, v)| !k.starts_with('_') && v.is_array()).map(|(k, _)| k.clone()).collect())
     }
 }

@@ -58,14 +58,9 @@ impl MappedFile {
         // rewritten by another process while mapped could fault; that is the same contract every
         // safetensors consumer (PyTorch included) accepts for zero-copy loading.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let (header_len, metadata) = SafeTensors::read_metadata(&mmap).map_err(|e| {
-            Error::BadSafetensors { path: path.to_path_buf(), reason: e.to_string() }
-        })?;
-        let tensors = metadata
-            .tensors()
-            .into_iter()
-            .map(|(name, info)| (name, info.clone()))
-            .collect();
+        let (header_len, metadata) = SafeTensors::read_metadata(&mmap)
+            .map_err(|e| Error::BadSafetensors { path: path.to_path_buf(), reason: e.to_string() })?;
+        let tensors = metadata.tensors().into_iter().map(|(name, info)| (name, info.clone())).collect();
         Ok(MappedFile { path: path.to_path_buf(), mmap, data_start: 8 + header_len, tensors })
     }
 }
@@ -92,21 +87,13 @@ impl StoredTensor<'_> {
     pub fn to_f32(&self) -> Vec<f32> {
         // Stored little-endian and possibly unaligned inside the map: decode byte-wise.
         match self.dtype {
-            WeightDtype::F32 => self
-                .bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            WeightDtype::F16 => self
-                .bytes
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            WeightDtype::Bf16 => self
-                .bytes
-                .chunks_exact(2)
-                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
+            WeightDtype::F32 => {
+                self.bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            }
+            WeightDtype::F16 => self.bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            WeightDtype::Bf16 => {
+                self.bytes.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
         }
     }
 }
@@ -152,8 +139,7 @@ impl TensorFiles {
     fn open_sharded(index_path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(index_path).map_err(|e| Error::io(index_path, e))?;
         let bad = |reason: String| Error::BadShardIndex { path: index_path.to_path_buf(), reason };
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         let map = json
             .get("weight_map")
             .and_then(|m| m.as_object())
@@ -161,9 +147,7 @@ impl TensorFiles {
         let dir = index_path.parent().unwrap_or(Path::new("."));
         let mut shard_names: Vec<String> = Vec::new();
         for (tensor, shard) in map {
-            let shard = shard
-                .as_str()
-                .ok_or_else(|| bad(format!("`weight_map.{tensor}` is not a file name")))?;
+            let shard = shard.as_str().ok_or_else(|| bad(format!("`weight_map.{tensor}` is not a file name")))?;
             if !shard_names.iter().any(|s| s == shard) {
                 shard_names.push(shard.to_string());
             }
@@ -197,8 +181,7 @@ impl TensorFiles {
 
     /// Human-readable list of the files, for error messages.
     pub fn describe(&self) -> String {
-        let names: Vec<String> =
-            self.files.iter().map(|f| format!("`{}`", f.path.display())).collect();
+        let names: Vec<String> = self.files.iter().map(|f| format!("`{}`", f.path.display())).collect();
         names.join(", ")
     }
 

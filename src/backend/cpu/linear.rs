@@ -14,9 +14,17 @@ pub struct Mat<'a> {
     pub cs: usize,
 }
 
-/// dst (m, n) row-major at `dst_offset` with row stride `dst_rs` ← [dst +] lhs (m, k) · rhs (k, n).
+/// The output of a product: element (r, c) at `data[offset + r·rs + c]` (rows contiguous).
+pub struct MatMut<'a> {
+    pub data: &'a mut [f32],
+    pub offset: usize,
+    pub rs: usize,
+}
+
+/// dst (m, n) ← [dst +] lhs (m, k) · rhs (k, n).
 /// Bounds are checked here, once, so the unsafe call below only ever touches these slices.
-pub fn matmul(dst: &mut [f32], dst_offset: usize, dst_rs: usize, lhs: Mat, rhs: Mat, m: usize, n: usize, k: usize, write: Write) {
+pub fn matmul(dst: MatMut, lhs: Mat, rhs: Mat, [m, n, k]: [usize; 3], write: Write) {
+    let MatMut { data: dst, offset: dst_offset, rs: dst_rs } = dst;
     if m == 0 || n == 0 {
         return;
     }
@@ -63,12 +71,20 @@ pub fn matmul(dst: &mut [f32], dst_offset: usize, dst_rs: usize, lhs: Mat, rhs: 
 }
 
 /// out (rows, n) ← act(x (rows, k) · wᵀ + bias), w (n, k) row-major (PyTorch Linear layout).
-pub fn linear(out: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, d: LinearDims, act: Activation, write: Write) {
+pub fn linear(
+    out: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    d: LinearDims,
+    act: Activation,
+    write: Write,
+) {
     let LinearDims { rows, k, n } = d;
     let x_mat = Mat { data: x, offset: 0, rs: k, cs: 1 };
     // wᵀ (k, n): element (i, j) = w[j·k + i]
     let wt = Mat { data: w, offset: 0, rs: 1, cs: k };
-    matmul(out, 0, n, x_mat, wt, rows, n, k, write);
+    matmul(MatMut { data: out, offset: 0, rs: n }, x_mat, wt, [rows, n, k], write);
     if bias.is_none() && act == Activation::Identity {
         return;
     }

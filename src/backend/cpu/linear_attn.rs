@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::linear::{matmul, Mat};
+use super::linear::{matmul, Mat, MatMut};
 use super::norm::inv_rms;
 use crate::backend::{AttnDims, Write};
 
@@ -59,11 +59,11 @@ pub fn relu_linear_attention(
             // state (d, d) = Vᵀ K̃: state[c1][c2] = Σ_j v[j, c1] · k̃[j, c2]
             let vt = Mat { data: qkv, offset: b * n * 3 * d + 2 * d + col, rs: 1, cs: 3 * d };
             let kr = Mat { data: &k_rot, offset: b * n * d + col, rs: d, cs: 1 };
-            matmul(&mut state, 0, hd, vt, kr, hd, hd, n, Write::Overwrite);
+            matmul(MatMut { data: &mut state, offset: 0, rs: hd }, vt, kr, [hd, hd, n], Write::Overwrite);
             // out[i, c1] = Σ_c2 q̃[i, c2] · state[c1][c2]
             let qr = Mat { data: &q_rot, offset: b * n * d + col, rs: d, cs: 1 };
             let st = Mat { data: &state, offset: 0, rs: 1, cs: hd };
-            matmul(out, b * n * d + col, d, qr, st, n, hd, hd, Write::Overwrite);
+            matmul(MatMut { data: out, offset: b * n * d + col, rs: d }, qr, st, [n, hd, hd], Write::Overwrite);
 
             let mut k_sum = vec![0.0f64; hd];
             for j in 0..n {

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::linear::{matmul, silu, Mat};
+use super::linear::{matmul, silu, Mat, MatMut};
 use crate::backend::{GridDims, Write};
 
 /// y = dwconv3x3(x) + bias over 2F channels (zero padding 1, per frame);
@@ -57,7 +57,13 @@ pub fn temporal_conv3_residual(out: &mut [f32], x: &[f32], w: &[f32], d: GridDim
             let src = Mat { data: x, offset: (b * t + first + k - 1) * frame, rs: c, cs: 1 };
             // W_kᵀ (C_in, C_out): element (i, o) = w[(o·C + i)·3 + k]
             let wk = Mat { data: w, offset: k, rs: 3, cs: 3 * c };
-            matmul(out, (b * t + first) * frame, c, src, wk, rows, c, c, Write::Accumulate);
+            matmul(
+                MatMut { data: out, offset: (b * t + first) * frame, rs: c },
+                src,
+                wk,
+                [rows, c, c],
+                Write::Accumulate,
+            );
         }
     }
 }

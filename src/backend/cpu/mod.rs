@@ -2,9 +2,9 @@
 //! products through the `gemm` crate. It is the runnable form of MODEL.md that every faster
 //! backend is checked against, so clarity wins over speed here.
 
+mod cross_attn;
 mod linear;
 mod linear_attn;
-mod cross_attn;
 mod mix_ffn;
 mod norm;
 mod patch;
@@ -13,8 +13,6 @@ use super::{
     Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, PatchDims, RopeTables, TokenDims, Write,
 };
 use crate::error::Result;
-
-pub use linear::matmul;
 
 impl Buffer for Vec<f32> {
     fn len(&self) -> usize {
@@ -40,6 +38,10 @@ impl Backend for Cpu {
         Ok(host.to_vec())
     }
 
+    fn upload_vec(&self, host: Vec<f32>) -> Result<Vec<f32>> {
+        Ok(host)
+    }
+
     fn download(&self, buf: &Vec<f32>) -> Result<Vec<f32>> {
         Ok(buf.clone())
     }
@@ -63,7 +65,15 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn rms_norm(&self, out: &mut Vec<f32>, x: &Vec<f32>, w: &Vec<f32>, rows: usize, dim: usize, eps: f32) -> Result<()> {
+    fn rms_norm(
+        &self,
+        out: &mut Vec<f32>,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        rows: usize,
+        dim: usize,
+        eps: f32,
+    ) -> Result<()> {
         norm::rms_norm(out, x, w, rows, dim, eps);
         Ok(())
     }
@@ -82,7 +92,14 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn gated_residual(&self, x: &mut Vec<f32>, y: &Vec<f32>, m: &Modulation<Self>, gate: usize, dims: TokenDims) -> Result<()> {
+    fn gated_residual(
+        &self,
+        x: &mut Vec<f32>,
+        y: &Vec<f32>,
+        m: &Modulation<Self>,
+        gate: usize,
+        dims: TokenDims,
+    ) -> Result<()> {
         norm::gated_residual(x, y, &norm::ModView::new(m, dims), gate, dims);
         Ok(())
     }
@@ -98,7 +115,17 @@ impl Backend for Cpu {
         norm_eps: f32,
         attn_eps: f32,
     ) -> Result<()> {
-        linear_attn::relu_linear_attention(out, qkv, norm_q, norm_k, &rope.cos.buf, &rope.sin.buf, dims, norm_eps, attn_eps);
+        linear_attn::relu_linear_attention(
+            out,
+            qkv,
+            norm_q,
+            norm_k,
+            &rope.cos.buf,
+            &rope.sin.buf,
+            dims,
+            norm_eps,
+            attn_eps,
+        );
         Ok(())
     }
 
@@ -115,7 +142,14 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn depthwise3x3_glu(&self, out: &mut Vec<f32>, x: &Vec<f32>, w: &Vec<f32>, bias: &Vec<f32>, dims: GridDims) -> Result<()> {
+    fn depthwise3x3_glu(
+        &self,
+        out: &mut Vec<f32>,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        bias: &Vec<f32>,
+        dims: GridDims,
+    ) -> Result<()> {
         mix_ffn::depthwise3x3_glu(out, x, w, bias, dims);
         Ok(())
     }

@@ -17,7 +17,14 @@ pub struct ModView<'a> {
 
 impl<'a> ModView<'a> {
     pub fn new(m: &'a Modulation<super::Cpu>, dims: TokenDims) -> Self {
-        ModView { table: &m.table.buf, emb: &m.emb.buf, emb_chunks: m.emb_chunks, per_token: m.per_token, d: dims.d, n: dims.n }
+        ModView {
+            table: &m.table.buf,
+            emb: &m.emb.buf,
+            emb_chunks: m.emb_chunks,
+            per_token: m.per_token,
+            d: dims.d,
+            n: dims.n,
+        }
     }
 
     /// (table row k, emb row k) for token `row` = b·N + n.

@@ -102,11 +102,8 @@ impl<B: Backend> Block<B> {
         let d = cfg.inner_dim();
         let f = cfg.ffn_hidden();
         let a1 = w.pp("attn1");
-        let qkv_bias = if cfg.attention_bias {
-            Some(a1.concat(&["to_q.bias", "to_k.bias", "to_v.bias"], &[d])?)
-        } else {
-            None
-        };
+        let qkv_bias =
+            if cfg.attention_bias { Some(a1.concat(&["to_q.bias", "to_k.bias", "to_v.bias"], &[d])?) } else { None };
         let attn1 = SelfAttention {
             qkv: a1.concat(&["to_q.weight", "to_k.weight", "to_v.weight"], &[d, d])?,
             qkv_bias,
@@ -170,7 +167,17 @@ impl<B: Backend> Block<B> {
         let a = &self.attn1;
         ops::ada_layer_norm(be, &mut s.normed, x, &m, SHIFT_MSA, SCALE_MSA, self.norm_eps)?;
         ops::linear(be, &mut s.qkv, &s.normed, &a.qkv, a.qkv_bias.as_ref(), Activation::Identity, Write::Overwrite)?;
-        ops::relu_linear_attention(be, &mut s.attn, &s.qkv, &a.norm_q, &a.norm_k, rope, self.heads, QK_NORM_EPS, LINEAR_ATTN_EPS)?;
+        ops::relu_linear_attention(
+            be,
+            &mut s.attn,
+            &s.qkv,
+            &a.norm_q,
+            &a.norm_k,
+            rope,
+            self.heads,
+            QK_NORM_EPS,
+            LINEAR_ATTN_EPS,
+        )?;
         ops::linear(be, &mut s.proj, &s.attn, &a.out, Some(&a.out_bias), Activation::Identity, Write::Overwrite)?;
         ops::gated_residual(be, x, &s.proj, &m, GATE_MSA)?;
 
@@ -187,7 +194,15 @@ impl<B: Backend> Block<B> {
         // (3) Mix-FFN: x += gate_mlp · ffn(LN(x)·(1 + scale_mlp) + shift_mlp)
         let f = &self.ff;
         ops::ada_layer_norm(be, &mut s.normed, x, &m, SHIFT_MLP, SCALE_MLP, self.norm_eps)?;
-        ops::linear(be, &mut s.hidden, &s.normed, &f.inverted, Some(&f.inverted_bias), Activation::Silu, Write::Overwrite)?;
+        ops::linear(
+            be,
+            &mut s.hidden,
+            &s.normed,
+            &f.inverted,
+            Some(&f.inverted_bias),
+            Activation::Silu,
+            Write::Overwrite,
+        )?;
         ops::depthwise3x3_glu(be, &mut s.glu, &s.hidden, &f.depth, &f.depth_bias, grid)?;
         ops::linear(be, &mut s.proj, &s.glu, &f.point, None, Activation::Identity, Write::Overwrite)?;
         ops::temporal_conv3_residual(be, &mut s.attn, &s.proj, &f.temporal, grid)?;

@@ -58,7 +58,10 @@ impl DitConfig {
             return unsupported("norm_elementwise_affine", "is true; SANA-Video's block norms have no affine weights");
         }
         if cfg.get_or::<bool>("guidance_embeds", false)? {
-            return unsupported("guidance_embeds", "is true; guidance-distilled SANA-Video checkpoints are not supported");
+            return unsupported(
+                "guidance_embeds",
+                "is true; guidance-distilled SANA-Video checkpoints are not supported",
+            );
         }
         if cfg.get_or::<f64>("dropout", 0.0)? != 0.0 {
             return unsupported("dropout", "is not 0; inference checkpoints have no dropout");
@@ -73,20 +76,26 @@ impl DitConfig {
         if d == 0 || self.in_channels == 0 || self.num_layers == 0 {
             return Err(("num_attention_heads", "gives a zero width model".into()));
         }
-        if self.attention_head_dim % 2 != 0 || self.attention_head_dim < 6 {
-            return Err(("attention_head_dim", format!("{} must be even and >= 6 for the 3D RoPE", self.attention_head_dim)));
+        if !self.attention_head_dim.is_multiple_of(2) || self.attention_head_dim < 6 {
+            return Err((
+                "attention_head_dim",
+                format!("{} must be even and >= 6 for the 3D RoPE", self.attention_head_dim),
+            ));
         }
         if self.num_cross_attention_heads * self.cross_attention_head_dim != d {
-            return Err(("cross_attention_head_dim", format!(
-                "{} heads x {} must equal the inner dim {d}",
-                self.num_cross_attention_heads, self.cross_attention_head_dim
-            )));
+            return Err((
+                "cross_attention_head_dim",
+                format!(
+                    "{} heads x {} must equal the inner dim {d}",
+                    self.num_cross_attention_heads, self.cross_attention_head_dim
+                ),
+            ));
         }
         if self.cross_attention_dim != d {
-            return Err(("cross_attention_dim", format!(
-                "{} must equal the inner dim {d} (captions are projected to it)",
-                self.cross_attention_dim
-            )));
+            return Err((
+                "cross_attention_dim",
+                format!("{} must equal the inner dim {d} (captions are projected to it)", self.cross_attention_dim),
+            ));
         }
         if self.patch_size.contains(&0) {
             return Err(("patch_size", format!("{:?} has a zero", self.patch_size)));
@@ -121,8 +130,12 @@ impl DitConfig {
         let block = 6 * d + self_attn + cross_attn + ffn;
         let out = self.patch_volume() * self.out_channels;
         let top = (d * self.in_channels * self.patch_volume() + d)
-            + (d * 256 + d) + (d * d + d) + (6 * d * d + 6 * d)
-            + (d * self.caption_channels + d) + (d * d + d) + d
+            + (d * 256 + d)
+            + (d * d + d)
+            + (6 * d * d + 6 * d)
+            + (d * self.caption_channels + d)
+            + (d * d + d)
+            + d
             + 2 * d
             + (out * d + out);
         top + self.num_layers * block

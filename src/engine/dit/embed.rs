@@ -29,9 +29,7 @@ pub fn rope_tables(head_dim: usize, grid: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
     let pairs: Vec<(usize, f64)> = axis_dims
         .iter()
         .enumerate()
-        .flat_map(|(axis, &dim)| {
-            (0..dim / 2).map(move |k| (axis, 1.0 / 10000f64.powf((2 * k) as f64 / dim as f64)))
-        })
+        .flat_map(|(axis, &dim)| (0..dim / 2).map(move |k| (axis, 1.0 / 10000f64.powf((2 * k) as f64 / dim as f64))))
         .collect();
     let [gt, gh, gw] = grid;
     let n = gt * gh * gw;

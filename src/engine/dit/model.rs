@@ -125,34 +125,59 @@ impl<B: Backend> SanaVideoTransformer<B> {
             return Err(input_error("hidden_states", "(B, C, T, H, W)", input.latent.shape()));
         };
         if cin != cfg.in_channels {
-            return Err(input_error("hidden_states", &format!("{} channels (config in_channels)", cfg.in_channels), input.latent.shape()));
+            return Err(input_error(
+                "hidden_states",
+                &format!("{} channels (config in_channels)", cfg.in_channels),
+                input.latent.shape(),
+            ));
         }
         let [pt, ph, pw] = cfg.patch_size;
         if t % pt != 0 || h % ph != 0 || w % pw != 0 {
-            return Err(input_error("hidden_states", &format!("T, H, W multiples of the patch {:?}", cfg.patch_size), input.latent.shape()));
+            return Err(input_error(
+                "hidden_states",
+                &format!("T, H, W multiples of the patch {:?}", cfg.patch_size),
+                input.latent.shape(),
+            ));
         }
         let grid = [t / pt, h / ph, w / pw];
         let n: usize = grid.iter().product();
         if grid.iter().any(|&g| g > cfg.rope_max_seq_len) {
-            return Err(input_error("hidden_states", &format!("at most {} latent positions per axis (rope_max_seq_len)", cfg.rope_max_seq_len), input.latent.shape()));
+            return Err(input_error(
+                "hidden_states",
+                &format!("at most {} latent positions per axis (rope_max_seq_len)", cfg.rope_max_seq_len),
+                input.latent.shape(),
+            ));
         }
         let [cb, l, cc] = *input.caption.shape() else {
             return Err(input_error("encoder_hidden_states", "(B, L, caption_channels)", input.caption.shape()));
         };
         if cb != b || cc != cfg.caption_channels || l == 0 {
-            return Err(input_error("encoder_hidden_states", &format!("({b}, L >= 1, {})", cfg.caption_channels), input.caption.shape()));
+            return Err(input_error(
+                "encoder_hidden_states",
+                &format!("({b}, L >= 1, {})", cfg.caption_channels),
+                input.caption.shape(),
+            ));
         }
 
         // 1. RoPE tables from the token grid
         let (cos, sin) = rope_tables(cfg.attention_head_dim, grid);
         let half = cfg.attention_head_dim / 2;
-        let rope = RopeTables { cos: Tensor::from_host(be, &[n, half], &cos)?, sin: Tensor::from_host(be, &[n, half], &sin)? };
+        let rope =
+            RopeTables { cos: Tensor::from_vec(be, &[n, half], cos)?, sin: Tensor::from_vec(be, &[n, half], sin)? };
 
         // 2. patch embedding: (B, C, T, H, W) → (B, N, C·pt·ph·pw) → (B, N, D)
         let mut patches = Tensor::empty(be, &[b, n, cin * cfg.patch_volume()])?;
         ops::patchify(be, &mut patches, input.latent, cfg.patch_size)?;
         let mut x = Tensor::empty(be, &[b, n, d])?;
-        ops::linear(be, &mut x, &patches, &self.patch_embedding, Some(&self.patch_embedding_bias), Activation::Identity, Write::Overwrite)?;
+        ops::linear(
+            be,
+            &mut x,
+            &patches,
+            &self.patch_embedding,
+            Some(&self.patch_embedding_bias),
+            Activation::Identity,
+            Write::Overwrite,
+        )?;
         drop(patches);
 
         // 3. timestep embedding (adaLN-single): temb = linear_2(SiLU(linear_1(sinusoid(t))));
@@ -161,24 +186,68 @@ impl<B: Backend> SanaVideoTransformer<B> {
             Timesteps::PerSample(v) if v.len() == b => (v, false),
             Timesteps::PerToken(v) if v.len() == b * n => (v, true),
             Timesteps::PerSample(v) | Timesteps::PerToken(v) => {
-                return Err(input_error("timestep", &format!("{b} (per sample) or {} (per token) values", b * n), &[v.len()]))
+                return Err(input_error(
+                    "timestep",
+                    &format!("{b} (per sample) or {} (per token) values", b * n),
+                    &[v.len()],
+                ))
             }
         };
         let rows = t_values.len();
-        let sinus = Tensor::from_host(be, &[rows, TIMESTEP_FEATURES], &timestep_sinusoid(t_values))?;
+        let sinus = Tensor::from_vec(be, &[rows, TIMESTEP_FEATURES], timestep_sinusoid(t_values))?;
         let mut t_hidden = Tensor::empty(be, &[rows, d])?;
-        ops::linear(be, &mut t_hidden, &sinus, &self.time_linear_1, Some(&self.time_linear_1_bias), Activation::Silu, Write::Overwrite)?;
+        ops::linear(
+            be,
+            &mut t_hidden,
+            &sinus,
+            &self.time_linear_1,
+            Some(&self.time_linear_1_bias),
+            Activation::Silu,
+            Write::Overwrite,
+        )?;
         let mut temb = Tensor::empty(be, &[rows, d])?;
-        ops::linear(be, &mut temb, &t_hidden, &self.time_linear_2, Some(&self.time_linear_2_bias), Activation::Identity, Write::Overwrite)?;
+        ops::linear(
+            be,
+            &mut temb,
+            &t_hidden,
+            &self.time_linear_2,
+            Some(&self.time_linear_2_bias),
+            Activation::Identity,
+            Write::Overwrite,
+        )?;
         ops::activation(be, &mut t_hidden, &temb, Activation::Silu)?;
         let mut mod_emb = Tensor::empty(be, &[rows, 6 * d])?;
-        ops::linear(be, &mut mod_emb, &t_hidden, &self.time_modulation, Some(&self.time_modulation_bias), Activation::Identity, Write::Overwrite)?;
+        ops::linear(
+            be,
+            &mut mod_emb,
+            &t_hidden,
+            &self.time_modulation,
+            Some(&self.time_modulation_bias),
+            Activation::Identity,
+            Write::Overwrite,
+        )?;
 
         // 4. caption: RMSNorm(linear_2(GELU_tanh(linear_1(y)))), (B, L, D)
         let mut cap_hidden = Tensor::empty(be, &[b, l, d])?;
-        ops::linear(be, &mut cap_hidden, input.caption, &self.caption_linear_1, Some(&self.caption_linear_1_bias), Activation::GeluTanh, Write::Overwrite)?;
+        ops::linear(
+            be,
+            &mut cap_hidden,
+            input.caption,
+            &self.caption_linear_1,
+            Some(&self.caption_linear_1_bias),
+            Activation::GeluTanh,
+            Write::Overwrite,
+        )?;
         let mut cap_proj = Tensor::empty(be, &[b, l, d])?;
-        ops::linear(be, &mut cap_proj, &cap_hidden, &self.caption_linear_2, Some(&self.caption_linear_2_bias), Activation::Identity, Write::Overwrite)?;
+        ops::linear(
+            be,
+            &mut cap_proj,
+            &cap_hidden,
+            &self.caption_linear_2,
+            Some(&self.caption_linear_2_bias),
+            Activation::Identity,
+            Write::Overwrite,
+        )?;
         let mut caption = cap_hidden;
         ops::rms_norm(be, &mut caption, &cap_proj, &self.caption_norm, CAPTION_NORM_EPS)?;
         drop(cap_proj);
@@ -186,9 +255,11 @@ impl<B: Backend> SanaVideoTransformer<B> {
         let key_bias = match input.caption_mask {
             None => vec![0.0; b * l],
             Some(m) if m.len() == b * l => m.iter().map(|&keep| (1.0 - keep) * MASKED_KEY_BIAS).collect(),
-            Some(m) => return Err(input_error("encoder_attention_mask", &format!("{b}x{l} values (B, L)"), &[m.len()])),
+            Some(m) => {
+                return Err(input_error("encoder_attention_mask", &format!("{b}x{l} values (B, L)"), &[m.len()]))
+            }
         };
-        let key_bias = Tensor::from_host(be, &[b, l], &key_bias)?;
+        let key_bias = Tensor::from_vec(be, &[b, l], key_bias)?;
 
         // 5. blocks
         let mut scratch = BlockScratch::new(be, cfg, b, n, l)?;
@@ -202,7 +273,15 @@ impl<B: Backend> SanaVideoTransformer<B> {
         let mut normed = Tensor::empty(be, &[b, n, d])?;
         ops::ada_layer_norm(be, &mut normed, &x, &m, 0, 1, FINAL_NORM_EPS)?;
         let mut out_tokens = Tensor::empty(be, &[b, n, cfg.patch_volume() * cfg.out_channels])?;
-        ops::linear(be, &mut out_tokens, &normed, &self.proj_out, Some(&self.proj_out_bias), Activation::Identity, Write::Overwrite)?;
+        ops::linear(
+            be,
+            &mut out_tokens,
+            &normed,
+            &self.proj_out,
+            Some(&self.proj_out_bias),
+            Activation::Identity,
+            Write::Overwrite,
+        )?;
 
         // 7. unpatchify: (B, N, pt·ph·pw·C_out) → (B, C_out, T, H, W)
         let mut out = Tensor::empty(be, &[b, cfg.out_channels, t, h, w])?;

@@ -1,0 +1,33 @@
+//! Shared by the integration tests: fixture paths and the fixture staleness check.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::PathBuf;
+
+use sana::io::TensorFiles;
+
+/// The diffusers version every reference fixture must come from (tools/requirements.txt).
+pub const DIFFUSERS_VERSION: &str = "0.42.1";
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+/// Fails with the regeneration command when a fixture was made by another reference version.
+pub fn check_fixture_provenance(path: &std::path::Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let version = meta.get("diffusers").map(String::as_str).unwrap_or("unknown");
+    let script = meta.get("script").map(String::as_str).unwrap_or("python3 tools/make_dit_fixtures.py");
+    assert_eq!(
+        version,
+        DIFFUSERS_VERSION,
+        "{} was made with diffusers {version}, the pinned reference is {DIFFUSERS_VERSION}: regenerate with `{script}`",
+        path.display()
+    );
+}
+
+pub fn open(path: &std::path::Path) -> TensorFiles {
+    TensorFiles::open(path).unwrap_or_else(|e| panic!("{e}"))
+}

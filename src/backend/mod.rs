@@ -10,6 +10,7 @@
 //! across steps, so a GPU backend never allocates inside the denoising loop.
 
 pub mod cpu;
+pub mod cuda;
 mod ops;
 mod tensor;
 
@@ -57,10 +58,10 @@ pub struct Modulation<'a, B: Backend> {
 }
 
 /// Rotary tables for the 3D RoPE, one row per token: `cos`, `sin` (N, d/2), the angle of channel
-/// pair (2i, 2i+1) of every head (MODEL.md §2.5).
+/// pair (2i, 2i+1) of every head (MODEL.md §2.5). Kept in f32 on every backend.
 pub struct RopeTables<B: Backend> {
-    pub cos: Tensor<B>,
-    pub sin: Tensor<B>,
+    pub cos: B::Table,
+    pub sin: B::Table,
 }
 
 // ---- dims structs: what a backend needs besides the buffers -----------------------------------
@@ -127,7 +128,10 @@ impl PatchDims {
 /// The ops the models need. Each backend implements each op once; shapes are already checked by
 /// the wrappers in `ops.rs`, so implementations may index freely within the stated sizes.
 pub trait Backend: Send + Sync + Sized + 'static {
+    /// Activations and weights, in the backend's compute dtype (f32 on the CPU, bf16 on CUDA).
     type Buf: Buffer;
+    /// Small host-computed f32 tables that must keep f32 precision (RoPE angles, mask biases).
+    type Table: Buffer;
 
     /// "cpu" or "cuda:0 (NVIDIA H200)", for logs and reports.
     fn name(&self) -> String;
@@ -139,6 +143,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
         self.upload(&host)
     }
     fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
+    fn upload_table(&self, host: Vec<f32>) -> Result<Self::Table>;
 
     /// out ← act(x · wᵀ + bias) (or out += …).
     #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
@@ -206,7 +211,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
     ) -> Result<()>;
 
     /// Softmax attention of q (B, N, Hh·d) over k, v (B, L, Hh·d), scale 1/√d, plus an additive
-    /// key bias (B, L) (0 for kept tokens, −10000 for padding, as diffusers builds it).
+    /// key bias (B, L) table (0 for kept tokens, −10000 for padding, as diffusers builds it).
     #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
     fn cross_attention(
         &self,
@@ -214,7 +219,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
         q: &Self::Buf,
         k: &Self::Buf,
         v: &Self::Buf,
-        key_bias: &Self::Buf,
+        key_bias: &Self::Table,
         dims: AttnDims,
     ) -> Result<()>;
 
@@ -232,7 +237,8 @@ pub trait Backend: Send + Sync + Sized + 'static {
 
     /// out ← x + Σ_k W[:, :, k] · x[t + k − 1] (zero padded in t): the temporal (3,1) convolution
     /// of the Mix-FFN with its internal residual (MODEL.md §2.7 step 5). x, out (B, T, H·W, C);
-    /// w (C, C, 3) as stored by PyTorch (out, in, kt[, 1]).
+    /// w (3, C_out, C_in): tap k is W_k (the checkpoint's (C, C, 3, 1) permuted at load, so each
+    /// tap is a contiguous matrix for a GEMM).
     fn temporal_conv3_residual(&self, out: &mut Self::Buf, x: &Self::Buf, w: &Self::Buf, dims: GridDims) -> Result<()>;
 
     /// (B, C, T, H, W) → tokens (B, N, C·pt·ph·pw), tokens in (t, h, w) order, features in

@@ -3,7 +3,7 @@
 //! the operand and both shapes.
 
 use super::{
-    Activation, AttnDims, Backend, GridDims, LinearDims, Modulation, PatchDims, RopeTables, Tensor, TokenDims, Write,
+    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, PatchDims, RopeTables, Tensor, TokenDims, Write,
 };
 use crate::error::{Error, Result};
 
@@ -148,8 +148,11 @@ pub fn relu_linear_attention<B: Backend>(
     expect_shape(OP, "out", out, &[b, n, d])?;
     expect_shape(OP, "norm_q", norm_q, &[d])?;
     expect_shape(OP, "norm_k", norm_k, &[d])?;
-    expect_shape(OP, "rope cos", &rope.cos, &[n, head_dim / 2])?;
-    expect_shape(OP, "rope sin", &rope.sin, &[n, head_dim / 2])?;
+    for (name, table) in [("rope cos", &rope.cos), ("rope sin", &rope.sin)] {
+        if table.len() != n * head_dim / 2 {
+            return Err(Error::shape(OP, format!("{name} holds {} values, expected N·d/2 = {}", table.len(), n * head_dim / 2)));
+        }
+    }
     let dims = AttnDims { b, n, l: n, heads, head_dim };
     be.relu_linear_attention(&mut out.buf, &qkv.buf, &norm_q.buf, &norm_k.buf, rope, dims, norm_eps, attn_eps)
 }
@@ -161,7 +164,7 @@ pub fn cross_attention<B: Backend>(
     q: &Tensor<B>,
     k: &Tensor<B>,
     v: &Tensor<B>,
-    key_bias: &Tensor<B>,
+    key_bias: &B::Table,
     heads: usize,
 ) -> Result<()> {
     const OP: &str = "cross_attention";
@@ -174,10 +177,12 @@ pub fn cross_attention<B: Backend>(
         return Err(Error::shape(OP, format!("width {d} is not a multiple of heads ({heads})")));
     }
     expect_shape(OP, "v", v, k.shape())?;
-    expect_shape(OP, "key_bias", key_bias, &[b, l])?;
+    if key_bias.len() != b * l {
+        return Err(Error::shape(OP, format!("key_bias holds {} values, expected B·L = {}", key_bias.len(), b * l)));
+    }
     expect_shape(OP, "out", out, q.shape())?;
     let dims = AttnDims { b, n, l, heads, head_dim: d / heads };
-    be.cross_attention(&mut out.buf, &q.buf, &k.buf, &v.buf, &key_bias.buf, dims)
+    be.cross_attention(&mut out.buf, &q.buf, &k.buf, &v.buf, key_bias, dims)
 }
 
 /// GLU over a depthwise 3×3 conv: x (B, T·H·W, 2F) on the grid (t, h, w) → out (B, T·H·W, F).
@@ -204,7 +209,7 @@ pub fn depthwise3x3_glu<B: Backend>(
     be.depthwise3x3_glu(&mut out.buf, &x.buf, &w.buf, &bias.buf, GridDims { b, t, h, w: wd, c: c2 / 2 })
 }
 
-/// out ← x + temporal conv3(x); x, out (B, T·H·W, C) on grid (t, h, w); w (C, C, 3).
+/// out ← x + temporal conv3(x); x, out (B, T·H·W, C) on grid (t, h, w); w (3, C, C), tap-major.
 pub fn temporal_conv3_residual<B: Backend>(
     be: &B,
     out: &mut Tensor<B>,
@@ -218,7 +223,7 @@ pub fn temporal_conv3_residual<B: Backend>(
     if t * h * wd != n {
         return Err(Error::shape(OP, format!("x {:?} does not fit grid {grid:?}", x.shape())));
     }
-    expect_shape(OP, "weight", w, &[c, c, 3])?;
+    expect_shape(OP, "weight", w, &[3, c, c])?;
     expect_shape(OP, "out", out, x.shape())?;
     be.temporal_conv3_residual(&mut out.buf, &x.buf, &w.buf, GridDims { b, t, h, w: wd, c })
 }

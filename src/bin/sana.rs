@@ -1,14 +1,14 @@
 //! `sana`: the headless front end of the engine, for scripts, render farms and reference checks.
 //! Machine output goes to stdout, progress and logs to stderr.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
-use sana::backend::{cpu::Cpu, Tensor};
-use sana::engine::dit::{DitInput, DitInputFile, SanaVideoTransformer};
+use sana::backend::{cpu::Cpu, cuda::Cuda, Backend, Tensor};
+use sana::engine::dit::{DitInput, DitInputFile, SanaVideoTransformer, Timesteps};
 use sana::engine::inspect::inspect;
 use sana::io::{write_f32, ModelFolder};
 
@@ -25,6 +25,9 @@ enum Command {
     /// Run one model component on tensors from a safetensors file (reference comparisons).
     #[command(subcommand)]
     Run(RunCommand),
+    /// Time one model component at a released config with random weights.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Print what a model folder holds: components, configs, parameter counts, dtypes.
     Inspect(InspectArgs),
 }
@@ -36,17 +39,29 @@ enum RunCommand {
     Dit(RunDitArgs),
 }
 
-#[derive(Args)]
-struct DeviceArgs {
-    /// Where to compute.
-    #[arg(long, value_enum, default_value_t = Device::Cpu)]
-    device: Device,
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The SANA-Video transformer forward.
+    Dit(BenchDitArgs),
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+/// Where to compute: `cpu` (the f32 reference backend) or `cuda` / `cuda:N` (bf16).
+#[derive(Clone, Copy, Debug)]
 enum Device {
-    /// The f32 reference backend.
     Cpu,
+    Cuda(usize),
+}
+
+fn parse_device(s: &str) -> Result<Device, String> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(Device::Cuda)
+            .ok_or_else(|| format!("`{s}` is not a device: use cpu, cuda or cuda:N")),
+    }
 }
 
 #[derive(Args)]
@@ -60,8 +75,32 @@ struct RunDitArgs {
     /// safetensors file to write `sample` to.
     #[arg(long)]
     out: PathBuf,
-    #[command(flatten)]
-    device: DeviceArgs,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
+}
+
+#[derive(Args)]
+struct BenchDitArgs {
+    /// `480p`, `720p` (the released configs) or a transformer config.json.
+    #[arg(long, default_value = "720p")]
+    config: String,
+    /// Batch (2 = one classifier-free-guidance step).
+    #[arg(long, default_value_t = 2)]
+    batch: usize,
+    /// Latent frames, height, width (default: the config's 81-frame default clip).
+    #[arg(long, num_args = 3, value_names = ["T", "H", "W"])]
+    latent: Option<Vec<usize>>,
+    /// Caption tokens.
+    #[arg(long, default_value_t = 300)]
+    caption_len: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cuda", value_parser = parse_device)]
+    device: Device,
 }
 
 #[derive(Args)]
@@ -76,17 +115,25 @@ struct InspectArgs {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(RunCommand::Dit(args)) => run_dit(args),
+        Command::Run(RunCommand::Dit(args)) => match args.device {
+            Device::Cpu => run_dit(&Cpu, &args),
+            Device::Cuda(n) => run_dit(&Cuda::new(n)?, &args),
+        },
+        Command::Bench(BenchCommand::Dit(args)) => match args.device {
+            Device::Cpu => bench_dit(&Cpu, &args, |_| Ok(()), || Ok(None)),
+            Device::Cuda(n) => {
+                let be = Cuda::new(n)?;
+                bench_dit(&be, &args, |b| Ok(b.synchronize()?), || Ok(Some(be.peak_memory()?)))
+            }
+        },
         Command::Inspect(args) => run_inspect(args),
     }
 }
 
-fn run_dit(args: RunDitArgs) -> Result<()> {
-    let Device::Cpu = args.device.device;
-    let be = Cpu;
+fn run_dit<B: Backend>(be: &B, args: &RunDitArgs) -> Result<()> {
     let started = Instant::now();
     let folder = ModelFolder::new(&args.model)?;
-    let model = SanaVideoTransformer::from_folder(&be, &folder)
+    let model = SanaVideoTransformer::from_folder(be, &folder)
         .with_context(|| format!("loading the transformer from `{}`", args.model.display()))?;
     eprintln!(
         "loaded transformer: {} layers, D = {}, patch {:?}, {} parameters, on {} ({:.2} s)",
@@ -94,25 +141,117 @@ fn run_dit(args: RunDitArgs) -> Result<()> {
         model.config.inner_dim(),
         model.config.patch_size,
         model.parameter_count,
-        be.name_for_log(),
+        be.name(),
         started.elapsed().as_secs_f64()
     );
     let inputs = DitInputFile::open(&args.inputs)?;
-    let latent = Tensor::from_host(&be, &inputs.hidden_states.shape, &inputs.hidden_states.data)?;
-    let caption = Tensor::from_host(&be, &inputs.encoder_hidden_states.shape, &inputs.encoder_hidden_states.data)?;
+    let latent = Tensor::from_host(be, &inputs.hidden_states.shape, &inputs.hidden_states.data)?;
+    let caption = Tensor::from_host(be, &inputs.encoder_hidden_states.shape, &inputs.encoder_hidden_states.data)?;
     let mask = inputs.encoder_attention_mask.as_ref().map(|m| m.data.as_slice());
     let started = Instant::now();
-    let out = model.forward(
-        &be,
-        &DitInput { latent: &latent, caption: &caption, timesteps: &inputs.timesteps, caption_mask: mask },
-    )?;
-    let sample = out.to_host(&be)?;
+    let out =
+        model.forward(be, &DitInput { latent: &latent, caption: &caption, timesteps: &inputs.timesteps, caption_mask: mask })?;
+    let sample = out.to_host(be)?;
     eprintln!("forward {:?} -> {:?} in {:.3} s", latent.shape(), out.shape(), started.elapsed().as_secs_f64());
     if sample.iter().any(|v| !v.is_finite()) {
         bail!("the forward produced non-finite values; not writing `{}`", args.out.display());
     }
     write_f32(&args.out, &[("sample", out.shape(), &sample)])?;
     println!("{}", args.out.display());
+    Ok(())
+}
+
+/// The released transformer configs, kept with the test fixtures.
+fn bench_config_path(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/configs");
+    match name {
+        "480p" => root.join("sana_video_2b_480p.json"),
+        "720p" => root.join("sana_video_2b_720p.json"),
+        path => PathBuf::from(path),
+    }
+}
+
+fn bench_dit<B: Backend>(
+    be: &B,
+    args: &BenchDitArgs,
+    sync: impl Fn(&B) -> Result<()>,
+    peak_memory: impl Fn() -> Result<Option<usize>>,
+) -> Result<()> {
+    let config_path = bench_config_path(&args.config);
+    let started = Instant::now();
+    let model = SanaVideoTransformer::random(be, &config_path, 42)?;
+    sync(be)?;
+    let weights = peak_memory()?;
+    let cfg = &model.config;
+    // Default latent: 81 frames at the config's resolution (480p: 21×60×104 Wan latent; 720p:
+    // 11×22×40 LTX-2 latent), MODEL.md §1.
+    let latent = match &args.latent {
+        Some(l) => [l[0], l[1], l[2]],
+        None if cfg.in_channels == 128 => [11, 22, 40],
+        None => [21, 60, 104],
+    };
+    let [pt, ph, pw] = cfg.patch_size;
+    let tokens = latent[0] / pt * (latent[1] / ph) * (latent[2] / pw);
+    eprintln!(
+        "bench dit: {} on {}, batch {}, latent {:?} ({tokens} tokens), caption {}, weights ready in {:.1} s",
+        config_path.display(),
+        be.name(),
+        args.batch,
+        latent,
+        args.caption_len,
+        started.elapsed().as_secs_f64()
+    );
+    let shape = [args.batch, cfg.in_channels, latent[0], latent[1], latent[2]];
+    let noise = |n: usize, salt: u64| -> Vec<f32> {
+        let mut state = salt;
+        (0..n).map(|_| (sana::engine::weights::splitmix64(&mut state) >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect()
+    };
+    let x = Tensor::from_vec(be, &shape, noise(shape.iter().product(), 1))?;
+    let caption_shape = [args.batch, args.caption_len, cfg.caption_channels];
+    let caption = Tensor::from_vec(be, &caption_shape, noise(caption_shape.iter().product(), 2))?;
+    let mut mask = vec![1.0f32; args.batch * args.caption_len];
+    // the second sample's caption is shorter, as a negative prompt usually is
+    if args.batch > 1 {
+        let keep = args.caption_len.saturating_sub(50).max(1);
+        mask[args.caption_len + keep..2 * args.caption_len].fill(0.0);
+    }
+    let timesteps = Timesteps::PerSample((0..args.batch).map(|i| 500.0 + 200.0 * (i % 3) as f32).collect());
+    let input = DitInput { latent: &x, caption: &caption, timesteps: &timesteps, caption_mask: Some(&mask) };
+
+    for _ in 0..args.warmup {
+        model.forward(be, &input)?;
+    }
+    sync(be)?;
+    let mut times = Vec::with_capacity(args.iters);
+    for _ in 0..args.iters {
+        let t0 = Instant::now();
+        let out = model.forward(be, &input)?;
+        sync(be)?;
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+        drop(out);
+    }
+    let out = model.forward(be, &input)?.to_host(be)?;
+    if out.iter().any(|v| !v.is_finite()) {
+        bail!("the forward produced non-finite values");
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let flops = cfg.forward_flops(args.batch, tokens, args.caption_len);
+    let gib = |b: Option<usize>| b.map(|b| b as f64 / (1u64 << 30) as f64);
+    let result = serde_json::json!({
+        "impl": format!("sana-{}", be.name().split(' ').next().unwrap_or("?").split(':').next().unwrap_or("?")),
+        "device": be.name(),
+        "config": config_path.file_stem().and_then(|s| s.to_str()).unwrap_or("?"),
+        "batch": args.batch,
+        "tokens": tokens,
+        "median_ms": median,
+        "min_ms": times[0],
+        "peak_gib": gib(peak_memory()?),
+        "weights_gib": gib(weights),
+        "tflop": flops / 1e12,
+        "tflops": flops / 1e12 / (median / 1e3),
+    });
+    println!("{result}");
     Ok(())
 }
 
@@ -124,14 +263,4 @@ fn run_inspect(args: InspectArgs) -> Result<()> {
         print!("{report}");
     }
     Ok(())
-}
-
-trait LogName {
-    fn name_for_log(&self) -> String;
-}
-
-impl LogName for Cpu {
-    fn name_for_log(&self) -> String {
-        sana::backend::Backend::name(self)
-    }
 }

@@ -5,6 +5,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
+use rayon::prelude::*;
+
 use crate::backend::{Backend, Tensor};
 use crate::error::Result;
 use crate::io::TensorFiles;
@@ -100,13 +102,18 @@ fn random_values(name: &str, shape: &[usize], seed: u64) -> Vec<f32> {
     } else {
         (0.0, 1.0 / (fan_in as f32).sqrt())
     };
-    let mut state = seed ^ fnv1a(name.as_bytes());
-    (0..n)
-        .map(|_| {
+    // Chunks with their own streams, so real-size models (2B values) generate on every core.
+    const CHUNK: usize = 1 << 20;
+    let base = seed ^ fnv1a(name.as_bytes());
+    let mut out = vec![0.0f32; n];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(chunk, values)| {
+        let mut state = base ^ (chunk as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for v in values {
             let u = (splitmix64(&mut state) >> 40) as f32 / (1u64 << 24) as f32; // [0, 1)
-            centre + half_width * (2.0 * u - 1.0)
-        })
-        .collect()
+            *v = centre + half_width * (2.0 * u - 1.0);
+        }
+    });
+    out
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

@@ -9,8 +9,18 @@ use sana::io::TensorFiles;
 /// The diffusers version every reference fixture must come from (tools/requirements.txt).
 pub const DIFFUSERS_VERSION: &str = "0.42.1";
 
+/// tests/fixtures of this checkout; `SANA_FIXTURES` overrides it, and a test binary copied to
+/// another machine (the GPU runs) falls back to `tests/fixtures` under the working directory.
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    if let Ok(dir) = std::env::var("SANA_FIXTURES") {
+        return PathBuf::from(dir);
+    }
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures");
+    if built.is_dir() {
+        built
+    } else {
+        PathBuf::from("tests").join("fixtures")
+    }
 }
 
 /// Fails with the regeneration command when a fixture was made by another reference version.

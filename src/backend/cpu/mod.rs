@@ -25,6 +25,7 @@ pub struct Cpu;
 
 impl Backend for Cpu {
     type Buf = Vec<f32>;
+    type Table = Vec<f32>;
 
     fn name(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
@@ -44,6 +45,10 @@ impl Backend for Cpu {
 
     fn download(&self, buf: &Vec<f32>) -> Result<Vec<f32>> {
         Ok(buf.clone())
+    }
+
+    fn upload_table(&self, host: Vec<f32>) -> Result<Vec<f32>> {
+        Ok(host)
     }
 
     fn linear(
@@ -120,8 +125,8 @@ impl Backend for Cpu {
             qkv,
             norm_q,
             norm_k,
-            &rope.cos.buf,
-            &rope.sin.buf,
+            &rope.cos,
+            &rope.sin,
             dims,
             norm_eps,
             attn_eps,

@@ -50,7 +50,7 @@ pub struct MixFfn<B: Backend> {
     depth: Tensor<B>,         // (2F, 3, 3)
     depth_bias: Tensor<B>,    // (2F)
     point: Tensor<B>,         // (D, F)
-    temporal: Tensor<B>,      // (D, D, 3)
+    temporal: Tensor<B>,      // (3, D, D): tap k is W_k
 }
 
 pub struct Block<B: Backend> {
@@ -133,7 +133,7 @@ impl<B: Backend> Block<B> {
             depth: ffw.tensor_as("conv_depth.weight", &[2 * f, 1, 3, 3], &[2 * f, 3, 3])?,
             depth_bias: ffw.tensor("conv_depth.bias", &[2 * f])?,
             point: ffw.tensor_as("conv_point.weight", &[d, f, 1, 1], &[d, f])?,
-            temporal: ffw.tensor_as("conv_temp.weight", &[d, d, 3, 1], &[d, d, 3])?,
+            temporal: temporal_taps(&ffw, d)?,
         };
         Ok(Block {
             scale_shift_table: w.tensor("scale_shift_table", &[6, d])?,
@@ -156,7 +156,7 @@ impl<B: Backend> Block<B> {
         mod_emb: &Tensor<B>,
         per_token: bool,
         caption: &Tensor<B>,
-        key_bias: &Tensor<B>,
+        key_bias: &B::Table,
         rope: &RopeTables<B>,
         grid: [usize; 3],
         s: &mut BlockScratch<B>,
@@ -208,4 +208,19 @@ impl<B: Backend> Block<B> {
         ops::temporal_conv3_residual(be, &mut s.attn, &s.proj, &f.temporal, grid)?;
         ops::gated_residual(be, x, &s.attn, &m, GATE_MLP)
     }
+}
+
+/// `ff.conv_temp.weight` (D_out, D_in, 3, 1) as three contiguous tap matrices (3, D_out, D_in),
+/// so each tap of the temporal conv is one plain matrix product on every backend.
+fn temporal_taps<B: Backend>(w: &WeightLoader<B>, d: usize) -> Result<Tensor<B>> {
+    let stored = w.host("conv_temp.weight", &[d, d, 3, 1])?;
+    let mut taps = vec![0.0f32; 3 * d * d];
+    for o in 0..d {
+        for i in 0..d {
+            for k in 0..3 {
+                taps[(k * d + o) * d + i] = stored[(o * d + i) * 3 + k];
+            }
+        }
+    }
+    Tensor::from_vec(w.backend(), &[3, d, d], taps)
 }

@@ -117,6 +117,22 @@ impl DitConfig {
         self.patch_size.iter().product()
     }
 
+    /// FLOPs of one forward (multiply-add = 2) in the matrix products and attention: per block
+    /// the projections 2·D²·(3 + 1 + 1 + 1 + 3·r + 3) per token (qkv, attn out, cross q, cross out,
+    /// the FFN's inverted/point convs at ratio r, the temporal conv's 3 taps), the caption K/V
+    /// 2·2·L·D², the cross-attention scores and sum 2·2·N·L·D and the linear attention state and
+    /// output 2·2·N·D·d. Embeddings and the final layer are left out (< 0.1%).
+    pub fn forward_flops(&self, batch: usize, tokens: usize, caption_len: usize) -> f64 {
+        let d = self.inner_dim() as f64;
+        let f = self.ffn_hidden() as f64;
+        let (n, l) = (tokens as f64, caption_len as f64);
+        let projections = 2.0 * n * (6.0 * d * d + 3.0 * f * d + 3.0 * d * d);
+        let caption_kv = 4.0 * l * d * d;
+        let cross = 4.0 * n * l * d;
+        let linear_attn = 4.0 * n * d * self.attention_head_dim as f64;
+        batch as f64 * self.num_layers as f64 * (projections + caption_kv + cross + linear_attn)
+    }
+
     /// Parameters a checkpoint of this architecture holds (MODEL.md §2.9), without loading it.
     /// Tests hold this equal to what the loader reads and to diffusers' own count.
     pub fn parameter_count(&self) -> usize {

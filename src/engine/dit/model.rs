@@ -161,9 +161,7 @@ impl<B: Backend> SanaVideoTransformer<B> {
 
         // 1. RoPE tables from the token grid
         let (cos, sin) = rope_tables(cfg.attention_head_dim, grid);
-        let half = cfg.attention_head_dim / 2;
-        let rope =
-            RopeTables { cos: Tensor::from_vec(be, &[n, half], cos)?, sin: Tensor::from_vec(be, &[n, half], sin)? };
+        let rope = RopeTables { cos: be.upload_table(cos)?, sin: be.upload_table(sin)? };
 
         // 2. patch embedding: (B, C, T, H, W) → (B, N, C·pt·ph·pw) → (B, N, D)
         let mut patches = Tensor::empty(be, &[b, n, cin * cfg.patch_volume()])?;
@@ -259,7 +257,7 @@ impl<B: Backend> SanaVideoTransformer<B> {
                 return Err(input_error("encoder_attention_mask", &format!("{b}x{l} values (B, L)"), &[m.len()]))
             }
         };
-        let key_bias = Tensor::from_vec(be, &[b, l], key_bias)?;
+        let key_bias = be.upload_table(key_bias)?;
 
         // 5. blocks
         let mut scratch = BlockScratch::new(be, cfg, b, n, l)?;

@@ -1,0 +1,55 @@
+// Helpers shared by every kernel family: bf16 conversion, activations, warp and block sums.
+#pragma once
+#include <cuda_bf16.h>
+#include <stdint.h>
+#include "params.h"
+
+typedef __nv_bfloat16 bf16;
+
+template <class T>
+__device__ __forceinline__ T* dptr(uint64_t p) { return reinterpret_cast<T*>(p); }
+
+__device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ bf16 to_bf16(float v) { return __float2bfloat16_rn(v); }
+
+// x · sigmoid(x)
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + __expf(-x)); }
+
+// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+__device__ __forceinline__ float gelu_tanh(float x) {
+    static constexpr float kSqrt2OverPi = 0.7978845608f;
+    return 0.5f * x * (1.0f + tanhf(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
+__device__ __forceinline__ float activate(int act, float x) {
+    return act == ACT_SILU ? silu(x) : act == ACT_GELU_TANH ? gelu_tanh(x) : x;
+}
+
+// Σ over the warp, result in every lane.
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Σ over the block (blockDim.x a multiple of 32, at most 1024), result in every thread.
+__device__ __forceinline__ float block_sum(float v) {
+    __shared__ float partial[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();  // partial[] may still be read by a previous call
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = (threadIdx.x < (blockDim.x >> 5)) ? partial[threadIdx.x] : 0.0f;
+    if (warp == 0) v = warp_sum(v);
+    if (threadIdx.x == 0) partial[0] = v;
+    __syncthreads();
+    return partial[0];
+}
+
+// Modulation vector `k` at channel c for token row (b*N + n).
+__device__ __forceinline__ float modulation(const ModParams& m, int k, int64_t row, int n_tokens, int d, int c) {
+    const int64_t emb_row = m.per_token ? row : row / n_tokens;
+    const float t = to_f32(dptr<const bf16>(m.table)[(int64_t)k * d + c]);
+    const float e = to_f32(dptr<const bf16>(m.emb)[(emb_row * m.emb_chunks + k % m.emb_chunks) * d + c]);
+    return t + e;
+}

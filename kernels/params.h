@@ -1,0 +1,81 @@
+// Kernel parameter structs, passed by value as each kernel's single argument (one `globals`
+// struct per launch, as ThunderKittens does). src/backend/cuda/params.rs mirrors this file field
+// for field (#[repr(C)]); a test there checks the sizes. Pointers are device addresses (u64).
+#pragma once
+#include <stdint.h>
+
+// Activation codes (backend::Activation).
+#define ACT_IDENTITY 0
+#define ACT_SILU 1
+#define ACT_GELU_TANH 2
+
+// adaLN modulation: vector k of token (b, n) = table[k] + emb[(b*M + (per_token ? n : 0))][k % emb_chunks].
+typedef struct {
+    uint64_t table;      // bf16 (K, D)
+    uint64_t emb;        // bf16 (B*M, emb_chunks*D)
+    int32_t emb_chunks;
+    int32_t per_token;
+} ModParams;
+
+typedef struct {
+    uint64_t out, x;     // bf16, may alias (in place)
+    int64_t len;
+    int32_t act;
+    int32_t pad;
+} ActivationParams;
+
+typedef struct {
+    uint64_t out, x, w;  // bf16 (rows, dim), (rows, dim), (dim)
+    int32_t rows, dim;
+    float eps;
+    int32_t pad;
+} RmsNormParams;
+
+typedef struct {
+    uint64_t out, x;     // bf16 (B, N, D)
+    ModParams m;
+    int32_t shift, scale;
+    int32_t b, n, d;
+    float eps;
+} AdaLayerNormParams;
+
+typedef struct {
+    uint64_t x, y;       // bf16 (B, N, D); x updated in place
+    ModParams m;
+    int32_t gate;
+    int32_t b, n, d;
+} GatedResidualParams;
+
+typedef struct {
+    uint64_t qkv;        // bf16 (B, N, 3D): q | k | v per token
+    uint64_t norm_q, norm_k;  // bf16 (D)
+    uint64_t cos, sin;   // f32 (N, head_dim/2)
+    uint64_t inv_rms;    // f32 (B*N, 2): 1/rms of q and k rows
+    uint64_t state;      // f32 (B, H, d, d), zeroed before the state kernel
+    uint64_t k_sum;      // f32 (B, H, d), zeroed before the state kernel
+    uint64_t out;        // bf16 (B, N, D)
+    int32_t b, n, heads, head_dim;
+    int32_t tokens_per_block;
+    float norm_eps, attn_eps;
+    int32_t pad;
+} LinearAttnParams;
+
+typedef struct {
+    uint64_t scores;     // f32 (rows, L), raw q·k
+    uint64_t probs;      // bf16 (rows, L)
+    uint64_t key_bias;   // f32 (L): this sample's additive bias
+    int32_t rows, l;
+    float scale;
+    int32_t pad;
+} MaskedSoftmaxParams;
+
+typedef struct {
+    uint64_t out, x, w, bias;  // bf16 out (frames, H, W, F); x (frames, H, W, 2F); w (2F, 9); bias (2F)
+    int32_t frames, h, w_, f;
+} DepthwiseGluParams;
+
+typedef struct {
+    uint64_t out, x;     // bf16
+    int32_t b, c, t, h, w;
+    int32_t pt, ph, pw;
+} PatchParams;

@@ -1,0 +1,271 @@
+//! The one cuBLASLt wrapper: every large matrix product (projections, the FFN's 1×1 convs, the
+//! temporal conv taps, the cross-attention score and value products) goes through [`Blas::gemm`].
+//! It speaks row-major, checks alignment up front, sets the bias / GELU epilogue, and caches the
+//! heuristic's algorithm per shape (llm.c `matmul_cublaslt` has the same shape).
+//!
+//! Row-major C (m×n) = A (m×k) · op(B) is column-major Cᵀ (n×m) = op(B)ᵀ · Aᵀ: cuBLAS's first
+//! operand is our B, its second our A, and no data moves.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use cudarc::cublaslt::{result, sys};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr};
+use parking_lot::Mutex;
+
+use super::error::{CudaError, DriverContext};
+use super::params::DevPtr;
+
+/// Layout of the second operand, row-major.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BLayout {
+    /// B is (n × k): C = A · Bᵀ (an `nn.Linear` weight).
+    Transposed,
+    /// B is (k × n): C = A · B.
+    Plain,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutType {
+    Bf16,
+    F32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Epilogue {
+    None,
+    /// + bias[n] (bf16)
+    Bias(DevPtr),
+    /// GELU_tanh(· + bias[n])
+    GeluBias(DevPtr),
+}
+
+/// One (optionally strided-batched) product. Strides and leading dimensions in elements.
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: DevPtr,
+    pub lda: usize,
+    pub b: DevPtr,
+    pub ldb: usize,
+    pub b_layout: BLayout,
+    pub c: DevPtr,
+    pub ldc: usize,
+    pub out: OutType,
+    /// C ← A·op(B) (+ C when true)
+    pub accumulate: bool,
+    pub epilogue: Epilogue,
+    pub batch: usize,
+    pub stride_a: usize,
+    pub stride_b: usize,
+    pub stride_c: usize,
+}
+
+impl Gemm {
+    /// A single product with tightly packed rows.
+    pub fn linear(m: usize, n: usize, k: usize, a: DevPtr, b: DevPtr, c: DevPtr) -> Self {
+        Gemm {
+            m,
+            n,
+            k,
+            a,
+            lda: k,
+            b,
+            ldb: k,
+            b_layout: BLayout::Transposed,
+            c,
+            ldc: n,
+            out: OutType::Bf16,
+            accumulate: false,
+            epilogue: Epilogue::None,
+            batch: 1,
+            stride_a: 0,
+            stride_b: 0,
+            stride_c: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct AlgoKey {
+    m: usize,
+    n: usize,
+    k: usize,
+    lda: usize,
+    ldb: usize,
+    ldc: usize,
+    b_layout: BLayout,
+    out: OutType,
+    epilogue: u8,
+    batch: usize,
+    strides: [usize; 3],
+    align: [u32; 3],
+}
+
+const WORKSPACE_BYTES: usize = 32 << 20;
+
+pub struct Blas {
+    handle: sys::cublasLtHandle_t,
+    workspace: CudaSlice<u8>,
+    stream: Arc<CudaStream>,
+    algos: Mutex<HashMap<AlgoKey, sys::cublasLtMatmulAlgo_t>>,
+}
+
+// SAFETY: the handle is only used under the engine's single stream; cuBLASLt handles may be used
+// from any thread as long as calls are not concurrent on one stream, which `Cuda` serialises.
+unsafe impl Send for Blas {}
+unsafe impl Sync for Blas {}
+
+impl Drop for Blas {
+    fn drop(&mut self) {
+        // SAFETY: the handle was created by create_handle and is destroyed once.
+        let _ = unsafe { result::destroy_handle(self.handle) };
+    }
+}
+
+/// Largest power of two (≤ 256) dividing the address and every stride in bytes.
+fn alignment(ptr: DevPtr, elem: usize, lds: &[usize]) -> u32 {
+    let mut bytes = ptr | 256;
+    for &ld in lds {
+        bytes |= (ld * elem) as u64 | 256;
+    }
+    1u32 << bytes.trailing_zeros().min(8)
+}
+
+impl Blas {
+    pub fn new(stream: Arc<CudaStream>) -> Result<Self, CudaError> {
+        let handle = result::create_handle().during("creating the cuBLASLt handle")?;
+        // SAFETY: uninitialised scratch for cuBLASLt, never read by us.
+        let workspace = unsafe { stream.alloc::<u8>(WORKSPACE_BYTES) }.during("allocating the cuBLASLt workspace")?;
+        Ok(Blas { handle, workspace, stream, algos: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn gemm(&self, g: &Gemm) -> Result<(), CudaError> {
+        let op = "cuBLASLt matmul";
+        let bf16 = sys::cudaDataType::CUDA_R_16BF;
+        let out_type = match g.out {
+            OutType::Bf16 => bf16,
+            OutType::F32 => sys::cudaDataType::CUDA_R_32F,
+        };
+        let out_elem = if g.out == OutType::F32 { 4 } else { 2 };
+        let align = [
+            alignment(g.a, 2, &[g.lda, g.stride_a]),
+            alignment(g.b, 2, &[g.ldb, g.stride_b]),
+            alignment(g.c, out_elem, &[g.ldc, g.stride_c]),
+        ];
+        // cuBLAS operand 1 = our B, operand 2 = our A (see the module comment).
+        let (op1_trans, op1_rows, op1_cols) = match g.b_layout {
+            BLayout::Transposed => (1i32, g.k, g.n),
+            BLayout::Plain => (0i32, g.n, g.k),
+        };
+        let (epilogue, bias) = match g.epilogue {
+            Epilogue::None => (sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_DEFAULT, 0),
+            Epilogue::Bias(p) => (sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS, p),
+            Epilogue::GeluBias(p) => (sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_GELU_BIAS, p),
+        };
+        let alpha = 1.0f32;
+        let beta = if g.accumulate { 1.0f32 } else { 0.0f32 };
+        // SAFETY: descriptors are created, used and destroyed within this call; the device
+        // pointers come from live buffers whose sizes the launchers checked against m, n, k,
+        // leading dimensions and strides.
+        unsafe {
+            let desc = result::create_matmul_desc(sys::cublasComputeType_t::CUBLAS_COMPUTE_32F, sys::cudaDataType::CUDA_R_32F)
+                .during(op)?;
+            let set_desc = |attr, value: *const c_void, size| result::set_matmul_desc_attribute(desc, attr, value, size);
+            let transb = 0i32;
+            set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA, &op1_trans as *const _ as _, 4)
+                .during(op)?;
+            set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSB, &transb as *const _ as _, 4)
+                .during(op)?;
+            let epi = epilogue as u32;
+            set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_EPILOGUE, &epi as *const _ as _, 4)
+                .during(op)?;
+            if bias != 0 {
+                set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias as *const _ as _, 8)
+                    .during(op)?;
+                let bias_type = bf16 as u32;
+                set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type as *const _ as _, 4)
+                    .during(op)?;
+            }
+            let layout = |ty, rows: usize, cols: usize, ld: usize, stride: usize| -> Result<sys::cublasLtMatrixLayout_t, CudaError> {
+                let l = result::create_matrix_layout(ty, rows as u64, cols as u64, ld as i64).during(op)?;
+                if g.batch > 1 {
+                    let count = g.batch as i32;
+                    let stride = stride as i64;
+                    result::set_matrix_layout_attribute(l, sys::cublasLtMatrixLayoutAttribute_t::CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count as *const _ as _, 4).during(op)?;
+                    result::set_matrix_layout_attribute(l, sys::cublasLtMatrixLayoutAttribute_t::CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride as *const _ as _, 8).during(op)?;
+                }
+                Ok(l)
+            };
+            let l1 = layout(bf16, op1_rows, op1_cols, g.ldb, g.stride_b)?;
+            let l2 = layout(bf16, g.k, g.m, g.lda, g.stride_a)?;
+            let lc = layout(out_type, g.n, g.m, g.ldc, g.stride_c)?;
+
+            let key = AlgoKey {
+                m: g.m,
+                n: g.n,
+                k: g.k,
+                lda: g.lda,
+                ldb: g.ldb,
+                ldc: g.ldc,
+                b_layout: g.b_layout,
+                out: g.out,
+                epilogue: epi as u8,
+                batch: g.batch,
+                strides: [g.stride_a, g.stride_b, g.stride_c],
+                align,
+            };
+            let cached = self.algos.lock().get(&key).copied();
+            let algo = match cached {
+                Some(a) => a,
+                None => {
+                    let pref = result::create_matmul_pref().during(op)?;
+                    let set_pref = |attr, value: u64| {
+                        result::set_matmul_pref_attribute(pref, attr, &value as *const u64 as _, 8)
+                    };
+                    use sys::cublasLtMatmulPreferenceAttributes_t as P;
+                    set_pref(P::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, WORKSPACE_BYTES as u64).during(op)?;
+                    let set_align = |attr, value: u32| {
+                        result::set_matmul_pref_attribute(pref, attr, &value as *const u32 as _, 4)
+                    };
+                    set_align(P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align[1]).during(op)?;
+                    set_align(P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align[0]).during(op)?;
+                    set_align(P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align[2]).during(op)?;
+                    set_align(P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align[2]).during(op)?;
+                    let found = result::get_matmul_algo_heuristic(self.handle, desc, l1, l2, lc, lc, pref);
+                    result::destroy_matmul_pref(pref).during(op)?;
+                    let algo = found.during("cuBLASLt heuristic (no algorithm for this shape/alignment)")?.algo;
+                    self.algos.lock().insert(key, algo);
+                    algo
+                }
+            };
+            let (ws, _ws_guard) = self.workspace.device_ptr(&self.stream);
+            let status = result::matmul(
+                self.handle,
+                desc,
+                &alpha as *const f32 as _,
+                &beta as *const f32 as _,
+                g.b as *const c_void,
+                l1,
+                g.a as *const c_void,
+                l2,
+                g.c as *const c_void,
+                lc,
+                g.c as *mut c_void,
+                lc,
+                &algo,
+                ws as *mut c_void,
+                WORKSPACE_BYTES,
+                self.stream.cu_stream() as _,
+            );
+            for l in [l1, l2, lc] {
+                result::destroy_matrix_layout(l).during(op)?;
+            }
+            result::destroy_matmul_desc(desc).during(op)?;
+            status.during(op)
+        }
+    }
+}

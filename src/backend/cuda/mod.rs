@@ -1,0 +1,268 @@
+//! The CUDA backend: bf16 activations and weights, f32 accumulation, one stream per engine,
+//! cuBLASLt for the matrix products and our kernels (kernels/*.cu) for everything else.
+//!
+//! The driver is loaded at run time (cudarc `dynamic-loading`), so the library loads on machines
+//! without NVIDIA software; `Cuda::new` then fails with a clear error instead.
+
+mod blas;
+pub mod error;
+pub mod kernels;
+mod cross_attn;
+mod linear;
+mod linear_attn;
+mod mix_ffn;
+mod norm;
+mod patch;
+mod params;
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr};
+use half::bf16;
+
+use super::{
+    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, PatchDims, RopeTables, TokenDims, Write,
+};
+use crate::error::{Error, Result};
+use blas::Blas;
+pub use error::CudaError;
+use error::DriverContext;
+use kernels::Kernels;
+use params::DevPtr;
+
+impl Buffer for CudaSlice<bf16> {
+    fn len(&self) -> usize {
+        CudaSlice::len(self)
+    }
+}
+
+impl Buffer for CudaSlice<f32> {
+    fn len(&self) -> usize {
+        CudaSlice::len(self)
+    }
+}
+
+pub struct Cuda {
+    ordinal: usize,
+    name: String,
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    blas: Blas,
+    kernels: Kernels,
+}
+
+impl Cuda {
+    /// Opens device `ordinal`, loads the kernels and cuBLASLt.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        Self::open(ordinal).map_err(|e| device_error(ordinal, e))
+    }
+
+    fn open(ordinal: usize) -> std::result::Result<Self, CudaError> {
+        // SAFETY: only probes whether the shared libraries can be loaded.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(CudaError::NoDriver);
+        }
+        if !unsafe { cudarc::cublaslt::sys::is_culib_present() } {
+            return Err(CudaError::NoCublasLt);
+        }
+        let count = CudaContext::device_count().during("counting CUDA devices")?;
+        if ordinal as i32 >= count {
+            return Err(CudaError::NoDevice { ordinal, count });
+        }
+        let ctx = CudaContext::new(ordinal).during("creating the CUDA context")?;
+        // One stream, ordered by construction: cudarc's per-buffer event tracking is not needed
+        // and would get in the way of graph capture.
+        // SAFETY: every buffer of this backend is used on `stream` only.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().during("creating the engine stream")?;
+        keep_pool_memory(&ctx)?;
+        let name = format!("cuda:{ordinal} ({})", ctx.name().during("reading the device name")?);
+        let blas = Blas::new(stream.clone())?;
+        let kernels = Kernels::load(&ctx)?;
+        Ok(Cuda { ordinal, name, ctx, stream, blas, kernels })
+    }
+
+    /// Waits for all queued work (pipeline boundaries, timing).
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().during("synchronizing the stream").map_err(|e| self.err(e))
+    }
+
+    /// (free, total) device memory in bytes.
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        self.ctx.mem_get_info().during("reading device memory").map_err(|e| self.err(e))
+    }
+
+    /// High-water mark of device memory taken from the stream-ordered pool (weights,
+    /// activations, scratch, cuBLASLt workspace) since the last `reset_peak_memory`.
+    pub fn peak_memory(&self) -> Result<usize> {
+        pool_attribute(&self.ctx, cudarc::driver::sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH, None)
+            .map(|v| v as usize)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn reset_peak_memory(&self) -> Result<()> {
+        pool_attribute(&self.ctx, cudarc::driver::sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH, Some(0))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    fn err(&self, e: CudaError) -> Error {
+        device_error(self.ordinal, e)
+    }
+
+    fn ptr<T>(&self, s: &CudaSlice<T>) -> DevPtr {
+        let (p, _guard) = s.device_ptr(&self.stream);
+        p
+    }
+
+    /// Scratch memory from the stream's pool (cuMemAllocAsync: no device-wide sync, reused).
+    fn scratch<T: cudarc::driver::DeviceRepr>(&self, len: usize) -> Result<CudaSlice<T>> {
+        // SAFETY: scratch is fully written by the kernel that uses it before it is read.
+        unsafe { self.stream.alloc::<T>(len.max(1)) }.during("allocating scratch").map_err(|e| self.err(e))
+    }
+}
+
+/// The device's default stream-ordered pool keeps what it has reserved instead of returning it
+/// at every synchronisation, so a denoising loop reuses the same memory without driver calls
+/// (an arena in effect, sized by the first step).
+fn keep_pool_memory(ctx: &Arc<CudaContext>) -> std::result::Result<(), CudaError> {
+    pool_attribute(ctx, cudarc::driver::sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, Some(u64::MAX))
+        .map(|_| ())
+}
+
+/// Reads (value None) or writes a u64 attribute of the device's default memory pool.
+fn pool_attribute(
+    ctx: &Arc<CudaContext>,
+    attr: cudarc::driver::sys::CUmemPool_attribute,
+    value: Option<u64>,
+) -> std::result::Result<u64, CudaError> {
+    use cudarc::driver::sys;
+    ctx.bind_to_thread().during("binding the CUDA context")?;
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut v = value.unwrap_or(0);
+    // SAFETY: out-pointers to live locals; the attribute is a cuuint64_t for both used here.
+    unsafe {
+        sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device()).result().during("reading the memory pool")?;
+        match value {
+            Some(_) => sys::cuMemPoolSetAttribute(pool, attr, &mut v as *mut u64 as _).result(),
+            None => sys::cuMemPoolGetAttribute(pool, attr, &mut v as *mut u64 as _).result(),
+        }
+        .during("memory pool attribute")?;
+    }
+    Ok(v)
+}
+
+fn device_error(ordinal: usize, e: CudaError) -> Error {
+    Error::Device { device: format!("cuda:{ordinal}"), reason: e.to_string() }
+}
+
+impl Backend for Cuda {
+    type Buf = CudaSlice<bf16>;
+    type Table = CudaSlice<f32>;
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn alloc(&self, len: usize) -> Result<CudaSlice<bf16>> {
+        self.scratch(len)
+    }
+
+    fn upload(&self, host: &[f32]) -> Result<CudaSlice<bf16>> {
+        let converted: Vec<bf16> = host.iter().map(|&v| bf16::from_f32(v)).collect();
+        self.stream.clone_htod(&converted).during("uploading").map_err(|e| self.err(e))
+    }
+
+    fn download(&self, buf: &CudaSlice<bf16>) -> Result<Vec<f32>> {
+        let host = self.stream.clone_dtoh(buf).during("downloading").map_err(|e| self.err(e))?;
+        Ok(host.into_iter().map(|v| v.to_f32()).collect())
+    }
+
+    fn upload_table(&self, host: Vec<f32>) -> Result<CudaSlice<f32>> {
+        self.stream.clone_htod(&host).during("uploading a table").map_err(|e| self.err(e))
+    }
+
+    fn linear(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        bias: Option<&CudaSlice<bf16>>,
+        dims: LinearDims,
+        act: Activation,
+        write: Write,
+    ) -> Result<()> {
+        self.launch_linear(out, x, w, bias, dims, act, write).map_err(|e| self.err(e))
+    }
+
+    fn activation(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, act: Activation) -> Result<()> {
+        self.launch_activation(self.ptr(out), self.ptr(x), out.len(), act).map_err(|e| self.err(e))
+    }
+
+    fn rms_norm(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, w: &CudaSlice<bf16>, rows: usize, dim: usize, eps: f32) -> Result<()> {
+        self.launch_rms_norm(out, x, w, rows, dim, eps).map_err(|e| self.err(e))
+    }
+
+    fn ada_layer_norm(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        m: &Modulation<Self>,
+        shift: usize,
+        scale: usize,
+        dims: TokenDims,
+        eps: f32,
+    ) -> Result<()> {
+        self.launch_ada_layer_norm(out, x, m, shift, scale, dims, eps).map_err(|e| self.err(e))
+    }
+
+    fn gated_residual(&self, x: &mut CudaSlice<bf16>, y: &CudaSlice<bf16>, m: &Modulation<Self>, gate: usize, dims: TokenDims) -> Result<()> {
+        self.launch_gated_residual(x, y, m, gate, dims).map_err(|e| self.err(e))
+    }
+
+    fn relu_linear_attention(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        qkv: &CudaSlice<bf16>,
+        norm_q: &CudaSlice<bf16>,
+        norm_k: &CudaSlice<bf16>,
+        rope: &RopeTables<Self>,
+        dims: AttnDims,
+        norm_eps: f32,
+        attn_eps: f32,
+    ) -> Result<()> {
+        self.launch_linear_attention(out, qkv, norm_q, norm_k, rope, dims, norm_eps, attn_eps)
+    }
+
+    fn cross_attention(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        q: &CudaSlice<bf16>,
+        k: &CudaSlice<bf16>,
+        v: &CudaSlice<bf16>,
+        key_bias: &CudaSlice<f32>,
+        dims: AttnDims,
+    ) -> Result<()> {
+        self.launch_cross_attention(out, q, k, v, key_bias, dims)
+    }
+
+    fn depthwise3x3_glu(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, w: &CudaSlice<bf16>, bias: &CudaSlice<bf16>, dims: GridDims) -> Result<()> {
+        self.launch_depthwise3x3_glu(out, x, w, bias, dims).map_err(|e| self.err(e))
+    }
+
+    fn temporal_conv3_residual(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, w: &CudaSlice<bf16>, dims: GridDims) -> Result<()> {
+        self.launch_temporal_conv3_residual(out, x, w, dims).map_err(|e| self.err(e))
+    }
+
+    fn patchify(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, dims: PatchDims) -> Result<()> {
+        self.launch_patch("patchify_bf16", out, x, dims).map_err(|e| self.err(e))
+    }
+
+    fn unpatchify(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, dims: PatchDims) -> Result<()> {
+        self.launch_patch("unpatchify_bf16", out, x, dims).map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,86 @@
+//! Launchers for the norm family (kernels/norm.cu): rms_norm, ada_layer_norm, gated_residual.
+
+use cudarc::driver::{CudaSlice, LaunchConfig};
+use half::bf16;
+
+use super::error::CudaError;
+use super::kernels::grid_stride;
+use super::params::{AdaLayerNormParams, GatedResidualParams, ModParams, RmsNormParams};
+use super::Cuda;
+use crate::backend::{Modulation, TokenDims};
+
+/// One block per row; 256 threads cover D = 2240 in 9 strided passes.
+const THREADS: u32 = 256;
+
+fn per_row(rows: usize) -> LaunchConfig {
+    LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+}
+
+impl Cuda {
+    fn mod_params(&self, m: &Modulation<Self>) -> ModParams {
+        ModParams {
+            table: self.ptr(&m.table.buf),
+            emb: self.ptr(&m.emb.buf),
+            emb_chunks: m.emb_chunks as i32,
+            per_token: m.per_token as i32,
+        }
+    }
+
+    pub(super) fn launch_rms_norm(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        rows: usize,
+        dim: usize,
+        eps: f32,
+    ) -> Result<(), CudaError> {
+        let p = RmsNormParams { out: self.ptr(out), x: self.ptr(x), w: self.ptr(w), rows: rows as i32, dim: dim as i32, eps, pad: 0 };
+        self.kernels.launch(&self.stream, "rms_norm_bf16", per_row(rows), &p)
+    }
+
+    #[allow(clippy::too_many_arguments)] // mirrors Backend::ada_layer_norm
+    pub(super) fn launch_ada_layer_norm(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        m: &Modulation<Self>,
+        shift: usize,
+        scale: usize,
+        d: TokenDims,
+        eps: f32,
+    ) -> Result<(), CudaError> {
+        let p = AdaLayerNormParams {
+            out: self.ptr(out),
+            x: self.ptr(x),
+            m: self.mod_params(m),
+            shift: shift as i32,
+            scale: scale as i32,
+            b: d.b as i32,
+            n: d.n as i32,
+            d: d.d as i32,
+            eps,
+        };
+        self.kernels.launch(&self.stream, "ada_layer_norm_bf16", per_row(d.b * d.n), &p)
+    }
+
+    pub(super) fn launch_gated_residual(
+        &self,
+        x: &mut CudaSlice<bf16>,
+        y: &CudaSlice<bf16>,
+        m: &Modulation<Self>,
+        gate: usize,
+        d: TokenDims,
+    ) -> Result<(), CudaError> {
+        let p = GatedResidualParams {
+            x: self.ptr(x),
+            y: self.ptr(y),
+            m: self.mod_params(m),
+            gate: gate as i32,
+            b: d.b as i32,
+            n: d.n as i32,
+            d: d.d as i32,
+        };
+        self.kernels.launch(&self.stream, "gated_residual_bf16", grid_stride(d.b * d.n * d.d, THREADS), &p)
+    }
+}

@@ -1,0 +1,161 @@
+//! Rust mirrors of `kernels/params.h`, field for field, passed by value as each kernel's one
+//! argument. The size test at the bottom catches a field added on one side only.
+
+use cudarc::driver::DeviceRepr;
+
+/// Device address of a buffer.
+pub type DevPtr = u64;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ModParams {
+    pub table: DevPtr,
+    pub emb: DevPtr,
+    pub emb_chunks: i32,
+    pub per_token: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ActivationParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub len: i64,
+    pub act: i32,
+    pub pad: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RmsNormParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub w: DevPtr,
+    pub rows: i32,
+    pub dim: i32,
+    pub eps: f32,
+    pub pad: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AdaLayerNormParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub m: ModParams,
+    pub shift: i32,
+    pub scale: i32,
+    pub b: i32,
+    pub n: i32,
+    pub d: i32,
+    pub eps: f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GatedResidualParams {
+    pub x: DevPtr,
+    pub y: DevPtr,
+    pub m: ModParams,
+    pub gate: i32,
+    pub b: i32,
+    pub n: i32,
+    pub d: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinearAttnParams {
+    pub qkv: DevPtr,
+    pub norm_q: DevPtr,
+    pub norm_k: DevPtr,
+    pub cos: DevPtr,
+    pub sin: DevPtr,
+    pub inv_rms: DevPtr,
+    pub state: DevPtr,
+    pub k_sum: DevPtr,
+    pub out: DevPtr,
+    pub b: i32,
+    pub n: i32,
+    pub heads: i32,
+    pub head_dim: i32,
+    pub tokens_per_block: i32,
+    pub norm_eps: f32,
+    pub attn_eps: f32,
+    pub pad: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MaskedSoftmaxParams {
+    pub scores: DevPtr,
+    pub probs: DevPtr,
+    pub key_bias: DevPtr,
+    pub rows: i32,
+    pub l: i32,
+    pub scale: f32,
+    pub pad: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DepthwiseGluParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub w: DevPtr,
+    pub bias: DevPtr,
+    pub frames: i32,
+    pub h: i32,
+    pub w_: i32,
+    pub f: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PatchParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub b: i32,
+    pub c: i32,
+    pub t: i32,
+    pub h: i32,
+    pub w: i32,
+    pub pt: i32,
+    pub ph: i32,
+    pub pw: i32,
+}
+
+// SAFETY: each struct is #[repr(C)] plain data (integers, floats, device addresses) laid out as
+// its C twin in kernels/params.h, which is what the kernels read.
+unsafe impl DeviceRepr for ActivationParams {}
+unsafe impl DeviceRepr for RmsNormParams {}
+unsafe impl DeviceRepr for AdaLayerNormParams {}
+unsafe impl DeviceRepr for GatedResidualParams {}
+unsafe impl DeviceRepr for LinearAttnParams {}
+unsafe impl DeviceRepr for MaskedSoftmaxParams {}
+unsafe impl DeviceRepr for DepthwiseGluParams {}
+unsafe impl DeviceRepr for PatchParams {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sizes as the C compiler lays out kernels/params.h (all fields 4 or 8 bytes, padded to 8).
+    #[test]
+    fn sizes_match_params_h() {
+        assert_eq!(std::mem::size_of::<ModParams>(), 24);
+        assert_eq!(std::mem::size_of::<ActivationParams>(), 32);
+        assert_eq!(std::mem::size_of::<RmsNormParams>(), 40);
+        assert_eq!(std::mem::size_of::<AdaLayerNormParams>(), 64);
+        assert_eq!(std::mem::size_of::<GatedResidualParams>(), 56);
+        assert_eq!(std::mem::size_of::<LinearAttnParams>(), 104);
+        assert_eq!(std::mem::size_of::<MaskedSoftmaxParams>(), 40);
+        assert_eq!(std::mem::size_of::<DepthwiseGluParams>(), 48);
+        assert_eq!(std::mem::size_of::<PatchParams>(), 48);
+        // every header field appears in the mirrors (a cheap textual cross-check)
+        let header = crate::backend::cuda::kernels::PARAMS_H;
+        for field in ["tokens_per_block", "emb_chunks", "per_token", "key_bias", "frames"] {
+            assert!(header.contains(field), "{field} missing from params.h");
+        }
+    }
+}

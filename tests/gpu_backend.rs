@@ -1,0 +1,285 @@
+//! CUDA backend against the CPU reference: every op on fresh random inputs (several awkward
+//! shapes, outputs poisoned with NaN first), and the whole transformer on every fixture.
+//! Runs with `SANA_GPU_TESTS=1` on a CUDA machine; elsewhere prints "skipped: no GPU" and checks
+//! that asking for the GPU fails with a clear message instead.
+//!
+//! Inputs are rounded to bf16 before the CPU sees them, so the comparison measures the kernels'
+//! arithmetic (bf16 storage of intermediates and outputs, f32 accumulation), not input rounding.
+//! Seed: `SANA_TEST_SEED`, else the clock (printed, so a failure can be replayed).
+
+mod common;
+
+use half::bf16;
+use sana::backend::{self as ops, cpu::Cpu, cuda::Cuda, Activation, Backend, Modulation, RopeTables, Tensor, Write};
+use sana::engine::dit::{embed::rope_tables, DitInput, DitInputFile, SanaVideoTransformer};
+use sana::engine::weights::splitmix64;
+use sana::io::ModelFolder;
+use sana::testing::{compare, tolerance};
+
+fn gpu() -> Option<Cuda> {
+    if std::env::var("SANA_GPU_TESTS").as_deref() != Ok("1") {
+        eprintln!("skipped: no GPU (set SANA_GPU_TESTS=1 on a machine with an NVIDIA GPU)");
+        return None;
+    }
+    Some(Cuda::new(0).unwrap_or_else(|e| panic!("SANA_GPU_TESTS=1 but: {e}")))
+}
+
+fn seed() -> u64 {
+    let s = std::env::var("SANA_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
+    eprintln!("SANA_TEST_SEED={s}");
+    s
+}
+
+/// Values in [−scale, scale) rounded to bf16.
+fn random(n: usize, scale: f32, state: &mut u64) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let u = (splitmix64(state) >> 40) as f32 / (1u64 << 24) as f32;
+            bf16::from_f32(scale * (2.0 * u - 1.0)).to_f32()
+        })
+        .collect()
+}
+
+fn t<B: Backend>(be: &B, shape: &[usize], data: &[f32]) -> Tensor<B> {
+    Tensor::from_host(be, shape, data).unwrap()
+}
+
+/// An output filled with NaN, so an element the kernel forgets shows up.
+fn poisoned<B: Backend>(be: &B, shape: &[usize]) -> Tensor<B> {
+    Tensor::from_vec(be, shape, vec![f32::NAN; shape.iter().product()]).unwrap()
+}
+
+fn check(name: &str, gpu_out: &[f32], cpu_out: &[f32], tol: f64) {
+    let c = compare(gpu_out, cpu_out);
+    eprintln!("{name}: {c}");
+    assert_eq!(c.non_finite, 0, "{name}: unwritten or non-finite outputs: {c}");
+    assert!(c.rel_l2 <= tol, "{name}: {c}");
+}
+
+#[test]
+fn without_gpu_asking_for_cuda_fails_clearly() {
+    if std::env::var("SANA_GPU_TESTS").as_deref() == Ok("1") {
+        return;
+    }
+    match Cuda::new(0) {
+        Ok(_) => eprintln!("this machine has a CUDA device; the no-driver path is not exercised here"),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains("cuda:0"), "{msg}");
+            assert!(msg.contains("NVIDIA driver") || msg.contains("no CUDA device") || msg.contains("cuBLASLt"), "{msg}");
+        }
+    }
+}
+
+fn linear_case<B: Backend>(be: &B, v: &[Vec<f32>], shape: [usize; 3], act: Activation, write: Write, bias: bool) -> Vec<f32> {
+    let [rows, k, n] = shape;
+    let x = t(be, &[rows, k], &v[0]);
+    let w = t(be, &[n, k], &v[1]);
+    let b = t(be, &[n], &v[2]);
+    let mut out = match write {
+        Write::Overwrite => poisoned(be, &[rows, n]),
+        Write::Accumulate => t(be, &[rows, n], &v[3]),
+    };
+    ops::linear(be, &mut out, &x, &w, bias.then_some(&b), act, write).unwrap();
+    out.to_host(be).unwrap()
+}
+
+#[test]
+fn linear_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    for shape in [[37, 24, 40], [300, 2240, 2240], [1000, 256, 13440 / 4], [77, 6720 / 8, 2240]] {
+        let [rows, k, n] = shape;
+        let v = vec![random(rows * k, 1.0, &mut s), random(n * k, 1.0 / (k as f32).sqrt(), &mut s), random(n, 0.5, &mut s), random(rows * n, 1.0, &mut s)];
+        for (act, write, bias) in [
+            (Activation::Identity, Write::Overwrite, true),
+            (Activation::Silu, Write::Overwrite, true),
+            (Activation::GeluTanh, Write::Overwrite, true),
+            (Activation::Identity, Write::Overwrite, false),
+            (Activation::Identity, Write::Accumulate, true),
+        ] {
+            let name = format!("linear {shape:?} {act:?} {write:?} bias={bias}");
+            check(&name, &linear_case(&gpu, &v, shape, act, write, bias), &linear_case(&Cpu, &v, shape, act, write, bias), tolerance::CUDA_KERNEL);
+        }
+    }
+}
+
+fn norms_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, n, d]: [usize; 3], per_token: bool) -> Vec<f32> {
+    let x = t(be, &[b, n, d], &v[0]);
+    let w = t(be, &[d], &v[1]);
+    let table = t(be, &[6, d], &v[2]);
+    let rows = if per_token { b * n } else { b };
+    let emb = t(be, &[rows, 6 * d], &v[3][..rows * 6 * d]);
+    let m = Modulation { table: &table, emb: &emb, emb_chunks: 6, per_token };
+    let mut out = Vec::new();
+    let mut rms = poisoned(be, &[b, n, d]);
+    ops::rms_norm(be, &mut rms, &x, &w, 1e-5).unwrap();
+    out.extend(rms.to_host(be).unwrap());
+    let mut ln = poisoned(be, &[b, n, d]);
+    ops::ada_layer_norm(be, &mut ln, &x, &m, 3, 4, 1e-6).unwrap();
+    out.extend(ln.to_host(be).unwrap());
+    let mut res = t(be, &[b, n, d], &v[0]);
+    ops::gated_residual(be, &mut res, &ln, &m, 5).unwrap();
+    out.extend(res.to_host(be).unwrap());
+    let mut act = poisoned(be, &[b, n, d]);
+    ops::activation(be, &mut act, &x, Activation::Silu).unwrap();
+    out.extend(act.to_host(be).unwrap());
+    out
+}
+
+#[test]
+fn norms_and_modulation_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    for dims in [[2, 7, 24], [2, 333, 2240], [1, 5, 30]] {
+        let [b, n, d] = dims;
+        let v = vec![random(b * n * d, 3.0, &mut s), random(d, 1.0, &mut s), random(6 * d, 0.5, &mut s), random(b * n * 6 * d, 0.5, &mut s)];
+        for per_token in [false, true] {
+            let name = format!("rms_norm + ada_layer_norm + gated_residual + silu {dims:?} per_token={per_token}");
+            check(&name, &norms_case(&gpu, &v, dims, per_token), &norms_case(&Cpu, &v, dims, per_token), tolerance::CUDA_KERNEL);
+        }
+    }
+}
+
+fn linear_attn_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, heads, hd]: [usize; 3], grid: [usize; 3]) -> Vec<f32> {
+    let n: usize = grid.iter().product();
+    let d = heads * hd;
+    let qkv = t(be, &[b, n, 3 * d], &v[0]);
+    let nq = t(be, &[d], &v[1]);
+    let nk = t(be, &[d], &v[2]);
+    let (cos, sin) = rope_tables(hd, grid);
+    let rope = RopeTables { cos: be.upload_table(cos).unwrap(), sin: be.upload_table(sin).unwrap() };
+    let mut out = poisoned(be, &[b, n, d]);
+    ops::relu_linear_attention(be, &mut out, &qkv, &nq, &nk, &rope, heads, 1e-5, 1e-15).unwrap();
+    out.to_host(be).unwrap()
+}
+
+#[test]
+fn linear_attention_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    for (heads_dims, grid) in [([2, 2, 12], [3, 5, 7]), ([1, 3, 10], [1, 1, 1]), ([2, 20, 112], [3, 11, 13]), ([2, 20, 112], [11, 22, 40])] {
+        let [b, heads, hd] = heads_dims;
+        let n: usize = grid.iter().product();
+        let d = heads * hd;
+        let v = vec![random(b * n * 3 * d, 2.0, &mut s), random(d, 1.5, &mut s), random(d, 1.5, &mut s)];
+        let name = format!("relu_linear_attention b,heads,d={heads_dims:?} grid={grid:?}");
+        check(&name, &linear_attn_case(&gpu, &v, heads_dims, grid), &linear_attn_case(&Cpu, &v, heads_dims, grid), tolerance::CUDA_KERNEL);
+    }
+}
+
+fn cross_attn_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, n, l, heads, hd]: [usize; 5], bias: &[f32]) -> Vec<f32> {
+    let d = heads * hd;
+    let q = t(be, &[b, n, d], &v[0]);
+    let k = t(be, &[b, l, d], &v[1]);
+    let vv = t(be, &[b, l, d], &v[2]);
+    let key_bias = be.upload_table(bias.to_vec()).unwrap();
+    let mut out = poisoned(be, &[b, n, d]);
+    ops::cross_attention(be, &mut out, &q, &k, &vv, &key_bias, heads).unwrap();
+    out.to_host(be).unwrap()
+}
+
+#[test]
+fn cross_attention_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    for dims in [[2, 37, 7, 2, 12], [2, 1000, 300, 20, 112], [1, 5, 3, 3, 10]] {
+        let [b, n, l, heads, hd] = dims;
+        let d = heads * hd;
+        let v = vec![random(b * n * d, 2.0, &mut s), random(b * l * d, 2.0, &mut s), random(b * l * d, 1.0, &mut s)];
+        // sample 0 keeps its first ⌈L/2⌉ tokens, sample 1 keeps all
+        let bias: Vec<f32> = (0..b * l).map(|i| if i < l && i >= l.div_ceil(2) { -10000.0 } else { 0.0 }).collect();
+        let name = format!("cross_attention b,n,l,heads,d={dims:?}");
+        check(&name, &cross_attn_case(&gpu, &v, dims, &bias), &cross_attn_case(&Cpu, &v, dims, &bias), tolerance::CUDA_KERNEL);
+    }
+}
+
+fn mix_ffn_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, tt, h, w, f, c]: [usize; 6]) -> Vec<f32> {
+    let n = tt * h * w;
+    let x = t(be, &[b, n, 2 * f], &v[0]);
+    let dw = t(be, &[2 * f, 3, 3], &v[1]);
+    let db = t(be, &[2 * f], &v[2]);
+    let mut glu = poisoned(be, &[b, n, f]);
+    ops::depthwise3x3_glu(be, &mut glu, &x, &dw, &db, [tt, h, w]).unwrap();
+    let y = t(be, &[b, n, c], &v[3]);
+    let taps = t(be, &[3, c, c], &v[4]);
+    let mut temporal = poisoned(be, &[b, n, c]);
+    ops::temporal_conv3_residual(be, &mut temporal, &y, &taps, [tt, h, w]).unwrap();
+    let mut out = glu.to_host(be).unwrap();
+    out.extend(temporal.to_host(be).unwrap());
+    out
+}
+
+#[test]
+fn mix_ffn_kernels_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    for dims in [[2, 3, 5, 7, 60, 24], [1, 1, 4, 6, 90, 30], [2, 5, 11, 13, 6720, 2240], [1, 2, 1, 1, 8, 16]] {
+        let [b, tt, h, w, f, c] = dims;
+        let n = tt * h * w;
+        let v = vec![
+            random(b * n * 2 * f, 2.0, &mut s),
+            random(2 * f * 9, 0.5, &mut s),
+            random(2 * f, 0.5, &mut s),
+            random(b * n * c, 1.0, &mut s),
+            random(3 * c * c, 1.0 / (c as f32).sqrt(), &mut s),
+        ];
+        let name = format!("depthwise3x3_glu + temporal_conv3_residual b,t,h,w,f,c={dims:?}");
+        check(&name, &mix_ffn_case(&gpu, &v, dims), &mix_ffn_case(&Cpu, &v, dims), tolerance::CUDA_KERNEL);
+    }
+}
+
+fn patch_case<B: Backend>(be: &B, v: &[f32], [b, c, tt, h, w]: [usize; 5], patch: [usize; 3]) -> Vec<f32> {
+    let x = t(be, &[b, c, tt, h, w], v);
+    let n = tt / patch[0] * (h / patch[1]) * (w / patch[2]);
+    let f = c * patch.iter().product::<usize>();
+    let mut tokens = poisoned(be, &[b, n, f]);
+    ops::patchify(be, &mut tokens, &x, patch).unwrap();
+    let mut back = poisoned(be, &[b, c, tt, h, w]);
+    ops::unpatchify(be, &mut back, &tokens, patch).unwrap();
+    let mut out = tokens.to_host(be).unwrap();
+    out.extend(back.to_host(be).unwrap());
+    out
+}
+
+#[test]
+fn patchify_and_unpatchify_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    for (dims, patch) in [([2, 4, 3, 10, 14], [1, 2, 2]), ([1, 8, 3, 5, 7], [1, 1, 1]), ([1, 3, 4, 6, 6], [2, 3, 2])] {
+        let v = random(dims.iter().product(), 1.0, &mut s);
+        // pure data movement: exact
+        check(&format!("patchify/unpatchify {dims:?} {patch:?}"), &patch_case(&gpu, &v, dims, patch), &patch_case(&Cpu, &v, dims, patch), 0.0);
+    }
+}
+
+/// The whole forward on every transformer fixture: CUDA (bf16) against the CPU (f32).
+#[test]
+fn transformer_fixtures_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let dir = common::fixtures().join("dit");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    for path in cases {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let model_dir = dir.join(name.split('.').next().unwrap());
+        let folder = ModelFolder::new(&model_dir).unwrap();
+        let input = DitInputFile::open(&path).unwrap();
+        let cpu_out = forward(&Cpu, &folder, &input);
+        let gpu_out = forward(&gpu, &folder, &input);
+        check(&format!("transformer {name}"), &gpu_out, &cpu_out, tolerance::CUDA_END_TO_END);
+    }
+}
+
+fn forward<B: Backend>(be: &B, folder: &ModelFolder, input: &DitInputFile) -> Vec<f32> {
+    let model = SanaVideoTransformer::from_folder(be, folder).unwrap();
+    let latent = t(be, &input.hidden_states.shape, &input.hidden_states.data);
+    let caption = t(be, &input.encoder_hidden_states.shape, &input.encoder_hidden_states.data);
+    let out = model
+        .forward(be, &DitInput { latent: &latent, caption: &caption, timesteps: &input.timesteps, caption_mask: input.encoder_attention_mask.as_ref().map(|m| m.data.as_slice()) })
+        .unwrap();
+    out.to_host(be).unwrap()
+}

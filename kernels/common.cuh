@@ -12,8 +12,9 @@ __device__ __forceinline__ T* dptr(uint64_t p) { return reinterpret_cast<T*>(p);
 __device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ bf16 to_bf16(float v) { return __float2bfloat16_rn(v); }
 
-// x · sigmoid(x)
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + __expf(-x)); }
+// x · sigmoid(x). Fast reciprocal division: a full IEEE division here cost the Mix-FFN kernel
+// more than its loads; for x → −∞ the denominator overflows to inf and the result is −0.
+__device__ __forceinline__ float silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
 
 // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
 __device__ __forceinline__ float gelu_tanh(float x) {
@@ -46,10 +47,3 @@ __device__ __forceinline__ float block_sum(float v) {
     return partial[0];
 }
 
-// Modulation vector `k` at channel c for token row (b*N + n).
-__device__ __forceinline__ float modulation(const ModParams& m, int k, int64_t row, int n_tokens, int d, int c) {
-    const int64_t emb_row = m.per_token ? row : row / n_tokens;
-    const float t = to_f32(dptr<const bf16>(m.table)[(int64_t)k * d + c]);
-    const float e = to_f32(dptr<const bf16>(m.emb)[(emb_row * m.emb_chunks + k % m.emb_chunks) * d + c]);
-    return t + e;
-}

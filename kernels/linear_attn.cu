@@ -5,25 +5,25 @@
 //   S = Σ_j v_j k̃_jᵀ (d×d), z = Σ_j φk_j (d)                 per (sample, head), f32
 //   out_i = S q̃_i / (φq_i · z + eps)
 //
-// Three launches:
-//   linear_attn_inv_rms_bf16  grid B·N, 256 threads: 1/rms of each token's q and k rows.
-//   linear_attn_state_bf16    grid (⌈N/tokens_per_block⌉, H, B), 256 threads as a 16×16 tile
-//                             grid over (c1, c2) of S, each thread owning an 8×8 register tile
-//                             (strided by 16); tokens staged 32 at a time in shared memory;
-//                             partial S and z added to the f32 state with atomics.
-//   linear_attn_out_bf16      grid (⌈N/64⌉, H, B), 256 threads as 16×16 over (token, c1), each
-//                             thread a 4×8 register tile; S (f32, padded rows) and the 64 rotated
-//                             queries in dynamic shared memory.
-// Per call (B·N tokens, D = H·d): reads qkv twice (6·D·2 bytes per token), writes D·2 bytes per
-// token; 4·N·D·d FLOPs per sample (state + output), on the CUDA cores in f32.
-// head_dim ≤ 128 and even.
+// The two reductions over tokens are matrix products, so they run on the TF32 tensor cores
+// (cuBLASLt, src/backend/cuda/linear_attn.rs) between the kernels here:
+//   linear_attn_inv_rms_bf16   grid B·N, 256 threads: 1/rms of each token's q and k rows.
+//   linear_attn_features_bf16  grid (⌈N/32⌉, B), 256 threads over channel pairs: writes q̃, k̃
+//                              and v as f32, head-major (B, H, chunks·R, d) with the token axis
+//                              cut into chunks of R rows (padding rows zero), so that the state
+//                              product is one strided-batched GEMM over (sample, head, chunk);
+//                              adds this block's 32 tokens of φk into z (one atomic per channel).
+//   linear_attn_reduce_state   grid B·H, 256 threads: S = Σ over chunks of the partial states.
+//   linear_attn_finish_bf16    grid B·N, 256 threads (a warp per head for den = φq·z),
+//                              out = num / (den + eps).
+// Per call, per token: reads qkv (6·D bytes) twice and q once more, writes 12·D bytes of f32
+// features and reads them back in the products, writes and reads 4·D bytes of f32 numerators,
+// writes D·2 bytes of output. v1 (CUDA-core state and output kernels, f32 atomics on S) took
+// 1.93 ms per block at 720p on the H200; see BENCHMARKS.md.
 #include "common.cuh"
 
 static constexpr int kThreads = 256;
-static constexpr int kMaxHeadDim = 128;
-static constexpr int kTile = kMaxHeadDim / 16;  // register tile edge (8)
-static constexpr int kStateTokens = 32;         // tokens staged per step of the state kernel
-static constexpr int kOutTokens = 64;           // tokens per block of the output kernel
+static constexpr int kFeatureTokens = 32;
 
 // inv_rms[row] = (1/rms(q_row), 1/rms(k_row))
 extern "C" __global__ void __launch_bounds__(kThreads) linear_attn_inv_rms_bf16(const LinearAttnParams p) {
@@ -44,138 +44,107 @@ extern "C" __global__ void __launch_bounds__(kThreads) linear_attn_inv_rms_bf16(
     }
 }
 
-// φ of channel pair (2i, 2i+1) of one head of one token, and its rotation by the pair's angle.
-struct RotatedPair {
-    float phi0, phi1, rot0, rot1;
-};
-
-__device__ __forceinline__ RotatedPair feature_pair(const bf16* x, const bf16* w, float inv_rms, float cos_a, float sin_a) {
-    const float a = fmaxf(to_f32(x[0]) * inv_rms * to_f32(w[0]), 0.0f);
-    const float b = fmaxf(to_f32(x[1]) * inv_rms * to_f32(w[1]), 0.0f);
-    return {a, b, a * cos_a - b * sin_a, a * sin_a + b * cos_a};
+// φ = ReLU(x·inv_rms·w) of a channel pair.
+__device__ __forceinline__ float2 feature_pair(__nv_bfloat162 x, __nv_bfloat162 w, float inv_rms) {
+    const float2 xf = __bfloat1622float2(x), wf = __bfloat1622float2(w);
+    return make_float2(fmaxf(xf.x * inv_rms * wf.x, 0.0f), fmaxf(xf.y * inv_rms * wf.y, 0.0f));
 }
 
-extern "C" __global__ void __launch_bounds__(kThreads) linear_attn_state_bf16(const LinearAttnParams p) {
-    __shared__ float v_s[kStateTokens][kMaxHeadDim];
-    __shared__ float k_s[kStateTokens][kMaxHeadDim];
-    __shared__ float z_s[kMaxHeadDim];
-    const int d = p.head_dim, half = d / 2, d_model = p.heads * d;
-    const int h = blockIdx.y, b = blockIdx.z;
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-    const int first = blockIdx.x * p.tokens_per_block;
-    const int last = min(first + p.tokens_per_block, p.n);
-    // staging role: channel pair `pair` of tokens `group`, group + groups, ...
-    const int groups = kThreads / half;  // half ≤ 64, so at least 4 groups
-    const int pair = threadIdx.x % half, group = threadIdx.x / half;
-    float z0 = 0.0f, z1 = 0.0f;
-    float acc[kTile][kTile] = {};
-    if (threadIdx.x < kMaxHeadDim) z_s[threadIdx.x] = 0.0f;
+// (a·cos − b·sin, a·sin + b·cos)
+__device__ __forceinline__ float2 rotate(float2 v, float c, float s) {
+    return make_float2(v.x * c - v.y * s, v.x * s + v.y * c);
+}
 
-    for (int t0 = first; t0 < last; t0 += kStateTokens) {
-        const int count = min(kStateTokens, last - t0);
-        __syncthreads();  // the previous tile is consumed
-        if (group < groups) {
-            for (int t = group; t < count; t += groups) {
-                const int64_t token = (int64_t)b * p.n + t0 + t;
-                const bf16* row = dptr<const bf16>(p.qkv) + token * 3 * d_model;
-                const float inv_rms = dptr<const float>(p.inv_rms)[2 * token + 1];
-                const int64_t angle = (int64_t)(t0 + t) * half + pair;
-                const RotatedPair k = feature_pair(row + d_model + h * d + 2 * pair, dptr<const bf16>(p.norm_k) + h * d + 2 * pair,
-                                                   inv_rms, dptr<const float>(p.cos)[angle], dptr<const float>(p.sin)[angle]);
-                k_s[t][2 * pair] = k.rot0;
-                k_s[t][2 * pair + 1] = k.rot1;
-                z0 += k.phi0;
-                z1 += k.phi1;
-                const bf16* v = row + 2 * d_model + h * d + 2 * pair;
-                v_s[t][2 * pair] = to_f32(v[0]);
-                v_s[t][2 * pair + 1] = to_f32(v[1]);
-            }
-        }
-        __syncthreads();
+extern "C" __global__ void __launch_bounds__(kThreads) linear_attn_features_bf16(const LinearAttnParams p) {
+    const int d = p.head_dim, half = d / 2, d_model = p.heads * d, pairs = d_model / 2;
+    const int b = blockIdx.y, t0 = blockIdx.x * kFeatureTokens;
+    const int count = min(kFeatureTokens, p.n - t0);
+    // restrict: the f32 outputs never alias the inputs, so loads of the next token may be issued
+    // before this token's stores
+    const __nv_bfloat162* __restrict__ norm_q = dptr<const __nv_bfloat162>(p.norm_q);
+    const __nv_bfloat162* __restrict__ norm_k = dptr<const __nv_bfloat162>(p.norm_k);
+    const __nv_bfloat162* __restrict__ qkv = dptr<const __nv_bfloat162>(p.qkv);
+    const float2* __restrict__ inv_rms_all = dptr<const float2>(p.inv_rms);
+    const float* __restrict__ cos_t = dptr<const float>(p.cos);
+    const float* __restrict__ sin_t = dptr<const float>(p.sin);
+    float2* __restrict__ q_rot = dptr<float2>(p.q_rot);
+    float2* __restrict__ k_rot = dptr<float2>(p.k_rot);
+    float2* __restrict__ v_out = dptr<float2>(p.v);
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+        const int h = i / half, pair = i % half;
+        const __nv_bfloat162 wq = norm_q[i], wk = norm_k[i];
+        float2 z = make_float2(0.0f, 0.0f);
         for (int t = 0; t < count; ++t) {
-            float vr[kTile], kr[kTile];
-#pragma unroll
-            for (int i = 0; i < kTile; ++i) {
-                vr[i] = v_s[t][ty + 16 * i];
-                kr[i] = k_s[t][tx + 16 * i];
+            const int64_t token = (int64_t)b * p.n + t0 + t;
+            const __nv_bfloat162* row = qkv + token * 3 * pairs;
+            const float2 inv_rms = inv_rms_all[token];
+            const int64_t angle = (int64_t)(t0 + t) * half + pair;
+            const float c = cos_t[angle], s = sin_t[angle];
+            const float2 fq = feature_pair(row[i], wq, inv_rms.x);
+            const float2 fk = feature_pair(row[pairs + i], wk, inv_rms.y);
+            z.x += fk.x;
+            z.y += fk.y;
+            // head-major: (b, h, t, c) at ((b·H + h)·rows + t)·d + c
+            const int64_t at = (((int64_t)b * p.heads + h) * p.padded_n + t0 + t) * half + pair;
+            q_rot[at] = rotate(fq, c, s);
+            k_rot[at] = rotate(fk, c, s);
+            v_out[at] = __bfloat1622float2(row[2 * pairs + i]);
+        }
+        // the last block also zeroes the padding rows of k̃ and v, so they add nothing to S
+        if (t0 + kFeatureTokens >= p.n) {
+            for (int t = p.n; t < p.padded_n; ++t) {
+                const int64_t at = (((int64_t)b * p.heads + h) * p.padded_n + t) * half + pair;
+                k_rot[at] = make_float2(0.0f, 0.0f);
+                v_out[at] = make_float2(0.0f, 0.0f);
             }
-#pragma unroll
-            for (int i = 0; i < kTile; ++i)
-#pragma unroll
-                for (int j = 0; j < kTile; ++j) acc[i][j] += vr[i] * kr[j];
         }
+        float* zb = dptr<float>(p.k_sum) + ((int64_t)b * p.heads + h) * d + 2 * pair;
+        atomicAdd(zb, z.x);
+        atomicAdd(zb + 1, z.y);
     }
-    if (group < groups) {
-        atomicAdd(&z_s[2 * pair], z0);
-        atomicAdd(&z_s[2 * pair + 1], z1);
-    }
-    __syncthreads();
-    float* state = dptr<float>(p.state) + ((int64_t)b * p.heads + h) * d * d;
-#pragma unroll
-    for (int i = 0; i < kTile; ++i)
-#pragma unroll
-        for (int j = 0; j < kTile; ++j) {
-            const int c1 = ty + 16 * i, c2 = tx + 16 * j;
-            if (c1 < d && c2 < d) atomicAdd(&state[c1 * d + c2], acc[i][j]);
-        }
-    if (threadIdx.x < d) atomicAdd(&dptr<float>(p.k_sum)[((int64_t)b * p.heads + h) * d + threadIdx.x], z_s[threadIdx.x]);
 }
 
-// Dynamic shared memory: S (d rows of d+1 floats), q̃ (64 × d), den (64).
-extern "C" __global__ void __launch_bounds__(kThreads) linear_attn_out_bf16(const LinearAttnParams p) {
-    extern __shared__ float smem[];
-    const int d = p.head_dim, half = d / 2, d_model = p.heads * d, stride = d + 1;
-    const int h = blockIdx.y, b = blockIdx.z;
-    float* s_s = smem;                          // [d][d+1]
-    float* q_s = s_s + d * stride;              // [kOutTokens][d]
-    float* den_s = q_s + kOutTokens * d;        // [kOutTokens]
-    const int t0 = blockIdx.x * kOutTokens;
-    const int count = min(kOutTokens, p.n - t0);
-    const float* state = dptr<const float>(p.state) + ((int64_t)b * p.heads + h) * d * d;
-    const float* z = dptr<const float>(p.k_sum) + ((int64_t)b * p.heads + h) * d;
-
-    for (int i = threadIdx.x; i < d * d; i += kThreads) s_s[(i / d) * stride + i % d] = state[i];
-    if (threadIdx.x < kOutTokens) den_s[threadIdx.x] = 0.0f;
-    __syncthreads();
-    for (int i = threadIdx.x; i < count * half; i += kThreads) {
-        const int t = i / half, pair = i % half;
-        const int64_t token = (int64_t)b * p.n + t0 + t;
-        const bf16* row = dptr<const bf16>(p.qkv) + token * 3 * d_model;
-        const int64_t angle = (int64_t)(t0 + t) * half + pair;
-        const RotatedPair q = feature_pair(row + h * d + 2 * pair, dptr<const bf16>(p.norm_q) + h * d + 2 * pair,
-                                           dptr<const float>(p.inv_rms)[2 * token], dptr<const float>(p.cos)[angle],
-                                           dptr<const float>(p.sin)[angle]);
-        q_s[t * d + 2 * pair] = q.rot0;
-        q_s[t * d + 2 * pair + 1] = q.rot1;
-        atomicAdd(&den_s[t], q.phi0 * z[2 * pair] + q.phi1 * z[2 * pair + 1]);
-    }
-    __syncthreads();
-
-    // thread (ty, tx): tokens ty + 16·i (i < 4), channels c1 = tx + 16·j (j < 8)
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-    static constexpr int kTokTile = kOutTokens / 16;
-    float acc[kTokTile][kTile] = {};
-    for (int c2 = 0; c2 < d; ++c2) {
-        float qr[kTokTile], sr[kTile];
-#pragma unroll
-        for (int i = 0; i < kTokTile; ++i) qr[i] = q_s[min(ty + 16 * i, kOutTokens - 1) * d + c2];
-#pragma unroll
-        for (int j = 0; j < kTile; ++j) sr[j] = s_s[min(tx + 16 * j, d - 1) * stride + c2];
-#pragma unroll
-        for (int i = 0; i < kTokTile; ++i)
-#pragma unroll
-            for (int j = 0; j < kTile; ++j) acc[i][j] += qr[i] * sr[j];
-    }
-#pragma unroll
-    for (int i = 0; i < kTokTile; ++i) {
-        const int t = ty + 16 * i;
-        if (t >= count) continue;
-        const float inv_den = 1.0f / (den_s[t] + p.attn_eps);
-        bf16* out = dptr<bf16>(p.out) + ((int64_t)b * p.n + t0 + t) * d_model + h * d;
-#pragma unroll
-        for (int j = 0; j < kTile; ++j) {
-            const int c1 = tx + 16 * j;
-            if (c1 < d) out[c1] = to_bf16(acc[i][j] * inv_den);
+extern "C" __global__ void __launch_bounds__(kThreads) linear_attn_finish_bf16(const LinearAttnParams p) {
+    extern __shared__ float den[];  // [heads]
+    const int d = p.head_dim, half = d / 2, d_model = p.heads * d, pairs = d_model / 2;
+    const int64_t token = blockIdx.x;
+    const int b = (int)(token / p.n);
+    const __nv_bfloat162* row = dptr<const __nv_bfloat162>(p.qkv) + token * 3 * pairs;
+    const float inv_rms = dptr<const float>(p.inv_rms)[2 * token];
+    const float* z = dptr<const float>(p.k_sum) + (int64_t)b * p.heads * d;
+    // one warp per head: den[h] = Σ_c φq[c]·z[c] over the head's channels
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int h = warp; h < p.heads; h += blockDim.x / 32) {
+        float acc = 0.0f;
+        for (int j = lane; j < half; j += 32) {
+            const int i = h * half + j;
+            const float2 fq = feature_pair(row[i], dptr<const __nv_bfloat162>(p.norm_q)[i], inv_rms);
+            acc += fq.x * z[2 * i] + fq.y * z[2 * i + 1];
         }
+        acc = warp_sum(acc);
+        if (lane == 0) den[h] = acc;
+    }
+    __syncthreads();
+    // num is head-major (B, H, padded N, d)
+    const int t = (int)(token % p.n);
+    const float2* num = dptr<const float2>(p.num);
+    __nv_bfloat162* out = dptr<__nv_bfloat162>(p.out) + token * pairs;
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+        const int h = i / half;
+        const float inv = 1.0f / (den[h] + p.attn_eps);
+        const float2 v = num[(((int64_t)b * p.heads + h) * p.padded_n + t) * half + i % half];
+        out[i] = __floats2bfloat162_rn(v.x * inv, v.y * inv);
+    }
+}
+
+// S[b, h] = Σ_chunk partial[b, h, chunk] (each d×d); grid B·H.
+extern "C" __global__ void __launch_bounds__(kThreads) linear_attn_reduce_state(const LinearAttnParams p) {
+    const int dd = p.head_dim * p.head_dim;
+    const float* partial = dptr<const float>(p.partial) + (int64_t)blockIdx.x * p.chunks * dd;
+    float* state = dptr<float>(p.state) + (int64_t)blockIdx.x * dd;
+    for (int e = threadIdx.x; e < dd; e += blockDim.x) {
+        float acc = 0.0f;
+        for (int c = 0; c < p.chunks; ++c) acc += partial[(int64_t)c * dd + e];
+        state[e] = acc;
     }
 }

@@ -51,13 +51,15 @@ typedef struct {
     uint64_t norm_q, norm_k;  // bf16 (D)
     uint64_t cos, sin;   // f32 (N, head_dim/2)
     uint64_t inv_rms;    // f32 (B*N, 2): 1/rms of q and k rows
-    uint64_t state;      // f32 (B, H, d, d), zeroed before the state kernel
-    uint64_t k_sum;      // f32 (B, H, d), zeroed before the state kernel
+    uint64_t q_rot, k_rot, v;  // f32 head-major (B, H, padded_n, d): RoPE(φq), RoPE(φk), v
+    uint64_t k_sum;      // f32 (B, H, d): z = Σ φk, zeroed before the features kernel
+    uint64_t partial;    // f32 (B, H, chunks, d, d): per-chunk states
+    uint64_t state;      // f32 (B, H, d, d): S
+    uint64_t num;        // f32 head-major (B, H, padded_n, d): S·q̃
     uint64_t out;        // bf16 (B, N, D)
     int32_t b, n, heads, head_dim;
-    int32_t tokens_per_block;
+    int32_t chunks, padded_n;  // token axis cut into `chunks` runs of padded_n / chunks rows
     float norm_eps, attn_eps;
-    int32_t pad;
 } LinearAttnParams;
 
 typedef struct {
@@ -70,7 +72,7 @@ typedef struct {
 } MaskedSoftmaxParams;
 
 typedef struct {
-    uint64_t out, x, w, bias;  // bf16 out (frames, H, W, F); x (frames, H, W, 2F); w (2F, 9); bias (2F)
+    uint64_t out, x, w, bias;  // bf16 out (frames, H, W, F); x (frames, H, W, 2F); w (9, 2F); bias (2F)
     int32_t frames, h, w_, f;
 } DepthwiseGluParams;
 

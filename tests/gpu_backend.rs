@@ -199,7 +199,7 @@ fn cross_attention_matches_cpu() {
 fn mix_ffn_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, tt, h, w, f, c]: [usize; 6]) -> Vec<f32> {
     let n = tt * h * w;
     let x = t(be, &[b, n, 2 * f], &v[0]);
-    let dw = t(be, &[2 * f, 3, 3], &v[1]);
+    let dw = t(be, &[9, 2 * f], &v[1]);
     let db = t(be, &[2 * f], &v[2]);
     let mut glu = poisoned(be, &[b, n, f]);
     ops::depthwise3x3_glu(be, &mut glu, &x, &dw, &db, [tt, h, w]).unwrap();

@@ -223,9 +223,11 @@ pub trait Backend: Send + Sync + Sized + 'static {
         dims: AttnDims,
     ) -> Result<()>;
 
-    /// GLU over a depthwise 3×3 convolution, per frame (MODEL.md §2.7 steps 2–3):
-    /// y ← dwconv3x3(x) + bias on 2F channels (zero padding 1); out ← y[..F] · SiLU(y[F..]).
-    /// x (B·T, H, W, 2F) channels-last, w (2F, 3, 3), out (B·T, H, W, F); `dims.c` = F.
+    /// The spatial stage of the Mix-FFN (MODEL.md §2.7 steps 1–3, after the conv_inverted
+    /// product): u = SiLU(x); y = dwconv3x3(u) + bias on 2F channels (zero padding 1, per frame);
+    /// out = y[..F] · SiLU(y[F..]). x (B·T, H, W, 2F) channels-last, before conv_inverted's SiLU
+    /// (applied here as inputs are read, saving a pass over the widest activation);
+    /// w (9, 2F) tap-major (ky·3 + kx), out (B·T, H, W, F); `dims.c` = F.
     fn depthwise3x3_glu(
         &self,
         out: &mut Self::Buf,

@@ -185,7 +185,8 @@ pub fn cross_attention<B: Backend>(
     be.cross_attention(&mut out.buf, &q.buf, &k.buf, &v.buf, key_bias, dims)
 }
 
-/// GLU over a depthwise 3×3 conv: x (B, T·H·W, 2F) on the grid (t, h, w) → out (B, T·H·W, F).
+/// SiLU → depthwise 3×3 conv → GLU: x (B, T·H·W, 2F) on the grid (t, h, w), w (9, 2F) tap-major
+/// → out (B, T·H·W, F).
 pub fn depthwise3x3_glu<B: Backend>(
     be: &B,
     out: &mut Tensor<B>,
@@ -203,7 +204,7 @@ pub fn depthwise3x3_glu<B: Backend>(
             format!("x {:?} does not fit grid {grid:?} with an even channel count", x.shape()),
         ));
     }
-    expect_shape(OP, "weight", w, &[c2, 3, 3])?;
+    expect_shape(OP, "weight", w, &[9, c2])?;
     expect_shape(OP, "bias", bias, &[c2])?;
     expect_shape(OP, "out", out, &[b, n, c2 / 2])?;
     be.depthwise3x3_glu(&mut out.buf, &x.buf, &w.buf, &bias.buf, GridDims { b, t, h, w: wd, c: c2 / 2 })

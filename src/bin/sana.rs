@@ -123,7 +123,8 @@ fn main() -> Result<()> {
             Device::Cpu => bench_dit(&Cpu, &args, |_| Ok(()), || Ok(None)),
             Device::Cuda(n) => {
                 let be = Cuda::new(n)?;
-                bench_dit(&be, &args, |b| Ok(b.synchronize()?), || Ok(Some(be.peak_memory()?)))
+                bench_dit(&be, &args, |b| Ok(b.synchronize()?), || Ok(Some(be.peak_memory()?)))?;
+                print_profile(&be)
             }
         },
         Command::Inspect(args) => run_inspect(args),
@@ -252,6 +253,16 @@ fn bench_dit<B: Backend>(
         "tflops": flops / 1e12 / (median / 1e3),
     });
     println!("{result}");
+    Ok(())
+}
+
+/// With `SANA_PROFILE=1`: device time per op over the bench's forwards (stderr).
+fn print_profile(be: &Cuda) -> Result<()> {
+    let rows = be.profile_report()?;
+    let total: f64 = rows.iter().map(|r| r.1).sum();
+    for (label, ms, calls) in rows.iter().take(25) {
+        eprintln!("{:>9.2} ms {:>5.1}% {calls:>5}x  {label}", ms, 100.0 * ms / total.max(1e-9));
+    }
     Ok(())
 }
 

@@ -6,8 +6,8 @@ use rayon::prelude::*;
 use super::linear::{matmul, silu, Mat, MatMut};
 use crate::backend::{GridDims, Write};
 
-/// y = dwconv3x3(x) + bias over 2F channels (zero padding 1, per frame);
-/// out = y[.., :F] · SiLU(y[.., F:]). x (B·T, H, W, 2F), w (2F, 3, 3), out (B·T, H, W, F).
+/// u = SiLU(x); y = dwconv3x3(u) + bias over 2F channels (zero padding 1, per frame);
+/// out = y[.., :F] · SiLU(y[.., F:]). x (B·T, H, W, 2F), w (9, 2F) tap-major, out (B·T, H, W, F).
 pub fn depthwise3x3_glu(out: &mut [f32], x: &[f32], w: &[f32], bias: &[f32], d: GridDims) {
     let GridDims { h, w: wd, c: f, .. } = d;
     let c2 = 2 * f;
@@ -27,7 +27,7 @@ pub fn depthwise3x3_glu(out: &mut [f32], x: &[f32], w: &[f32], bias: &[f32], d: 
                         continue;
                     }
                     let src = ((frame * h + yy as usize) * wd + xs as usize) * c2 + c;
-                    acc += x[src] * w[c * 9 + ky * 3 + kx];
+                    acc += silu(x[src]) * w[(ky * 3 + kx) * c2 + c];
                 }
             }
             acc

@@ -26,6 +26,14 @@ pub enum BLayout {
     Plain,
 }
 
+/// Operand types and arithmetic: bf16 operands on the bf16 tensor cores, or f32 operands on the
+/// TF32 tensor cores (10-bit mantissa products, f32 accumulation), both accumulating in f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InType {
+    Bf16,
+    F32Tf32,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OutType {
     Bf16,
@@ -49,11 +57,14 @@ pub struct Gemm {
     pub k: usize,
     pub a: DevPtr,
     pub lda: usize,
+    /// A is stored (k × m) row-major: C = Aᵀ · op(B).
+    pub a_transposed: bool,
     pub b: DevPtr,
     pub ldb: usize,
     pub b_layout: BLayout,
     pub c: DevPtr,
     pub ldc: usize,
+    pub inputs: InType,
     pub out: OutType,
     /// C ← A·op(B) (+ C when true)
     pub accumulate: bool,
@@ -73,11 +84,13 @@ impl Gemm {
             k,
             a,
             lda: k,
+            a_transposed: false,
             b,
             ldb: k,
             b_layout: BLayout::Transposed,
             c,
             ldc: n,
+            inputs: InType::Bf16,
             out: OutType::Bf16,
             accumulate: false,
             epilogue: Epilogue::None,
@@ -98,6 +111,8 @@ struct AlgoKey {
     ldb: usize,
     ldc: usize,
     b_layout: BLayout,
+    a_transposed: bool,
+    inputs: InType,
     out: OutType,
     epilogue: u8,
     batch: usize,
@@ -146,14 +161,18 @@ impl Blas {
     pub fn gemm(&self, g: &Gemm) -> Result<(), CudaError> {
         let op = "cuBLASLt matmul";
         let bf16 = sys::cudaDataType::CUDA_R_16BF;
+        let (in_type, in_elem, compute) = match g.inputs {
+            InType::Bf16 => (bf16, 2, sys::cublasComputeType_t::CUBLAS_COMPUTE_32F),
+            InType::F32Tf32 => (sys::cudaDataType::CUDA_R_32F, 4, sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32),
+        };
         let out_type = match g.out {
             OutType::Bf16 => bf16,
             OutType::F32 => sys::cudaDataType::CUDA_R_32F,
         };
         let out_elem = if g.out == OutType::F32 { 4 } else { 2 };
         let align = [
-            alignment(g.a, 2, &[g.lda, g.stride_a]),
-            alignment(g.b, 2, &[g.ldb, g.stride_b]),
+            alignment(g.a, in_elem, &[g.lda, g.stride_a]),
+            alignment(g.b, in_elem, &[g.ldb, g.stride_b]),
             alignment(g.c, out_elem, &[g.ldc, g.stride_c]),
         ];
         // cuBLAS operand 1 = our B, operand 2 = our A (see the module comment).
@@ -172,10 +191,11 @@ impl Blas {
         // pointers come from live buffers whose sizes the launchers checked against m, n, k,
         // leading dimensions and strides.
         unsafe {
-            let desc = result::create_matmul_desc(sys::cublasComputeType_t::CUBLAS_COMPUTE_32F, sys::cudaDataType::CUDA_R_32F)
-                .during(op)?;
+            let desc = result::create_matmul_desc(compute, sys::cudaDataType::CUDA_R_32F).during(op)?;
             let set_desc = |attr, value: *const c_void, size| result::set_matmul_desc_attribute(desc, attr, value, size);
-            let transb = 0i32;
+            // cuBLAS operand 2 is our A: row-major (m×k) is column-major (k×m), no transpose;
+            // a transposed A, stored (k×m) row-major, is column-major (m×k), transposed.
+            let (transb, op2_rows, op2_cols) = if g.a_transposed { (1i32, g.m, g.k) } else { (0i32, g.k, g.m) };
             set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA, &op1_trans as *const _ as _, 4)
                 .during(op)?;
             set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSB, &transb as *const _ as _, 4)
@@ -200,8 +220,8 @@ impl Blas {
                 }
                 Ok(l)
             };
-            let l1 = layout(bf16, op1_rows, op1_cols, g.ldb, g.stride_b)?;
-            let l2 = layout(bf16, g.k, g.m, g.lda, g.stride_a)?;
+            let l1 = layout(in_type, op1_rows, op1_cols, g.ldb, g.stride_b)?;
+            let l2 = layout(in_type, op2_rows, op2_cols, g.lda, g.stride_a)?;
             let lc = layout(out_type, g.n, g.m, g.ldc, g.stride_c)?;
 
             let key = AlgoKey {
@@ -212,6 +232,8 @@ impl Blas {
                 ldb: g.ldb,
                 ldc: g.ldc,
                 b_layout: g.b_layout,
+                a_transposed: g.a_transposed,
+                inputs: g.inputs,
                 out: g.out,
                 epilogue: epi as u8,
                 batch: g.batch,

@@ -5,7 +5,7 @@
 use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;
 
-use super::blas::{BLayout, Epilogue, Gemm, OutType};
+use super::blas::{BLayout, Epilogue, Gemm, InType, OutType};
 use super::error::CudaError;
 use super::params::MaskedSoftmaxParams;
 use super::Cuda;
@@ -35,22 +35,27 @@ impl Cuda {
         let probs = self.scratch::<bf16>(rows * d.l)?;
         let (q0, k0, v0, o0) = (self.ptr(q), self.ptr(k), self.ptr(v), self.ptr(out));
         let (s0, p0, bias0) = (self.ptr(&scores), self.ptr(&probs), self.ptr(key_bias));
-        let run = || -> Result<(), CudaError> {
+        let stage = |label: &'static str, f: &dyn Fn() -> Result<(), CudaError>| {
+            self.timed(|| format!("  cross_attn/{label}"), || f().map_err(|e| self.err(e)))
+        };
+        let run = || -> Result<()> {
             for b in 0..d.b {
                 let q_b = q0 + (b * d.n * width * 2) as u64;
                 let kv_offset = (b * d.l * width * 2) as u64;
                 // scores_h (N × L) = Q_h (N × d, row stride D) · K_hᵀ, batched over heads
-                self.blas.gemm(&Gemm {
+                stage("scores", &|| self.blas.gemm(&Gemm {
                     m: d.n,
                     n: d.l,
                     k: d.head_dim,
                     a: q_b,
                     lda: width,
+                    a_transposed: false,
                     b: k0 + kv_offset,
                     ldb: width,
                     b_layout: BLayout::Transposed,
                     c: s0,
                     ldc: d.l,
+                    inputs: InType::Bf16,
                     out: OutType::F32,
                     accumulate: false,
                     epilogue: Epilogue::None,
@@ -58,7 +63,7 @@ impl Cuda {
                     stride_a: d.head_dim,
                     stride_b: d.head_dim,
                     stride_c: d.n * d.l,
-                })?;
+                }))?;
                 let p = MaskedSoftmaxParams {
                     scores: s0,
                     probs: p0,
@@ -73,19 +78,21 @@ impl Cuda {
                     block_dim: ((ROWS_PER_BLOCK * 32) as u32, 1, 1),
                     shared_mem_bytes: 0,
                 };
-                self.kernels.launch(&self.stream, "masked_softmax_f32_bf16", cfg, &p)?;
+                stage("softmax", &|| self.kernels.launch(&self.stream, "masked_softmax_f32_bf16", cfg, &p))?;
                 // out_h (N × d, row stride D) = P_h (N × L) · V_h (L × d, row stride D)
-                self.blas.gemm(&Gemm {
+                stage("pv", &|| self.blas.gemm(&Gemm {
                     m: d.n,
                     n: d.head_dim,
                     k: d.l,
                     a: p0,
                     lda: d.l,
+                    a_transposed: false,
                     b: v0 + kv_offset,
                     ldb: width,
                     b_layout: BLayout::Plain,
                     c: o0 + (b * d.n * width * 2) as u64,
                     ldc: width,
+                    inputs: InType::Bf16,
                     out: OutType::Bf16,
                     accumulate: false,
                     epilogue: Epilogue::None,
@@ -93,10 +100,10 @@ impl Cuda {
                     stride_a: d.n * d.l,
                     stride_b: d.head_dim,
                     stride_c: d.head_dim,
-                })?;
+                }))?;
             }
             Ok(())
         };
-        run().map_err(|e| self.err(e))
+        run()
     }
 }

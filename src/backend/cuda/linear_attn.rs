@@ -1,24 +1,24 @@
 //! Launchers for ReLU linear attention (kernels/linear_attn.cu; CPU twin
-//! backend/cpu/linear_attn.rs). Three launches: per-token 1/rms of q and k, the per-head
-//! state S = Σ v k̃ᵀ and z = Σ φk (f32 atomics into zeroed scratch), then the output.
+//! backend/cpu/linear_attn.rs): per-token 1/rms of q and k; the f32 features q̃, k̃, v (head-major,
+//! token axis in chunks) and z = Σ φk; S = Σ_chunks V_chunkᵀ K̃_chunk as one TF32 batched product
+//! plus a reduction; num = Q̃_h S_hᵀ as one TF32 batched product; out = num / (φq·z + eps).
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
-use cudarc::driver::sys::CUfunction_attribute_enum;
 use half::bf16;
 
+use super::blas::{BLayout, Epilogue, Gemm, InType, OutType};
 use super::error::{CudaError, DriverContext};
 use super::params::LinearAttnParams;
 use super::Cuda;
 use crate::backend::{AttnDims, RopeTables};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const THREADS: u32 = 256;
-/// kernels/linear_attn.cu: kMaxHeadDim, kStateTokens, kOutTokens.
-const MAX_HEAD_DIM: usize = 128;
-const STATE_TOKENS: usize = 32;
-const OUT_TOKENS: usize = 64;
-/// State blocks to aim for: ~4 per SM of an H100/H200 (132 SMs) so the atomics spread out.
-const TARGET_STATE_BLOCKS: usize = 4 * 132;
+/// kernels/linear_attn.cu kFeatureTokens.
+const FEATURE_TOKENS: usize = 32;
+
+/// Partial-state products to aim for: ~4 per SM of an H100/H200 (132 SMs).
+const TARGET_STATE_PRODUCTS: usize = 4 * 132;
 
 impl Cuda {
     #[allow(clippy::too_many_arguments)] // mirrors Backend::relu_linear_attention
@@ -33,17 +33,22 @@ impl Cuda {
         norm_eps: f32,
         attn_eps: f32,
     ) -> Result<()> {
-        if d.head_dim > MAX_HEAD_DIM {
-            return Err(Error::shape("relu_linear_attention (cuda)", format!("head_dim {} exceeds the kernel's {MAX_HEAD_DIM}", d.head_dim)));
-        }
-        let heads_total = d.b * d.heads;
-        let inv_rms = self.scratch::<f32>(d.b * d.n * 2)?;
-        let mut state = self.scratch::<f32>(heads_total * d.head_dim * d.head_dim)?;
-        let mut k_sum = self.scratch::<f32>(heads_total * d.head_dim)?;
-        self.stream.memset_zeros(&mut state).during("zeroing the attention state").map_err(|e| self.err(e))?;
+        let (hd, tokens, heads_total) = (d.head_dim, d.b * d.n, d.b * d.heads);
+        // The token axis in `chunks` runs of `rows`: the state product is then one batched GEMM
+        // with enough independent (sample, head, chunk) products to fill the GPU.
+        let chunks = TARGET_STATE_PRODUCTS.div_ceil(heads_total).clamp(1, d.n.div_ceil(FEATURE_TOKENS));
+        let rows = d.n.div_ceil(chunks);
+        let padded_n = rows * chunks;
+        let features = heads_total * padded_n * hd;
+        let inv_rms = self.scratch::<f32>(tokens * 2)?;
+        let q_rot = self.scratch::<f32>(features)?;
+        let k_rot = self.scratch::<f32>(features)?;
+        let v = self.scratch::<f32>(features)?;
+        let num = self.scratch::<f32>(features)?;
+        let partial = self.scratch::<f32>(heads_total * chunks * hd * hd)?;
+        let state = self.scratch::<f32>(heads_total * hd * hd)?;
+        let mut k_sum = self.scratch::<f32>(heads_total * hd)?;
         self.stream.memset_zeros(&mut k_sum).during("zeroing the attention state").map_err(|e| self.err(e))?;
-        let chunks = TARGET_STATE_BLOCKS.div_ceil(heads_total).clamp(1, d.n.div_ceil(STATE_TOKENS));
-        let tokens_per_block = d.n.div_ceil(chunks).next_multiple_of(STATE_TOKENS);
         let p = LinearAttnParams {
             qkv: self.ptr(qkv),
             norm_q: self.ptr(norm_q),
@@ -51,33 +56,84 @@ impl Cuda {
             cos: self.ptr(&rope.cos),
             sin: self.ptr(&rope.sin),
             inv_rms: self.ptr(&inv_rms),
-            state: self.ptr(&state),
+            q_rot: self.ptr(&q_rot),
+            k_rot: self.ptr(&k_rot),
+            v: self.ptr(&v),
             k_sum: self.ptr(&k_sum),
+            partial: self.ptr(&partial),
+            state: self.ptr(&state),
+            num: self.ptr(&num),
             out: self.ptr(out),
             b: d.b as i32,
             n: d.n as i32,
             heads: d.heads as i32,
-            head_dim: d.head_dim as i32,
-            tokens_per_block: tokens_per_block as i32,
+            head_dim: hd as i32,
+            chunks: chunks as i32,
+            padded_n: padded_n as i32,
             norm_eps,
             attn_eps,
-            pad: 0,
         };
-        let run = || -> Result<(), CudaError> {
-            let rows = LaunchConfig { grid_dim: ((d.b * d.n) as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
-            self.kernels.launch(&self.stream, "linear_attn_inv_rms_bf16", rows, &p)?;
-            let state_grid = (d.n.div_ceil(tokens_per_block) as u32, d.heads as u32, d.b as u32);
-            let cfg = LaunchConfig { grid_dim: state_grid, block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
-            self.kernels.launch(&self.stream, "linear_attn_state_bf16", cfg, &p)?;
-            // S (d rows of d+1), 64 rotated queries, 64 denominators
-            let smem = (d.head_dim * (d.head_dim + 1) + OUT_TOKENS * d.head_dim + OUT_TOKENS) * 4;
-            let f = self.kernels.get("linear_attn_out_bf16")?;
-            f.set_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)
-                .during("raising the shared-memory limit of linear_attn_out_bf16")?;
-            let out_grid = (d.n.div_ceil(OUT_TOKENS) as u32, d.heads as u32, d.b as u32);
-            let cfg = LaunchConfig { grid_dim: out_grid, block_dim: (THREADS, 1, 1), shared_mem_bytes: smem as u32 };
-            self.kernels.launch(&self.stream, "linear_attn_out_bf16", cfg, &p)
+        let stage = |label: &'static str, f: &dyn Fn() -> Result<(), CudaError>| {
+            self.timed(|| format!("  linear_attn/{label}"), || f().map_err(|e| self.err(e)))
         };
-        run().map_err(|e| self.err(e))
+        let blocks = |n: usize, y: usize| LaunchConfig {
+            grid_dim: (n as u32, y as u32, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        stage("inv_rms", &|| self.kernels.launch(&self.stream, "linear_attn_inv_rms_bf16", blocks(tokens, 1), &p))?;
+        let feature_blocks = blocks(d.n.div_ceil(FEATURE_TOKENS), d.b);
+        stage("features", &|| self.kernels.launch(&self.stream, "linear_attn_features_bf16", feature_blocks, &p))?;
+        stage("state", &|| {
+            // partial (d × d) = V_chunkᵀ · K̃_chunk for every (sample, head, chunk)
+            self.blas.gemm(&Gemm {
+                m: hd,
+                n: hd,
+                k: rows,
+                a: p.v,
+                lda: hd,
+                a_transposed: true,
+                b: p.k_rot,
+                ldb: hd,
+                b_layout: BLayout::Plain,
+                c: p.partial,
+                ldc: hd,
+                inputs: InType::F32Tf32,
+                out: OutType::F32,
+                accumulate: false,
+                epilogue: Epilogue::None,
+                batch: heads_total * chunks,
+                stride_a: rows * hd,
+                stride_b: rows * hd,
+                stride_c: hd * hd,
+            })?;
+            self.kernels.launch(&self.stream, "linear_attn_reduce_state", blocks(heads_total, 1), &p)
+        })?;
+        // num_h (N × d) = Q̃_h (N × d) · S_hᵀ for every (sample, head)
+        stage("output", &|| {
+            self.blas.gemm(&Gemm {
+                m: d.n,
+                n: hd,
+                k: hd,
+                a: p.q_rot,
+                lda: hd,
+                a_transposed: false,
+                b: p.state,
+                ldb: hd,
+                b_layout: BLayout::Transposed,
+                c: p.num,
+                ldc: hd,
+                inputs: InType::F32Tf32,
+                out: OutType::F32,
+                accumulate: false,
+                epilogue: Epilogue::None,
+                batch: heads_total,
+                stride_a: padded_n * hd,
+                stride_b: hd * hd,
+                stride_c: padded_n * hd,
+            })
+        })?;
+        let finish = LaunchConfig { shared_mem_bytes: (d.heads * 4) as u32, ..blocks(tokens, 1) };
+        stage("finish", &|| self.kernels.launch(&self.stream, "linear_attn_finish_bf16", finish, &p))
     }
 }

@@ -2,17 +2,19 @@
 //! depthwise 3×3 + GLU kernel, and the temporal (3,1) conv as three accumulated, row-shifted
 //! GEMMs over the contiguous frames each tap reaches.
 
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;
 
 use super::blas::Gemm;
 use super::error::{CudaError, DriverContext};
-use super::kernels::grid_stride;
 use super::params::DepthwiseGluParams;
 use super::Cuda;
 use crate::backend::GridDims;
 
-const THREADS: u32 = 256;
+/// kernels/mix_ffn.cu kPairsPerBlock: one thread per channel pair.
+const PAIRS_PER_BLOCK: usize = 128;
+/// kernels/mix_ffn.cu kRowsPerThread.
+const ROWS_PER_THREAD: usize = 2;
 
 impl Cuda {
     pub(super) fn launch_depthwise3x3_glu(
@@ -34,7 +36,12 @@ impl Cuda {
             w_: d.w as i32,
             f: d.c as i32,
         };
-        self.kernels.launch(&self.stream, "depthwise3x3_glu_bf16", grid_stride(frames * d.h * d.w * d.c, THREADS), &p)
+        let cfg = LaunchConfig {
+            grid_dim: ((d.c / 2).div_ceil(PAIRS_PER_BLOCK) as u32, d.h.div_ceil(ROWS_PER_THREAD) as u32, frames as u32),
+            block_dim: (PAIRS_PER_BLOCK as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        self.kernels.launch(&self.stream, "depthwise3x3_glu_bf16", cfg, &p)
     }
 
     pub(super) fn launch_temporal_conv3_residual(

@@ -13,6 +13,7 @@ mod linear_attn;
 mod mix_ffn;
 mod norm;
 mod patch;
+pub mod profile;
 mod params;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub struct Cuda {
     stream: Arc<CudaStream>,
     blas: Blas,
     kernels: Kernels,
+    profiler: profile::Profiler,
 }
 
 impl Cuda {
@@ -79,7 +81,7 @@ impl Cuda {
         let name = format!("cuda:{ordinal} ({})", ctx.name().during("reading the device name")?);
         let blas = Blas::new(stream.clone())?;
         let kernels = Kernels::load(&ctx)?;
-        Ok(Cuda { ordinal, name, ctx, stream, blas, kernels })
+        Ok(Cuda { ordinal, name, ctx, stream, blas, kernels, profiler: profile::Profiler::from_env() })
     }
 
     /// Waits for all queued work (pipeline boundaries, timing).
@@ -156,6 +158,14 @@ fn pool_attribute(
     Ok(v)
 }
 
+/// The bf16x2 kernels need an even channel count.
+fn even(op: &'static str, what: &str, n: usize) -> Result<()> {
+    if n % 2 != 0 {
+        return Err(Error::shape(op, format!("{what} = {n} is odd; the CUDA kernels read channel pairs")));
+    }
+    Ok(())
+}
+
 fn device_error(ordinal: usize, e: CudaError) -> Error {
     Error::Device { device: format!("cuda:{ordinal}"), reason: e.to_string() }
 }
@@ -196,15 +206,18 @@ impl Backend for Cuda {
         act: Activation,
         write: Write,
     ) -> Result<()> {
-        self.launch_linear(out, x, w, bias, dims, act, write).map_err(|e| self.err(e))
+        self.timed(
+            || format!("linear {}x{}->{} {act:?}", dims.rows, dims.k, dims.n),
+            || self.launch_linear(out, x, w, bias, dims, act, write).map_err(|e| self.err(e)),
+        )
     }
 
     fn activation(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, act: Activation) -> Result<()> {
-        self.launch_activation(self.ptr(out), self.ptr(x), out.len(), act).map_err(|e| self.err(e))
+        self.timed(|| format!("activation {act:?}"), || self.launch_activation(self.ptr(out), self.ptr(x), out.len(), act).map_err(|e| self.err(e)))
     }
 
     fn rms_norm(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, w: &CudaSlice<bf16>, rows: usize, dim: usize, eps: f32) -> Result<()> {
-        self.launch_rms_norm(out, x, w, rows, dim, eps).map_err(|e| self.err(e))
+        self.timed(|| format!("rms_norm {rows}x{dim}"), || self.launch_rms_norm(out, x, w, rows, dim, eps).map_err(|e| self.err(e)))
     }
 
     fn ada_layer_norm(
@@ -217,11 +230,13 @@ impl Backend for Cuda {
         dims: TokenDims,
         eps: f32,
     ) -> Result<()> {
-        self.launch_ada_layer_norm(out, x, m, shift, scale, dims, eps).map_err(|e| self.err(e))
+        even("ada_layer_norm", "D", dims.d)?;
+        self.timed(|| "ada_layer_norm".into(), || self.launch_ada_layer_norm(out, x, m, shift, scale, dims, eps).map_err(|e| self.err(e)))
     }
 
     fn gated_residual(&self, x: &mut CudaSlice<bf16>, y: &CudaSlice<bf16>, m: &Modulation<Self>, gate: usize, dims: TokenDims) -> Result<()> {
-        self.launch_gated_residual(x, y, m, gate, dims).map_err(|e| self.err(e))
+        even("gated_residual", "D", dims.d)?;
+        self.timed(|| "gated_residual".into(), || self.launch_gated_residual(x, y, m, gate, dims).map_err(|e| self.err(e)))
     }
 
     fn relu_linear_attention(
@@ -235,7 +250,7 @@ impl Backend for Cuda {
         norm_eps: f32,
         attn_eps: f32,
     ) -> Result<()> {
-        self.launch_linear_attention(out, qkv, norm_q, norm_k, rope, dims, norm_eps, attn_eps)
+        self.timed(|| "relu_linear_attention".into(), || self.launch_linear_attention(out, qkv, norm_q, norm_k, rope, dims, norm_eps, attn_eps))
     }
 
     fn cross_attention(
@@ -247,15 +262,16 @@ impl Backend for Cuda {
         key_bias: &CudaSlice<f32>,
         dims: AttnDims,
     ) -> Result<()> {
-        self.launch_cross_attention(out, q, k, v, key_bias, dims)
+        self.timed(|| format!("cross_attention L={}", dims.l), || self.launch_cross_attention(out, q, k, v, key_bias, dims))
     }
 
     fn depthwise3x3_glu(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, w: &CudaSlice<bf16>, bias: &CudaSlice<bf16>, dims: GridDims) -> Result<()> {
-        self.launch_depthwise3x3_glu(out, x, w, bias, dims).map_err(|e| self.err(e))
+        even("depthwise3x3_glu", "F", dims.c)?;
+        self.timed(|| "depthwise3x3_glu".into(), || self.launch_depthwise3x3_glu(out, x, w, bias, dims).map_err(|e| self.err(e)))
     }
 
     fn temporal_conv3_residual(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, w: &CudaSlice<bf16>, dims: GridDims) -> Result<()> {
-        self.launch_temporal_conv3_residual(out, x, w, dims).map_err(|e| self.err(e))
+        self.timed(|| "temporal_conv3_residual".into(), || self.launch_temporal_conv3_residual(out, x, w, dims).map_err(|e| self.err(e)))
     }
 
     fn patchify(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, dims: PatchDims) -> Result<()> {

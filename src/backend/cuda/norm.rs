@@ -4,7 +4,6 @@ use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;
 
 use super::error::CudaError;
-use super::kernels::grid_stride;
 use super::params::{AdaLayerNormParams, GatedResidualParams, ModParams, RmsNormParams};
 use super::Cuda;
 use crate::backend::{Modulation, TokenDims};
@@ -81,6 +80,6 @@ impl Cuda {
             n: d.n as i32,
             d: d.d as i32,
         };
-        self.kernels.launch(&self.stream, "gated_residual_bf16", grid_stride(d.b * d.n * d.d, THREADS), &p)
+        self.kernels.launch(&self.stream, "gated_residual_bf16", per_row(d.b * d.n), &p)
     }
 }

@@ -72,17 +72,22 @@ pub struct LinearAttnParams {
     pub cos: DevPtr,
     pub sin: DevPtr,
     pub inv_rms: DevPtr,
-    pub state: DevPtr,
+    pub q_rot: DevPtr,
+    pub k_rot: DevPtr,
+    pub v: DevPtr,
     pub k_sum: DevPtr,
+    pub partial: DevPtr,
+    pub state: DevPtr,
+    pub num: DevPtr,
     pub out: DevPtr,
     pub b: i32,
     pub n: i32,
     pub heads: i32,
     pub head_dim: i32,
-    pub tokens_per_block: i32,
+    pub chunks: i32,
+    pub padded_n: i32,
     pub norm_eps: f32,
     pub attn_eps: f32,
-    pub pad: i32,
 }
 
 #[repr(C)]
@@ -148,13 +153,13 @@ mod tests {
         assert_eq!(std::mem::size_of::<RmsNormParams>(), 40);
         assert_eq!(std::mem::size_of::<AdaLayerNormParams>(), 64);
         assert_eq!(std::mem::size_of::<GatedResidualParams>(), 56);
-        assert_eq!(std::mem::size_of::<LinearAttnParams>(), 104);
+        assert_eq!(std::mem::size_of::<LinearAttnParams>(), 144);
         assert_eq!(std::mem::size_of::<MaskedSoftmaxParams>(), 40);
         assert_eq!(std::mem::size_of::<DepthwiseGluParams>(), 48);
         assert_eq!(std::mem::size_of::<PatchParams>(), 48);
         // every header field appears in the mirrors (a cheap textual cross-check)
         let header = crate::backend::cuda::kernels::PARAMS_H;
-        for field in ["tokens_per_block", "emb_chunks", "per_token", "key_bias", "frames"] {
+        for field in ["q_rot", "emb_chunks", "per_token", "key_bias", "frames"] {
             assert!(header.contains(field), "{field} missing from params.h");
         }
     }

@@ -47,7 +47,7 @@ pub struct CrossAttention<B: Backend> {
 pub struct MixFfn<B: Backend> {
     inverted: Tensor<B>,      // (2F, D)
     inverted_bias: Tensor<B>, // (2F)
-    depth: Tensor<B>,         // (2F, 3, 3)
+    depth: Tensor<B>,         // (9, 2F): tap-major
     depth_bias: Tensor<B>,    // (2F)
     point: Tensor<B>,         // (D, F)
     temporal: Tensor<B>,      // (3, D, D): tap k is W_k
@@ -130,7 +130,7 @@ impl<B: Backend> Block<B> {
             // 1×1 convs are matrix products: (out, in, 1, 1) viewed as (out, in)
             inverted: ffw.tensor_as("conv_inverted.weight", &[2 * f, d, 1, 1], &[2 * f, d])?,
             inverted_bias: ffw.tensor("conv_inverted.bias", &[2 * f])?,
-            depth: ffw.tensor_as("conv_depth.weight", &[2 * f, 1, 3, 3], &[2 * f, 3, 3])?,
+            depth: depthwise_taps(&ffw, 2 * f)?,
             depth_bias: ffw.tensor("conv_depth.bias", &[2 * f])?,
             point: ffw.tensor_as("conv_point.weight", &[d, f, 1, 1], &[d, f])?,
             temporal: temporal_taps(&ffw, d)?,
@@ -194,15 +194,9 @@ impl<B: Backend> Block<B> {
         // (3) Mix-FFN: x += gate_mlp · ffn(LN(x)·(1 + scale_mlp) + shift_mlp)
         let f = &self.ff;
         ops::ada_layer_norm(be, &mut s.normed, x, &m, SHIFT_MLP, SCALE_MLP, self.norm_eps)?;
-        ops::linear(
-            be,
-            &mut s.hidden,
-            &s.normed,
-            &f.inverted,
-            Some(&f.inverted_bias),
-            Activation::Silu,
-            Write::Overwrite,
-        )?;
+        // conv_inverted's SiLU is applied by depthwise3x3_glu as it reads `hidden`
+        let inverted = Some(&f.inverted_bias);
+        ops::linear(be, &mut s.hidden, &s.normed, &f.inverted, inverted, Activation::Identity, Write::Overwrite)?;
         ops::depthwise3x3_glu(be, &mut s.glu, &s.hidden, &f.depth, &f.depth_bias, grid)?;
         ops::linear(be, &mut s.proj, &s.glu, &f.point, None, Activation::Identity, Write::Overwrite)?;
         ops::temporal_conv3_residual(be, &mut s.attn, &s.proj, &f.temporal, grid)?;
@@ -223,4 +217,17 @@ fn temporal_taps<B: Backend>(w: &WeightLoader<B>, d: usize) -> Result<Tensor<B>>
         }
     }
     Tensor::from_vec(w.backend(), &[3, d, d], taps)
+}
+
+/// `ff.conv_depth.weight` (2F, 1, 3, 3) as (9, 2F): the taps of neighbouring channels side by
+/// side, so a kernel reads a channel pair's tap with one load.
+fn depthwise_taps<B: Backend>(w: &WeightLoader<B>, channels: usize) -> Result<Tensor<B>> {
+    let stored = w.host("conv_depth.weight", &[channels, 1, 3, 3])?;
+    let mut taps = vec![0.0f32; 9 * channels];
+    for c in 0..channels {
+        for k in 0..9 {
+            taps[k * channels + c] = stored[c * 9 + k];
+        }
+    }
+    Tensor::from_vec(w.backend(), &[9, channels], taps)
 }

@@ -1,7 +1,6 @@
 // Helpers shared by every kernel family: bf16 conversion, activations, warp and block sums.
 #pragma once
 #include <cuda_bf16.h>
-#include <stdint.h>
 #include "params.h"
 
 typedef __nv_bfloat16 bf16;

@@ -8,7 +8,8 @@
 // window of SiLU'd inputs in registers (value and gate) and the next column's loads in flight,
 // so every input is loaded (and SiLU'd) twice, not nine times, and the 36 weights once.
 // Bytes per call: 2F·2 read (from L2 for the two other rows) + F·2 written per pixel;
-// 2·2·9·2F FLOPs per pixel. Measured on the H200 (720p, B=2, F=6720): v1 (one thread per
+// 2·2·9·2F FLOPs per pixel. temporal_concat_bf16 lays out the temporal conv's input for one
+// K = 3C GEMM. Measured on the H200 (720p, B=2, F=6720): v1 (one thread per
 // output element, 64-bit index math, 54 scalar loads per output pair) 3.0 ms; this version: see
 // BENCHMARKS.md.
 // v2 (one row per thread, no prefetch, IEEE division in SiLU): 2.4 ms.
@@ -88,4 +89,35 @@ extern "C" __global__ void __launch_bounds__(kPairsPerBlock) depthwise3x3_glu_bf
             g[r][1] = g[r][2];
         }
     }
+}
+
+// [x[t−1] | x[t] | x[t+1]] side by side (zero outside 0..T): the A operand that makes the
+// temporal (3,1) conv one GEMM with K = 3C (MODEL.md §2.7 step 5). x (B, T, HW, C) →
+// out (B·T·HW, 3C). 16-byte copies when C is a multiple of 8 (2240 is), element copies otherwise.
+template <class Chunk>
+__device__ __forceinline__ void temporal_concat(const TemporalConcatParams& p) {
+    static constexpr int kPer = sizeof(Chunk) / sizeof(bf16);
+    const int chunks = p.c / kPer;
+    const int64_t total = (int64_t)p.b * p.t * p.hw * 3 * chunks;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        const int chunk = (int)(i % chunks);
+        const int64_t rest = i / chunks;
+        const int k = (int)(rest % 3);
+        const int64_t token = rest / 3;  // (b, t, s) row-major
+        const int s = (int)(token % p.hw);
+        const int t = (int)((token / p.hw) % p.t);
+        const int64_t b = token / ((int64_t)p.hw * p.t);
+        const int src_t = t + k - 1;
+        Chunk v{};
+        if (src_t >= 0 && src_t < p.t)
+            v = *reinterpret_cast<const Chunk*>(dptr<const bf16>(p.x) + (((b * p.t + src_t) * p.hw + s) * p.c) + chunk * kPer);
+        *reinterpret_cast<Chunk*>(dptr<bf16>(p.out) + token * 3 * p.c + k * p.c + chunk * kPer) = v;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) temporal_concat_bf16(const TemporalConcatParams p) {
+    if (p.c % 8 == 0)
+        temporal_concat<uint4>(p);
+    else
+        temporal_concat<unsigned short>(p);
 }

@@ -2,7 +2,14 @@
 // struct per launch, as ThunderKittens does). src/backend/cuda/params.rs mirrors this file field
 // for field (#[repr(C)]); a test there checks the sizes. Pointers are device addresses (u64).
 #pragma once
+#ifdef __CUDACC_RTC__
+// NVRTC ships no C library headers
+typedef unsigned long long uint64_t;
+typedef long long int64_t;
+typedef int int32_t;
+#else
 #include <stdint.h>
+#endif
 
 // Activation codes (backend::Activation).
 #define ACT_IDENTITY 0
@@ -63,18 +70,24 @@ typedef struct {
 } LinearAttnParams;
 
 typedef struct {
-    uint64_t scores;     // f32 (rows, L), raw q·k
-    uint64_t probs;      // bf16 (rows, L)
-    uint64_t key_bias;   // f32 (L): this sample's additive bias
-    int32_t rows, l;
+    uint64_t q;          // bf16 (B, N, D)
+    uint64_t k, v;       // bf16 (B, L, D)
+    uint64_t key_bias;   // f32 (B, L): additive, per key
+    uint64_t out;        // bf16 (B, N, D)
+    int32_t b, n, l, heads, head_dim;
+    int32_t padded_head_dim, padded_l;  // ⌈d/16⌉·16, ⌈L/64⌉·64
     float scale;
-    int32_t pad;
-} MaskedSoftmaxParams;
+} CrossAttnParams;
 
 typedef struct {
     uint64_t out, x, w, bias;  // bf16 out (frames, H, W, F); x (frames, H, W, 2F); w (9, 2F); bias (2F)
     int32_t frames, h, w_, f;
 } DepthwiseGluParams;
+
+typedef struct {
+    uint64_t out, x;     // bf16 out (B·T·HW, 3C), x (B, T, HW, C)
+    int32_t b, t, hw, c;
+} TemporalConcatParams;
 
 typedef struct {
     uint64_t out, x;     // bf16

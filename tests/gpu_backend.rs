@@ -68,12 +68,22 @@ fn without_gpu_asking_for_cuda_fails_clearly() {
         Err(e) => {
             let msg = e.to_string();
             assert!(msg.contains("cuda:0"), "{msg}");
-            assert!(msg.contains("NVIDIA driver") || msg.contains("no CUDA device") || msg.contains("cuBLASLt"), "{msg}");
+            assert!(
+                msg.contains("NVIDIA driver") || msg.contains("no CUDA device") || msg.contains("cuBLASLt"),
+                "{msg}"
+            );
         }
     }
 }
 
-fn linear_case<B: Backend>(be: &B, v: &[Vec<f32>], shape: [usize; 3], act: Activation, write: Write, bias: bool) -> Vec<f32> {
+fn linear_case<B: Backend>(
+    be: &B,
+    v: &[Vec<f32>],
+    shape: [usize; 3],
+    act: Activation,
+    write: Write,
+    bias: bool,
+) -> Vec<f32> {
     let [rows, k, n] = shape;
     let x = t(be, &[rows, k], &v[0]);
     let w = t(be, &[n, k], &v[1]);
@@ -92,7 +102,12 @@ fn linear_matches_cpu() {
     let mut s = seed();
     for shape in [[37, 24, 40], [300, 2240, 2240], [1000, 256, 13440 / 4], [77, 6720 / 8, 2240]] {
         let [rows, k, n] = shape;
-        let v = vec![random(rows * k, 1.0, &mut s), random(n * k, 1.0 / (k as f32).sqrt(), &mut s), random(n, 0.5, &mut s), random(rows * n, 1.0, &mut s)];
+        let v = vec![
+            random(rows * k, 1.0, &mut s),
+            random(n * k, 1.0 / (k as f32).sqrt(), &mut s),
+            random(n, 0.5, &mut s),
+            random(rows * n, 1.0, &mut s),
+        ];
         for (act, write, bias) in [
             (Activation::Identity, Write::Overwrite, true),
             (Activation::Silu, Write::Overwrite, true),
@@ -101,7 +116,12 @@ fn linear_matches_cpu() {
             (Activation::Identity, Write::Accumulate, true),
         ] {
             let name = format!("linear {shape:?} {act:?} {write:?} bias={bias}");
-            check(&name, &linear_case(&gpu, &v, shape, act, write, bias), &linear_case(&Cpu, &v, shape, act, write, bias), tolerance::CUDA_KERNEL);
+            check(
+                &name,
+                &linear_case(&gpu, &v, shape, act, write, bias),
+                &linear_case(&Cpu, &v, shape, act, write, bias),
+                tolerance::CUDA_KERNEL,
+            );
         }
     }
 }
@@ -135,10 +155,20 @@ fn norms_and_modulation_match_cpu() {
     let mut s = seed();
     for dims in [[2, 7, 24], [2, 333, 2240], [1, 5, 30]] {
         let [b, n, d] = dims;
-        let v = vec![random(b * n * d, 3.0, &mut s), random(d, 1.0, &mut s), random(6 * d, 0.5, &mut s), random(b * n * 6 * d, 0.5, &mut s)];
+        let v = vec![
+            random(b * n * d, 3.0, &mut s),
+            random(d, 1.0, &mut s),
+            random(6 * d, 0.5, &mut s),
+            random(b * n * 6 * d, 0.5, &mut s),
+        ];
         for per_token in [false, true] {
             let name = format!("rms_norm + ada_layer_norm + gated_residual + silu {dims:?} per_token={per_token}");
-            check(&name, &norms_case(&gpu, &v, dims, per_token), &norms_case(&Cpu, &v, dims, per_token), tolerance::CUDA_KERNEL);
+            check(
+                &name,
+                &norms_case(&gpu, &v, dims, per_token),
+                &norms_case(&Cpu, &v, dims, per_token),
+                tolerance::CUDA_KERNEL,
+            );
         }
     }
 }
@@ -160,13 +190,20 @@ fn linear_attn_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, heads, hd]: [usize; 
 fn linear_attention_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let mut s = seed();
-    for (heads_dims, grid) in [([2, 2, 12], [3, 5, 7]), ([1, 3, 10], [1, 1, 1]), ([2, 20, 112], [3, 11, 13]), ([2, 20, 112], [11, 22, 40])] {
+    for (heads_dims, grid) in
+        [([2, 2, 12], [3, 5, 7]), ([1, 3, 10], [1, 1, 1]), ([2, 20, 112], [3, 11, 13]), ([2, 20, 112], [11, 22, 40])]
+    {
         let [b, heads, hd] = heads_dims;
         let n: usize = grid.iter().product();
         let d = heads * hd;
         let v = vec![random(b * n * 3 * d, 2.0, &mut s), random(d, 1.5, &mut s), random(d, 1.5, &mut s)];
         let name = format!("relu_linear_attention b,heads,d={heads_dims:?} grid={grid:?}");
-        check(&name, &linear_attn_case(&gpu, &v, heads_dims, grid), &linear_attn_case(&Cpu, &v, heads_dims, grid), tolerance::CUDA_KERNEL);
+        check(
+            &name,
+            &linear_attn_case(&gpu, &v, heads_dims, grid),
+            &linear_attn_case(&Cpu, &v, heads_dims, grid),
+            tolerance::CUDA_KERNEL,
+        );
     }
 }
 
@@ -185,14 +222,20 @@ fn cross_attn_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, n, l, heads, hd]: [us
 fn cross_attention_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let mut s = seed();
-    for dims in [[2, 37, 7, 2, 12], [2, 1000, 300, 20, 112], [1, 5, 3, 3, 10]] {
+    for dims in [[2, 37, 7, 2, 12], [2, 1000, 300, 20, 112], [1, 5, 3, 3, 10], [2, 130, 512, 4, 112], [1, 17, 1, 2, 12]]
+    {
         let [b, n, l, heads, hd] = dims;
         let d = heads * hd;
         let v = vec![random(b * n * d, 2.0, &mut s), random(b * l * d, 2.0, &mut s), random(b * l * d, 1.0, &mut s)];
         // sample 0 keeps its first ⌈L/2⌉ tokens, sample 1 keeps all
         let bias: Vec<f32> = (0..b * l).map(|i| if i < l && i >= l.div_ceil(2) { -10000.0 } else { 0.0 }).collect();
         let name = format!("cross_attention b,n,l,heads,d={dims:?}");
-        check(&name, &cross_attn_case(&gpu, &v, dims, &bias), &cross_attn_case(&Cpu, &v, dims, &bias), tolerance::CUDA_KERNEL);
+        check(
+            &name,
+            &cross_attn_case(&gpu, &v, dims, &bias),
+            &cross_attn_case(&Cpu, &v, dims, &bias),
+            tolerance::CUDA_KERNEL,
+        );
     }
 }
 
@@ -204,7 +247,7 @@ fn mix_ffn_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, tt, h, w, f, c]: [usize;
     let mut glu = poisoned(be, &[b, n, f]);
     ops::depthwise3x3_glu(be, &mut glu, &x, &dw, &db, [tt, h, w]).unwrap();
     let y = t(be, &[b, n, c], &v[3]);
-    let taps = t(be, &[3, c, c], &v[4]);
+    let taps = t(be, &[c, 3 * c], &v[4]);
     let mut temporal = poisoned(be, &[b, n, c]);
     ops::temporal_conv3_residual(be, &mut temporal, &y, &taps, [tt, h, w]).unwrap();
     let mut out = glu.to_host(be).unwrap();
@@ -251,7 +294,12 @@ fn patchify_and_unpatchify_match_cpu() {
     for (dims, patch) in [([2, 4, 3, 10, 14], [1, 2, 2]), ([1, 8, 3, 5, 7], [1, 1, 1]), ([1, 3, 4, 6, 6], [2, 3, 2])] {
         let v = random(dims.iter().product(), 1.0, &mut s);
         // pure data movement: exact
-        check(&format!("patchify/unpatchify {dims:?} {patch:?}"), &patch_case(&gpu, &v, dims, patch), &patch_case(&Cpu, &v, dims, patch), 0.0);
+        check(
+            &format!("patchify/unpatchify {dims:?} {patch:?}"),
+            &patch_case(&gpu, &v, dims, patch),
+            &patch_case(&Cpu, &v, dims, patch),
+            0.0,
+        );
     }
 }
 
@@ -260,7 +308,11 @@ fn patchify_and_unpatchify_match_cpu() {
 fn transformer_fixtures_match_cpu() {
     let Some(gpu) = gpu() else { return };
     let dir = common::fixtures().join("dit");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
     cases.sort();
     assert!(!cases.is_empty());
     for path in cases {
@@ -279,7 +331,15 @@ fn forward<B: Backend>(be: &B, folder: &ModelFolder, input: &DitInputFile) -> Ve
     let latent = t(be, &input.hidden_states.shape, &input.hidden_states.data);
     let caption = t(be, &input.encoder_hidden_states.shape, &input.encoder_hidden_states.data);
     let out = model
-        .forward(be, &DitInput { latent: &latent, caption: &caption, timesteps: &input.timesteps, caption_mask: input.encoder_attention_mask.as_ref().map(|m| m.data.as_slice()) })
+        .forward(
+            be,
+            &DitInput {
+                latent: &latent,
+                caption: &caption,
+                timesteps: &input.timesteps,
+                caption_mask: input.encoder_attention_mask.as_ref().map(|m| m.data.as_slice()),
+            },
+        )
         .unwrap();
     out.to_host(be).unwrap()
 }

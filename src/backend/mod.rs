@@ -239,8 +239,8 @@ pub trait Backend: Send + Sync + Sized + 'static {
 
     /// out ← x + Σ_k W[:, :, k] · x[t + k − 1] (zero padded in t): the temporal (3,1) convolution
     /// of the Mix-FFN with its internal residual (MODEL.md §2.7 step 5). x, out (B, T, H·W, C);
-    /// w (3, C_out, C_in): tap k is W_k (the checkpoint's (C, C, 3, 1) permuted at load, so each
-    /// tap is a contiguous matrix for a GEMM).
+    /// w (C_out, 3·C_in) = [W_0 | W_1 | W_2] (the checkpoint's (C, C, 3, 1) permuted at load), so
+    /// the conv is one product over [x[t−1] | x[t] | x[t+1]].
     fn temporal_conv3_residual(&self, out: &mut Self::Buf, x: &Self::Buf, w: &Self::Buf, dims: GridDims) -> Result<()>;
 
     /// (B, C, T, H, W) → tokens (B, N, C·pt·ph·pw), tokens in (t, h, w) order, features in

@@ -3,7 +3,8 @@
 //! the operand and both shapes.
 
 use super::{
-    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, PatchDims, RopeTables, Tensor, TokenDims, Write,
+    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, PatchDims, RopeTables, Tensor, TokenDims,
+    Write,
 };
 use crate::error::{Error, Result};
 
@@ -150,7 +151,10 @@ pub fn relu_linear_attention<B: Backend>(
     expect_shape(OP, "norm_k", norm_k, &[d])?;
     for (name, table) in [("rope cos", &rope.cos), ("rope sin", &rope.sin)] {
         if table.len() != n * head_dim / 2 {
-            return Err(Error::shape(OP, format!("{name} holds {} values, expected N·d/2 = {}", table.len(), n * head_dim / 2)));
+            return Err(Error::shape(
+                OP,
+                format!("{name} holds {} values, expected N·d/2 = {}", table.len(), n * head_dim / 2),
+            ));
         }
     }
     let dims = AttnDims { b, n, l: n, heads, head_dim };
@@ -210,7 +214,7 @@ pub fn depthwise3x3_glu<B: Backend>(
     be.depthwise3x3_glu(&mut out.buf, &x.buf, &w.buf, &bias.buf, GridDims { b, t, h, w: wd, c: c2 / 2 })
 }
 
-/// out ← x + temporal conv3(x); x, out (B, T·H·W, C) on grid (t, h, w); w (3, C, C), tap-major.
+/// out ← x + temporal conv3(x); x, out (B, T·H·W, C) on grid (t, h, w); w (C, 3C), taps side by side.
 pub fn temporal_conv3_residual<B: Backend>(
     be: &B,
     out: &mut Tensor<B>,
@@ -224,7 +228,7 @@ pub fn temporal_conv3_residual<B: Backend>(
     if t * h * wd != n {
         return Err(Error::shape(OP, format!("x {:?} does not fit grid {grid:?}", x.shape())));
     }
-    expect_shape(OP, "weight", w, &[3, c, c])?;
+    expect_shape(OP, "weight", w, &[c, 3 * c])?;
     expect_shape(OP, "out", out, x.shape())?;
     be.temporal_conv3_residual(&mut out.buf, &x.buf, &w.buf, GridDims { b, t, h, w: wd, c })
 }

@@ -150,8 +150,10 @@ fn run_dit<B: Backend>(be: &B, args: &RunDitArgs) -> Result<()> {
     let caption = Tensor::from_host(be, &inputs.encoder_hidden_states.shape, &inputs.encoder_hidden_states.data)?;
     let mask = inputs.encoder_attention_mask.as_ref().map(|m| m.data.as_slice());
     let started = Instant::now();
-    let out =
-        model.forward(be, &DitInput { latent: &latent, caption: &caption, timesteps: &inputs.timesteps, caption_mask: mask })?;
+    let out = model.forward(
+        be,
+        &DitInput { latent: &latent, caption: &caption, timesteps: &inputs.timesteps, caption_mask: mask },
+    )?;
     let sample = out.to_host(be)?;
     eprintln!("forward {:?} -> {:?} in {:.3} s", latent.shape(), out.shape(), started.elapsed().as_secs_f64());
     if sample.iter().any(|v| !v.is_finite()) {
@@ -205,7 +207,9 @@ fn bench_dit<B: Backend>(
     let shape = [args.batch, cfg.in_channels, latent[0], latent[1], latent[2]];
     let noise = |n: usize, salt: u64| -> Vec<f32> {
         let mut state = salt;
-        (0..n).map(|_| (sana::engine::weights::splitmix64(&mut state) >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect()
+        (0..n)
+            .map(|_| (sana::engine::weights::splitmix64(&mut state) >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+            .collect()
     };
     let x = Tensor::from_vec(be, &shape, noise(shape.iter().product(), 1))?;
     let caption_shape = [args.batch, args.caption_len, cfg.caption_channels];
@@ -224,13 +228,17 @@ fn bench_dit<B: Backend>(
     }
     sync(be)?;
     let mut times = Vec::with_capacity(args.iters);
+    let mut enqueue_ms = 0.0;
     for _ in 0..args.iters {
         let t0 = Instant::now();
         let out = model.forward(be, &input)?;
+        enqueue_ms += t0.elapsed().as_secs_f64() * 1e3;
         sync(be)?;
         times.push(t0.elapsed().as_secs_f64() * 1e3);
         drop(out);
     }
+    // host time to enqueue one forward: near the total means the GPU waits for the host
+    eprintln!("host enqueue per forward: {:.1} ms", enqueue_ms / args.iters.max(1) as f64);
     let out = model.forward(be, &input)?.to_host(be)?;
     if out.iter().any(|v| !v.is_finite()) {
         bail!("the forward produced non-finite values");
@@ -258,6 +266,7 @@ fn bench_dit<B: Backend>(
 
 /// With `SANA_PROFILE=1`: device time per op over the bench's forwards (stderr).
 fn print_profile(be: &Cuda) -> Result<()> {
+    eprintln!("cuBLASLt heuristic queries: {}", be.heuristic_queries());
     let rows = be.profile_report()?;
     let total: f64 = rows.iter().map(|r| r.1).sum();
     for (label, ms, calls) in rows.iter().take(25) {

@@ -39,7 +39,7 @@ pub fn depthwise3x3_glu(out: &mut [f32], x: &[f32], w: &[f32], bias: &[f32], d: 
 }
 
 /// out[b, t] = x[b, t] + Σ_{k=0..2} W_k · x[b, t + k − 1] (zero outside 0..T), with
-/// W_k = w[k] (C_out, C_in). x, out (B, T, H·W, C).
+/// W_k = w[:, k·C..(k+1)·C] of the (C_out, 3·C_in) weight. x, out (B, T, H·W, C).
 /// Each tap is one matrix product over the contiguous run of frames it reaches.
 pub fn temporal_conv3_residual(out: &mut [f32], x: &[f32], w: &[f32], d: GridDims) {
     let GridDims { b: batch, t, h, w: wd, c } = d;
@@ -55,8 +55,8 @@ pub fn temporal_conv3_residual(out: &mut [f32], x: &[f32], w: &[f32], d: GridDim
             }
             let rows = (end - first) * h * wd;
             let src = Mat { data: x, offset: (b * t + first + k - 1) * frame, rs: c, cs: 1 };
-            // W_kᵀ (C_in, C_out): element (i, o) = w[(k·C + o)·C + i]
-            let wk = Mat { data: w, offset: k * c * c, rs: 1, cs: c };
+            // W_kᵀ (C_in, C_out): element (i, o) = w[o·3C + k·C + i]
+            let wk = Mat { data: w, offset: k * c, rs: 1, cs: 3 * c };
             matmul(
                 MatMut { data: out, offset: (b * t + first) * frame, rs: c },
                 src,

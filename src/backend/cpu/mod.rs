@@ -120,17 +120,7 @@ impl Backend for Cpu {
         norm_eps: f32,
         attn_eps: f32,
     ) -> Result<()> {
-        linear_attn::relu_linear_attention(
-            out,
-            qkv,
-            norm_q,
-            norm_k,
-            &rope.cos,
-            &rope.sin,
-            dims,
-            norm_eps,
-            attn_eps,
-        );
+        linear_attn::relu_linear_attention(out, qkv, norm_q, norm_k, &rope.cos, &rope.sin, dims, norm_eps, attn_eps);
         Ok(())
     }
 

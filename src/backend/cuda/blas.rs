@@ -3,8 +3,9 @@
 //! It speaks row-major, checks alignment up front, sets the bias / GELU epilogue, and caches the
 //! heuristic's algorithm per shape (llm.c `matmul_cublaslt` has the same shape).
 //!
-//! Row-major C (m×n) = A (m×k) · op(B) is column-major Cᵀ (n×m) = op(B)ᵀ · Aᵀ: cuBLAS's first
-//! operand is our B, its second our A, and no data moves.
+//! Every product is row-major C (m×n) = A (m×k) · Bᵀ with B (n×k) (the `nn.Linear` layout), which
+//! is column-major Cᵀ (n×m) = B · Aᵀ: cuBLAS's first operand is our B, its second our A, and no
+//! data moves.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -16,15 +17,6 @@ use parking_lot::Mutex;
 
 use super::error::{CudaError, DriverContext};
 use super::params::DevPtr;
-
-/// Layout of the second operand, row-major.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BLayout {
-    /// B is (n × k): C = A · Bᵀ (an `nn.Linear` weight).
-    Transposed,
-    /// B is (k × n): C = A · B.
-    Plain,
-}
 
 /// Operand types and arithmetic: bf16 operands on the bf16 tensor cores, or f32 operands on the
 /// TF32 tensor cores (10-bit mantissa products, f32 accumulation), both accumulating in f32.
@@ -57,17 +49,16 @@ pub struct Gemm {
     pub k: usize,
     pub a: DevPtr,
     pub lda: usize,
-    /// A is stored (k × m) row-major: C = Aᵀ · op(B).
-    pub a_transposed: bool,
     pub b: DevPtr,
     pub ldb: usize,
-    pub b_layout: BLayout,
     pub c: DevPtr,
     pub ldc: usize,
     pub inputs: InType,
     pub out: OutType,
     /// C ← A·op(B) (+ C when true)
     pub accumulate: bool,
+    /// With `accumulate`: add this matrix (same layout as C) instead of C's own contents.
+    pub addend: Option<DevPtr>,
     pub epilogue: Epilogue,
     pub batch: usize,
     pub stride_a: usize,
@@ -84,15 +75,14 @@ impl Gemm {
             k,
             a,
             lda: k,
-            a_transposed: false,
             b,
             ldb: k,
-            b_layout: BLayout::Transposed,
             c,
             ldc: n,
             inputs: InType::Bf16,
             out: OutType::Bf16,
             accumulate: false,
+            addend: None,
             epilogue: Epilogue::None,
             batch: 1,
             stride_a: 0,
@@ -110,8 +100,6 @@ struct AlgoKey {
     lda: usize,
     ldb: usize,
     ldc: usize,
-    b_layout: BLayout,
-    a_transposed: bool,
     inputs: InType,
     out: OutType,
     epilogue: u8,
@@ -127,6 +115,8 @@ pub struct Blas {
     workspace: CudaSlice<u8>,
     stream: Arc<CudaStream>,
     algos: Mutex<HashMap<AlgoKey, sys::cublasLtMatmulAlgo_t>>,
+    /// Heuristic queries made (cache misses), for the profile report.
+    pub heuristic_queries: std::sync::atomic::AtomicUsize,
 }
 
 // SAFETY: the handle is only used under the engine's single stream; cuBLASLt handles may be used
@@ -155,7 +145,7 @@ impl Blas {
         let handle = result::create_handle().during("creating the cuBLASLt handle")?;
         // SAFETY: uninitialised scratch for cuBLASLt, never read by us.
         let workspace = unsafe { stream.alloc::<u8>(WORKSPACE_BYTES) }.during("allocating the cuBLASLt workspace")?;
-        Ok(Blas { handle, workspace, stream, algos: Mutex::new(HashMap::new()) })
+        Ok(Blas { handle, workspace, stream, algos: Mutex::new(HashMap::new()), heuristic_queries: Default::default() })
     }
 
     pub fn gemm(&self, g: &Gemm) -> Result<(), CudaError> {
@@ -163,7 +153,9 @@ impl Blas {
         let bf16 = sys::cudaDataType::CUDA_R_16BF;
         let (in_type, in_elem, compute) = match g.inputs {
             InType::Bf16 => (bf16, 2, sys::cublasComputeType_t::CUBLAS_COMPUTE_32F),
-            InType::F32Tf32 => (sys::cudaDataType::CUDA_R_32F, 4, sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32),
+            InType::F32Tf32 => {
+                (sys::cudaDataType::CUDA_R_32F, 4, sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32)
+            }
         };
         let out_type = match g.out {
             OutType::Bf16 => bf16,
@@ -173,13 +165,11 @@ impl Blas {
         let align = [
             alignment(g.a, in_elem, &[g.lda, g.stride_a]),
             alignment(g.b, in_elem, &[g.ldb, g.stride_b]),
-            alignment(g.c, out_elem, &[g.ldc, g.stride_c]),
+            alignment(g.c | g.addend.unwrap_or(0), out_elem, &[g.ldc, g.stride_c]),
         ];
-        // cuBLAS operand 1 = our B, operand 2 = our A (see the module comment).
-        let (op1_trans, op1_rows, op1_cols) = match g.b_layout {
-            BLayout::Transposed => (1i32, g.k, g.n),
-            BLayout::Plain => (0i32, g.n, g.k),
-        };
+        // cuBLAS operand 1 = our B, (n × k) row-major = column-major (k × n), transposed;
+        // operand 2 = our A, (m × k) row-major = column-major (k × m), as is.
+        let (op1_trans, op1_rows, op1_cols) = (1i32, g.k, g.n);
         let (epilogue, bias) = match g.epilogue {
             Epilogue::None => (sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_DEFAULT, 0),
             Epilogue::Bias(p) => (sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS, p),
@@ -192,10 +182,9 @@ impl Blas {
         // leading dimensions and strides.
         unsafe {
             let desc = result::create_matmul_desc(compute, sys::cudaDataType::CUDA_R_32F).during(op)?;
-            let set_desc = |attr, value: *const c_void, size| result::set_matmul_desc_attribute(desc, attr, value, size);
-            // cuBLAS operand 2 is our A: row-major (m×k) is column-major (k×m), no transpose;
-            // a transposed A, stored (k×m) row-major, is column-major (m×k), transposed.
-            let (transb, op2_rows, op2_cols) = if g.a_transposed { (1i32, g.m, g.k) } else { (0i32, g.k, g.m) };
+            let set_desc =
+                |attr, value: *const c_void, size| result::set_matmul_desc_attribute(desc, attr, value, size);
+            let (transb, op2_rows, op2_cols) = (0i32, g.k, g.m);
             set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA, &op1_trans as *const _ as _, 4)
                 .during(op)?;
             set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSB, &transb as *const _ as _, 4)
@@ -204,19 +193,44 @@ impl Blas {
             set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_EPILOGUE, &epi as *const _ as _, 4)
                 .during(op)?;
             if bias != 0 {
-                set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias as *const _ as _, 8)
-                    .during(op)?;
+                set_desc(
+                    sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                    &bias as *const _ as _,
+                    8,
+                )
+                .during(op)?;
                 let bias_type = bf16 as u32;
-                set_desc(sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type as *const _ as _, 4)
-                    .during(op)?;
+                set_desc(
+                    sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                    &bias_type as *const _ as _,
+                    4,
+                )
+                .during(op)?;
             }
-            let layout = |ty, rows: usize, cols: usize, ld: usize, stride: usize| -> Result<sys::cublasLtMatrixLayout_t, CudaError> {
+            let layout = |ty,
+                          rows: usize,
+                          cols: usize,
+                          ld: usize,
+                          stride: usize|
+             -> Result<sys::cublasLtMatrixLayout_t, CudaError> {
                 let l = result::create_matrix_layout(ty, rows as u64, cols as u64, ld as i64).during(op)?;
                 if g.batch > 1 {
                     let count = g.batch as i32;
                     let stride = stride as i64;
-                    result::set_matrix_layout_attribute(l, sys::cublasLtMatrixLayoutAttribute_t::CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count as *const _ as _, 4).during(op)?;
-                    result::set_matrix_layout_attribute(l, sys::cublasLtMatrixLayoutAttribute_t::CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride as *const _ as _, 8).during(op)?;
+                    result::set_matrix_layout_attribute(
+                        l,
+                        sys::cublasLtMatrixLayoutAttribute_t::CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                        &count as *const _ as _,
+                        4,
+                    )
+                    .during(op)?;
+                    result::set_matrix_layout_attribute(
+                        l,
+                        sys::cublasLtMatrixLayoutAttribute_t::CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                        &stride as *const _ as _,
+                        8,
+                    )
+                    .during(op)?;
                 }
                 Ok(l)
             };
@@ -231,8 +245,6 @@ impl Blas {
                 lda: g.lda,
                 ldb: g.ldb,
                 ldc: g.ldc,
-                b_layout: g.b_layout,
-                a_transposed: g.a_transposed,
                 inputs: g.inputs,
                 out: g.out,
                 epilogue: epi as u8,
@@ -244,15 +256,14 @@ impl Blas {
             let algo = match cached {
                 Some(a) => a,
                 None => {
+                    self.heuristic_queries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let pref = result::create_matmul_pref().during(op)?;
-                    let set_pref = |attr, value: u64| {
-                        result::set_matmul_pref_attribute(pref, attr, &value as *const u64 as _, 8)
-                    };
+                    let set_pref =
+                        |attr, value: u64| result::set_matmul_pref_attribute(pref, attr, &value as *const u64 as _, 8);
                     use sys::cublasLtMatmulPreferenceAttributes_t as P;
                     set_pref(P::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, WORKSPACE_BYTES as u64).during(op)?;
-                    let set_align = |attr, value: u32| {
-                        result::set_matmul_pref_attribute(pref, attr, &value as *const u32 as _, 4)
-                    };
+                    let set_align =
+                        |attr, value: u32| result::set_matmul_pref_attribute(pref, attr, &value as *const u32 as _, 4);
                     set_align(P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align[1]).during(op)?;
                     set_align(P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align[0]).during(op)?;
                     set_align(P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align[2]).during(op)?;
@@ -274,7 +285,7 @@ impl Blas {
                 l1,
                 g.a as *const c_void,
                 l2,
-                g.c as *const c_void,
+                g.addend.unwrap_or(g.c) as *const c_void,
                 lc,
                 g.c as *mut c_void,
                 lc,

@@ -1,20 +1,21 @@
-//! Launcher for softmax cross-attention to the caption (CPU twin backend/cpu/cross_attn.rs):
-//! per sample, scores = Q·Kᵀ (cuBLASLt, batched over heads, f32 out), masked softmax
-//! (kernels/cross_attn.cu, bf16 probabilities), out = P·V (cuBLASLt, batched over heads).
+//! Launcher for the fused softmax cross-attention to the caption (kernels/cross_attn.cu; CPU twin
+//! backend/cpu/cross_attn.rs): one kernel, scores kept in shared memory, bf16 tensor cores.
 
+use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;
 
-use super::blas::{BLayout, Epilogue, Gemm, InType, OutType};
-use super::error::CudaError;
-use super::params::MaskedSoftmaxParams;
+use super::error::{CudaError, DriverContext};
+use super::params::CrossAttnParams;
 use super::Cuda;
 use crate::backend::AttnDims;
 use crate::error::{Error, Result};
 
-/// kernels/cross_attn.cu: 32 values per lane.
-const MAX_KEYS: usize = 1024;
-const ROWS_PER_BLOCK: usize = 8;
+/// kernels/cross_attn.cu: 4 warps of 16 query rows, 64-key tiles, head dim ≤ 128, L ≤ 512.
+const QUERIES_PER_BLOCK: usize = 64;
+const KEY_TILE: usize = 64;
+const MAX_HEAD_DIM: usize = 128;
+const MAX_KEYS: usize = 512;
 
 impl Cuda {
     pub(super) fn launch_cross_attention(
@@ -26,84 +27,45 @@ impl Cuda {
         key_bias: &CudaSlice<f32>,
         d: AttnDims,
     ) -> Result<()> {
-        if d.l > MAX_KEYS {
-            return Err(Error::shape("cross_attention (cuda)", format!("{} caption tokens exceed the kernel's {MAX_KEYS}", d.l)));
+        const OP: &str = "cross_attention (cuda)";
+        if d.l > MAX_KEYS || d.l == 0 {
+            return Err(Error::shape(OP, format!("{} caption tokens: the kernel takes 1 to {MAX_KEYS}", d.l)));
         }
-        let width = d.heads * d.head_dim;
-        let rows = d.heads * d.n;
-        let scores = self.scratch::<f32>(rows * d.l)?;
-        let probs = self.scratch::<bf16>(rows * d.l)?;
-        let (q0, k0, v0, o0) = (self.ptr(q), self.ptr(k), self.ptr(v), self.ptr(out));
-        let (s0, p0, bias0) = (self.ptr(&scores), self.ptr(&probs), self.ptr(key_bias));
-        let stage = |label: &'static str, f: &dyn Fn() -> Result<(), CudaError>| {
-            self.timed(|| format!("  cross_attn/{label}"), || f().map_err(|e| self.err(e)))
+        if d.head_dim > MAX_HEAD_DIM {
+            return Err(Error::shape(OP, format!("head_dim {} exceeds the kernel's {MAX_HEAD_DIM}", d.head_dim)));
+        }
+        let padded_head_dim = d.head_dim.next_multiple_of(16);
+        let padded_l = d.l.next_multiple_of(KEY_TILE);
+        let p = CrossAttnParams {
+            q: self.ptr(q),
+            k: self.ptr(k),
+            v: self.ptr(v),
+            key_bias: self.ptr(key_bias),
+            out: self.ptr(out),
+            b: d.b as i32,
+            n: d.n as i32,
+            l: d.l as i32,
+            heads: d.heads as i32,
+            head_dim: d.head_dim as i32,
+            padded_head_dim: padded_head_dim as i32,
+            padded_l: padded_l as i32,
+            scale: 1.0 / (d.head_dim as f32).sqrt(),
         };
-        let run = || -> Result<()> {
-            for b in 0..d.b {
-                let q_b = q0 + (b * d.n * width * 2) as u64;
-                let kv_offset = (b * d.l * width * 2) as u64;
-                // scores_h (N × L) = Q_h (N × d, row stride D) · K_hᵀ, batched over heads
-                stage("scores", &|| self.blas.gemm(&Gemm {
-                    m: d.n,
-                    n: d.l,
-                    k: d.head_dim,
-                    a: q_b,
-                    lda: width,
-                    a_transposed: false,
-                    b: k0 + kv_offset,
-                    ldb: width,
-                    b_layout: BLayout::Transposed,
-                    c: s0,
-                    ldc: d.l,
-                    inputs: InType::Bf16,
-                    out: OutType::F32,
-                    accumulate: false,
-                    epilogue: Epilogue::None,
-                    batch: d.heads,
-                    stride_a: d.head_dim,
-                    stride_b: d.head_dim,
-                    stride_c: d.n * d.l,
-                }))?;
-                let p = MaskedSoftmaxParams {
-                    scores: s0,
-                    probs: p0,
-                    key_bias: bias0 + (b * d.l * 4) as u64,
-                    rows: rows as i32,
-                    l: d.l as i32,
-                    scale: 1.0 / (d.head_dim as f32).sqrt(),
-                    pad: 0,
-                };
-                let cfg = LaunchConfig {
-                    grid_dim: (rows.div_ceil(ROWS_PER_BLOCK) as u32, 1, 1),
-                    block_dim: ((ROWS_PER_BLOCK * 32) as u32, 1, 1),
-                    shared_mem_bytes: 0,
-                };
-                stage("softmax", &|| self.kernels.launch(&self.stream, "masked_softmax_f32_bf16", cfg, &p))?;
-                // out_h (N × d, row stride D) = P_h (N × L) · V_h (L × d, row stride D)
-                stage("pv", &|| self.blas.gemm(&Gemm {
-                    m: d.n,
-                    n: d.head_dim,
-                    k: d.l,
-                    a: p0,
-                    lda: d.l,
-                    a_transposed: false,
-                    b: v0 + kv_offset,
-                    ldb: width,
-                    b_layout: BLayout::Plain,
-                    c: o0 + (b * d.n * width * 2) as u64,
-                    ldc: width,
-                    inputs: InType::Bf16,
-                    out: OutType::Bf16,
-                    accumulate: false,
-                    epilogue: Epilogue::None,
-                    batch: d.heads,
-                    stride_a: d.n * d.l,
-                    stride_b: d.head_dim,
-                    stride_c: d.head_dim,
-                }))?;
-            }
-            Ok(())
+        // Q tile and K/V tile in bf16 (rows padded by 8), key bias, the block's score rows in f32
+        // (rows padded by 4): kernels/cross_attn.cu
+        let smem =
+            2 * QUERIES_PER_BLOCK * (padded_head_dim + 8) * 2 + padded_l * 4 + QUERIES_PER_BLOCK * (padded_l + 4) * 4;
+        let run = || -> Result<(), CudaError> {
+            let f = self.kernels.get("cross_attention_bf16")?;
+            f.set_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)
+                .during("raising the shared-memory limit of cross_attention_bf16")?;
+            let cfg = LaunchConfig {
+                grid_dim: (d.n.div_ceil(QUERIES_PER_BLOCK) as u32, d.heads as u32, d.b as u32),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: smem as u32,
+            };
+            self.kernels.launch(&self.stream, "cross_attention_bf16", cfg, &p)
         };
-        run()
+        run().map_err(|e| self.err(e))
     }
 }

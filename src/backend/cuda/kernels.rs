@@ -32,8 +32,9 @@ const ENTRY_POINTS: &[&str] = &[
     "linear_attn_features_bf16",
     "linear_attn_finish_bf16",
     "linear_attn_reduce_state",
-    "masked_softmax_f32_bf16",
+    "cross_attention_bf16",
     "depthwise3x3_glu_bf16",
+    "temporal_concat_bf16",
     "patchify_bf16",
     "unpatchify_bf16",
 ];

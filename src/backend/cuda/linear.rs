@@ -43,7 +43,13 @@ impl Cuda {
     }
 
     /// out = act(x) elementwise; `out` may equal `x`.
-    pub(super) fn launch_activation(&self, out: DevPtr, x: DevPtr, len: usize, act: Activation) -> Result<(), CudaError> {
+    pub(super) fn launch_activation(
+        &self,
+        out: DevPtr,
+        x: DevPtr,
+        len: usize,
+        act: Activation,
+    ) -> Result<(), CudaError> {
         let code = match act {
             Activation::Identity => 0,
             Activation::Silu => 1,

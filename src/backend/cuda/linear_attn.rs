@@ -1,12 +1,15 @@
 //! Launchers for ReLU linear attention (kernels/linear_attn.cu; CPU twin
 //! backend/cpu/linear_attn.rs): per-token 1/rms of q and k; the f32 features q̃, k̃, v (head-major,
-//! token axis in chunks) and z = Σ φk; S = Σ_chunks V_chunkᵀ K̃_chunk as one TF32 batched product
-//! plus a reduction; num = Q̃_h S_hᵀ as one TF32 batched product; out = num / (φq·z + eps).
+//! token axis in chunks) and z = Σ φk; per-chunk states V_chunk K̃_chunkᵀ as one TF32 batched
+//! product, summed over chunks; num = Q̃_h S_hᵀ as one TF32 batched product; out = num / (φq·z + eps).
+//! A bf16 WMMA kernel for the per-chunk states measured faster alone (8.4 vs 14.5 ms per 720p
+//! forward) but the whole op slower (36 vs 30 ms; the following product slowed for reasons not
+//! yet found), so it was dropped; see BENCHMARKS.md.
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;
 
-use super::blas::{BLayout, Epilogue, Gemm, InType, OutType};
+use super::blas::{Epilogue, Gemm, InType, OutType};
 use super::error::{CudaError, DriverContext};
 use super::params::LinearAttnParams;
 use super::Cuda;
@@ -14,8 +17,9 @@ use crate::backend::{AttnDims, RopeTables};
 use crate::error::Result;
 
 const THREADS: u32 = 256;
-/// kernels/linear_attn.cu kFeatureTokens.
+/// kernels/linear_attn.cu kFeatureTokens, kMaxHeadDim.
 const FEATURE_TOKENS: usize = 32;
+const MAX_HEAD_DIM: usize = 128;
 
 /// Partial-state products to aim for: ~4 per SM of an H100/H200 (132 SMs).
 const TARGET_STATE_PRODUCTS: usize = 4 * 132;
@@ -34,10 +38,15 @@ impl Cuda {
         attn_eps: f32,
     ) -> Result<()> {
         let (hd, tokens, heads_total) = (d.head_dim, d.b * d.n, d.b * d.heads);
+        if hd > MAX_HEAD_DIM {
+            let reason = format!("head_dim {hd} exceeds the kernel's {MAX_HEAD_DIM}");
+            return Err(crate::error::Error::shape("relu_linear_attention (cuda)", reason));
+        }
         // The token axis in `chunks` runs of `rows`: the state product is then one batched GEMM
         // with enough independent (sample, head, chunk) products to fill the GPU.
         let chunks = TARGET_STATE_PRODUCTS.div_ceil(heads_total).clamp(1, d.n.div_ceil(FEATURE_TOKENS));
-        let rows = d.n.div_ceil(chunks);
+        // R a multiple of the features kernel's 32-token blocks, so none straddles two chunks
+        let rows = d.n.div_ceil(chunks).next_multiple_of(FEATURE_TOKENS);
         let padded_n = rows * chunks;
         let features = heads_total * padded_n * hd;
         let inv_rms = self.scratch::<f32>(tokens * 2)?;
@@ -82,33 +91,34 @@ impl Cuda {
             shared_mem_bytes: 0,
         };
         stage("inv_rms", &|| self.kernels.launch(&self.stream, "linear_attn_inv_rms_bf16", blocks(tokens, 1), &p))?;
-        let feature_blocks = blocks(d.n.div_ceil(FEATURE_TOKENS), d.b);
+        let feature_blocks = blocks(padded_n / FEATURE_TOKENS, d.b);
         stage("features", &|| self.kernels.launch(&self.stream, "linear_attn_features_bf16", feature_blocks, &p))?;
+        // partial (d × d) = V_chunk · K̃_chunkᵀ for every (sample, head, chunk), TF32; both stored
+        // channel-major (d × R), so the reduction axis is contiguous in both operands
         stage("state", &|| {
-            // partial (d × d) = V_chunkᵀ · K̃_chunk for every (sample, head, chunk)
             self.blas.gemm(&Gemm {
                 m: hd,
                 n: hd,
                 k: rows,
                 a: p.v,
-                lda: hd,
-                a_transposed: true,
+                lda: rows,
                 b: p.k_rot,
-                ldb: hd,
-                b_layout: BLayout::Plain,
+                ldb: rows,
                 c: p.partial,
                 ldc: hd,
                 inputs: InType::F32Tf32,
                 out: OutType::F32,
                 accumulate: false,
+                addend: None,
                 epilogue: Epilogue::None,
                 batch: heads_total * chunks,
                 stride_a: rows * hd,
                 stride_b: rows * hd,
                 stride_c: hd * hd,
-            })?;
-            self.kernels.launch(&self.stream, "linear_attn_reduce_state", blocks(heads_total, 1), &p)
+            })
         })?;
+        let reduce = blocks((hd * hd).div_ceil(THREADS as usize), heads_total);
+        stage("state reduce", &|| self.kernels.launch(&self.stream, "linear_attn_reduce_state", reduce, &p))?;
         // num_h (N × d) = Q̃_h (N × d) · S_hᵀ for every (sample, head)
         stage("output", &|| {
             self.blas.gemm(&Gemm {
@@ -117,15 +127,14 @@ impl Cuda {
                 k: hd,
                 a: p.q_rot,
                 lda: hd,
-                a_transposed: false,
                 b: p.state,
                 ldb: hd,
-                b_layout: BLayout::Transposed,
                 c: p.num,
                 ldc: hd,
                 inputs: InType::F32Tf32,
                 out: OutType::F32,
                 accumulate: false,
+                addend: None,
                 epilogue: Epilogue::None,
                 batch: heads_total,
                 stride_a: padded_n * hd,

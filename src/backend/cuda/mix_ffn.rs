@@ -7,7 +7,8 @@ use half::bf16;
 
 use super::blas::Gemm;
 use super::error::{CudaError, DriverContext};
-use super::params::DepthwiseGluParams;
+use super::kernels::grid_stride;
+use super::params::{DepthwiseGluParams, TemporalConcatParams};
 use super::Cuda;
 use crate::backend::GridDims;
 
@@ -44,6 +45,8 @@ impl Cuda {
         self.kernels.launch(&self.stream, "depthwise3x3_glu_bf16", cfg, &p)
     }
 
+    /// One product with K = 3C over the three shifted copies of x laid side by side, with the
+    /// residual x as the product's addend: a single bf16 rounding of the output.
     pub(super) fn launch_temporal_conv3_residual(
         &self,
         out: &mut CudaSlice<bf16>,
@@ -51,25 +54,23 @@ impl Cuda {
         w: &CudaSlice<bf16>,
         d: GridDims,
     ) -> Result<(), CudaError> {
-        self.stream.memcpy_dtod(x, out).during("temporal conv residual copy")?;
-        let frame = d.h * d.w * d.c; // elements per frame
-        let (x0, w0, o0) = (self.ptr(x), self.ptr(w), self.ptr(out));
-        for b in 0..d.b {
-            for k in 0..3usize {
-                // output frames t with 0 <= t + k - 1 < T
-                let first = 1usize.saturating_sub(k);
-                let end = (d.t + 1).saturating_sub(k).min(d.t);
-                if end <= first {
-                    continue;
-                }
-                let rows = (end - first) * d.h * d.w;
-                let src = x0 + (((b * d.t + first + k - 1) * frame) * 2) as u64;
-                let dst = o0 + (((b * d.t + first) * frame) * 2) as u64;
-                let mut g = Gemm::linear(rows, d.c, d.c, src, w0 + (k * d.c * d.c * 2) as u64, dst);
-                g.accumulate = true;
-                self.blas.gemm(&g)?;
-            }
-        }
-        Ok(())
+        let rows = d.b * d.t * d.h * d.w;
+        // SAFETY: every element is written by temporal_concat_bf16 before the product reads it.
+        let shifted =
+            unsafe { self.stream.alloc::<bf16>(rows * 3 * d.c) }.during("allocating temporal conv scratch")?;
+        let p = TemporalConcatParams {
+            out: self.ptr(&shifted),
+            x: self.ptr(x),
+            b: d.b as i32,
+            t: d.t as i32,
+            hw: (d.h * d.w) as i32,
+            c: d.c as i32,
+        };
+        let per_thread = if d.c.is_multiple_of(8) { 8 } else { 1 }; // kernels/mix_ffn.cu copies 16 bytes when it can
+        self.kernels.launch(&self.stream, "temporal_concat_bf16", grid_stride(rows * 3 * d.c / per_thread, 256), &p)?;
+        let mut g = Gemm::linear(rows, d.c, 3 * d.c, p.out, self.ptr(w), self.ptr(out));
+        g.accumulate = true;
+        g.addend = Some(p.x);
+        self.blas.gemm(&g)
     }
 }

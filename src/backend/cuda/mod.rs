@@ -5,16 +5,16 @@
 //! without NVIDIA software; `Cuda::new` then fails with a clear error instead.
 
 mod blas;
+mod cross_attn;
 pub mod error;
 pub mod kernels;
-mod cross_attn;
 mod linear;
 mod linear_attn;
 mod mix_ffn;
 mod norm;
+mod params;
 mod patch;
 pub mod profile;
-mod params;
 
 use std::sync::Arc;
 
@@ -108,6 +108,11 @@ impl Cuda {
             .map_err(|e| self.err(e))
     }
 
+    /// cuBLASLt heuristic queries so far (each distinct product shape should cost one).
+    pub fn heuristic_queries(&self) -> usize {
+        self.blas.heuristic_queries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
     }
@@ -160,7 +165,7 @@ fn pool_attribute(
 
 /// The bf16x2 kernels need an even channel count.
 fn even(op: &'static str, what: &str, n: usize) -> Result<()> {
-    if n % 2 != 0 {
+    if !n.is_multiple_of(2) {
         return Err(Error::shape(op, format!("{what} = {n} is odd; the CUDA kernels read channel pairs")));
     }
     Ok(())
@@ -213,11 +218,25 @@ impl Backend for Cuda {
     }
 
     fn activation(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, act: Activation) -> Result<()> {
-        self.timed(|| format!("activation {act:?}"), || self.launch_activation(self.ptr(out), self.ptr(x), out.len(), act).map_err(|e| self.err(e)))
+        self.timed(
+            || format!("activation {act:?}"),
+            || self.launch_activation(self.ptr(out), self.ptr(x), out.len(), act).map_err(|e| self.err(e)),
+        )
     }
 
-    fn rms_norm(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, w: &CudaSlice<bf16>, rows: usize, dim: usize, eps: f32) -> Result<()> {
-        self.timed(|| format!("rms_norm {rows}x{dim}"), || self.launch_rms_norm(out, x, w, rows, dim, eps).map_err(|e| self.err(e)))
+    fn rms_norm(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        rows: usize,
+        dim: usize,
+        eps: f32,
+    ) -> Result<()> {
+        self.timed(
+            || format!("rms_norm {rows}x{dim}"),
+            || self.launch_rms_norm(out, x, w, rows, dim, eps).map_err(|e| self.err(e)),
+        )
     }
 
     fn ada_layer_norm(
@@ -231,12 +250,25 @@ impl Backend for Cuda {
         eps: f32,
     ) -> Result<()> {
         even("ada_layer_norm", "D", dims.d)?;
-        self.timed(|| "ada_layer_norm".into(), || self.launch_ada_layer_norm(out, x, m, shift, scale, dims, eps).map_err(|e| self.err(e)))
+        self.timed(
+            || "ada_layer_norm".into(),
+            || self.launch_ada_layer_norm(out, x, m, shift, scale, dims, eps).map_err(|e| self.err(e)),
+        )
     }
 
-    fn gated_residual(&self, x: &mut CudaSlice<bf16>, y: &CudaSlice<bf16>, m: &Modulation<Self>, gate: usize, dims: TokenDims) -> Result<()> {
+    fn gated_residual(
+        &self,
+        x: &mut CudaSlice<bf16>,
+        y: &CudaSlice<bf16>,
+        m: &Modulation<Self>,
+        gate: usize,
+        dims: TokenDims,
+    ) -> Result<()> {
         even("gated_residual", "D", dims.d)?;
-        self.timed(|| "gated_residual".into(), || self.launch_gated_residual(x, y, m, gate, dims).map_err(|e| self.err(e)))
+        self.timed(
+            || "gated_residual".into(),
+            || self.launch_gated_residual(x, y, m, gate, dims).map_err(|e| self.err(e)),
+        )
     }
 
     fn relu_linear_attention(
@@ -250,7 +282,10 @@ impl Backend for Cuda {
         norm_eps: f32,
         attn_eps: f32,
     ) -> Result<()> {
-        self.timed(|| "relu_linear_attention".into(), || self.launch_linear_attention(out, qkv, norm_q, norm_k, rope, dims, norm_eps, attn_eps))
+        self.timed(
+            || "relu_linear_attention".into(),
+            || self.launch_linear_attention(out, qkv, norm_q, norm_k, rope, dims, norm_eps, attn_eps),
+        )
     }
 
     fn cross_attention(
@@ -262,16 +297,38 @@ impl Backend for Cuda {
         key_bias: &CudaSlice<f32>,
         dims: AttnDims,
     ) -> Result<()> {
-        self.timed(|| format!("cross_attention L={}", dims.l), || self.launch_cross_attention(out, q, k, v, key_bias, dims))
+        self.timed(
+            || format!("cross_attention L={}", dims.l),
+            || self.launch_cross_attention(out, q, k, v, key_bias, dims),
+        )
     }
 
-    fn depthwise3x3_glu(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, w: &CudaSlice<bf16>, bias: &CudaSlice<bf16>, dims: GridDims) -> Result<()> {
+    fn depthwise3x3_glu(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        bias: &CudaSlice<bf16>,
+        dims: GridDims,
+    ) -> Result<()> {
         even("depthwise3x3_glu", "F", dims.c)?;
-        self.timed(|| "depthwise3x3_glu".into(), || self.launch_depthwise3x3_glu(out, x, w, bias, dims).map_err(|e| self.err(e)))
+        self.timed(
+            || "depthwise3x3_glu".into(),
+            || self.launch_depthwise3x3_glu(out, x, w, bias, dims).map_err(|e| self.err(e)),
+        )
     }
 
-    fn temporal_conv3_residual(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, w: &CudaSlice<bf16>, dims: GridDims) -> Result<()> {
-        self.timed(|| "temporal_conv3_residual".into(), || self.launch_temporal_conv3_residual(out, x, w, dims).map_err(|e| self.err(e)))
+    fn temporal_conv3_residual(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        dims: GridDims,
+    ) -> Result<()> {
+        self.timed(
+            || "temporal_conv3_residual".into(),
+            || self.launch_temporal_conv3_residual(out, x, w, dims).map_err(|e| self.err(e)),
+        )
     }
 
     fn patchify(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, dims: PatchDims) -> Result<()> {

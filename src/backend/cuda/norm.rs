@@ -34,7 +34,15 @@ impl Cuda {
         dim: usize,
         eps: f32,
     ) -> Result<(), CudaError> {
-        let p = RmsNormParams { out: self.ptr(out), x: self.ptr(x), w: self.ptr(w), rows: rows as i32, dim: dim as i32, eps, pad: 0 };
+        let p = RmsNormParams {
+            out: self.ptr(out),
+            x: self.ptr(x),
+            w: self.ptr(w),
+            rows: rows as i32,
+            dim: dim as i32,
+            eps,
+            pad: 0,
+        };
         self.kernels.launch(&self.stream, "rms_norm_bf16", per_row(rows), &p)
     }
 

@@ -92,14 +92,20 @@ pub struct LinearAttnParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct MaskedSoftmaxParams {
-    pub scores: DevPtr,
-    pub probs: DevPtr,
+pub struct CrossAttnParams {
+    pub q: DevPtr,
+    pub k: DevPtr,
+    pub v: DevPtr,
     pub key_bias: DevPtr,
-    pub rows: i32,
+    pub out: DevPtr,
+    pub b: i32,
+    pub n: i32,
     pub l: i32,
+    pub heads: i32,
+    pub head_dim: i32,
+    pub padded_head_dim: i32,
+    pub padded_l: i32,
     pub scale: f32,
-    pub pad: i32,
 }
 
 #[repr(C)]
@@ -113,6 +119,17 @@ pub struct DepthwiseGluParams {
     pub h: i32,
     pub w_: i32,
     pub f: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TemporalConcatParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub b: i32,
+    pub t: i32,
+    pub hw: i32,
+    pub c: i32,
 }
 
 #[repr(C)]
@@ -137,9 +154,10 @@ unsafe impl DeviceRepr for RmsNormParams {}
 unsafe impl DeviceRepr for AdaLayerNormParams {}
 unsafe impl DeviceRepr for GatedResidualParams {}
 unsafe impl DeviceRepr for LinearAttnParams {}
-unsafe impl DeviceRepr for MaskedSoftmaxParams {}
+unsafe impl DeviceRepr for CrossAttnParams {}
 unsafe impl DeviceRepr for DepthwiseGluParams {}
 unsafe impl DeviceRepr for PatchParams {}
+unsafe impl DeviceRepr for TemporalConcatParams {}
 
 #[cfg(test)]
 mod tests {
@@ -154,12 +172,13 @@ mod tests {
         assert_eq!(std::mem::size_of::<AdaLayerNormParams>(), 64);
         assert_eq!(std::mem::size_of::<GatedResidualParams>(), 56);
         assert_eq!(std::mem::size_of::<LinearAttnParams>(), 144);
-        assert_eq!(std::mem::size_of::<MaskedSoftmaxParams>(), 40);
+        assert_eq!(std::mem::size_of::<CrossAttnParams>(), 72);
         assert_eq!(std::mem::size_of::<DepthwiseGluParams>(), 48);
         assert_eq!(std::mem::size_of::<PatchParams>(), 48);
+        assert_eq!(std::mem::size_of::<TemporalConcatParams>(), 32);
         // every header field appears in the mirrors (a cheap textual cross-check)
         let header = crate::backend::cuda::kernels::PARAMS_H;
-        for field in ["q_rot", "emb_chunks", "per_token", "key_bias", "frames"] {
+        for field in ["q_rot", "emb_chunks", "per_token", "padded_head_dim", "frames"] {
             assert!(header.contains(field), "{field} missing from params.h");
         }
     }

@@ -50,7 +50,7 @@ pub struct MixFfn<B: Backend> {
     depth: Tensor<B>,         // (9, 2F): tap-major
     depth_bias: Tensor<B>,    // (2F)
     point: Tensor<B>,         // (D, F)
-    temporal: Tensor<B>,      // (3, D, D): tap k is W_k
+    temporal: Tensor<B>,      // (D, 3D): [W_0 | W_1 | W_2] side by side
 }
 
 pub struct Block<B: Backend> {
@@ -204,19 +204,20 @@ impl<B: Backend> Block<B> {
     }
 }
 
-/// `ff.conv_temp.weight` (D_out, D_in, 3, 1) as three contiguous tap matrices (3, D_out, D_in),
-/// so each tap of the temporal conv is one plain matrix product on every backend.
+/// `ff.conv_temp.weight` (D_out, D_in, 3, 1) as (D_out, 3·D_in) with the taps side by side:
+/// row o is [W_0[o] | W_1[o] | W_2[o]], so the temporal conv is one product over the three
+/// shifted copies of its input laid side by side (or three products over column blocks).
 fn temporal_taps<B: Backend>(w: &WeightLoader<B>, d: usize) -> Result<Tensor<B>> {
     let stored = w.host("conv_temp.weight", &[d, d, 3, 1])?;
     let mut taps = vec![0.0f32; 3 * d * d];
     for o in 0..d {
         for i in 0..d {
             for k in 0..3 {
-                taps[(k * d + o) * d + i] = stored[(o * d + i) * 3 + k];
+                taps[o * 3 * d + k * d + i] = stored[(o * d + i) * 3 + k];
             }
         }
     }
-    Tensor::from_vec(w.backend(), &[3, d, d], taps)
+    Tensor::from_vec(w.backend(), &[d, 3 * d], taps)
 }
 
 /// `ff.conv_depth.weight` (2F, 1, 3, 3) as (9, 2F): the taps of neighbouring channels side by

@@ -67,6 +67,14 @@ fn main() {
             generated.push_str("];\n");
         }
     }
+    // The sources are always embedded too: the NVRTC fallback is tested from any build.
+    generated.push_str("pub const KERNEL_SOURCES: &[(&str, &str)] = &[\n");
+    for src in &sources {
+        let stem = src.file_stem().and_then(|s| s.to_str()).expect("utf-8 kernel file name");
+        let abs = std::fs::canonicalize(src).expect("kernel source path");
+        writeln!(generated, "    (\"{stem}\", include_str!({:?})),", abs.display().to_string()).unwrap();
+    }
+    generated.push_str("];\n");
     for header in ["params.h", "common.cuh"] {
         let abs = std::fs::canonicalize(Path::new("kernels").join(header)).expect("kernel header");
         let name = header.replace('.', "_").to_uppercase();

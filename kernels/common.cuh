@@ -8,6 +8,9 @@ typedef __nv_bfloat16 bf16;
 template <class T>
 __device__ __forceinline__ T* dptr(uint64_t p) { return reinterpret_cast<T*>(p); }
 
+// −∞ without <math.h> (NVRTC has none)
+__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+
 __device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ bf16 to_bf16(float v) { return __float2bfloat16_rn(v); }
 

@@ -71,7 +71,7 @@ extern "C" __global__ void __launch_bounds__(kThreads) cross_attention_bf16(cons
     load_tile(q_s, q, width, kQueries, min(kQueries, p.n - q0), d, dp, ldt, vec);
     // key bias once per block; −∞ for the padding keys
     for (int j = threadIdx.x; j < lp; j += kThreads)
-        bias_s[j] = j < p.l ? dptr<const float>(p.key_bias)[(int64_t)b * p.l + j] : -INFINITY;
+        bias_s[j] = j < p.l ? dptr<const float>(p.key_bias)[(int64_t)b * p.l + j] : neg_inf();
 
     // S = Q·Kᵀ, one 64-key tile at a time
     for (int kt = 0; kt < lp; kt += kKeyTile) {
@@ -98,11 +98,11 @@ extern "C" __global__ void __launch_bounds__(kThreads) cross_attention_bf16(cons
     for (int r = 0; r < 16; ++r) {
         float* row = s_w + r * lds;
         float vals[kMaxPerLane];
-        float max_v = -INFINITY;
+        float max_v = neg_inf();
 #pragma unroll
         for (int i = 0; i < kMaxPerLane; ++i) {
             const int j = lane + 32 * i;
-            vals[i] = (j < lp) ? row[j] * p.scale + bias_s[j] : -INFINITY;
+            vals[i] = (j < lp) ? row[j] * p.scale + bias_s[j] : neg_inf();
             max_v = fmaxf(max_v, vals[i]);
         }
         for (int o = 16; o > 0; o >>= 1) max_v = fmaxf(max_v, __shfl_xor_sync(0xffffffffu, max_v, o));

@@ -120,10 +120,10 @@ fn main() -> Result<()> {
             Device::Cuda(n) => run_dit(&Cuda::new(n)?, &args),
         },
         Command::Bench(BenchCommand::Dit(args)) => match args.device {
-            Device::Cpu => bench_dit(&Cpu, &args, |_| Ok(()), || Ok(None)),
+            Device::Cpu => bench_dit(&Cpu, "sana-cpu", &args, |_| Ok(()), || Ok(None)),
             Device::Cuda(n) => {
                 let be = Cuda::new(n)?;
-                bench_dit(&be, &args, |b| Ok(b.synchronize()?), || Ok(Some(be.peak_memory()?)))?;
+                bench_dit(&be, "sana-cuda", &args, |b| Ok(b.synchronize()?), || Ok(Some(be.peak_memory()?)))?;
                 print_profile(&be)
             }
         },
@@ -176,6 +176,7 @@ fn bench_config_path(name: &str) -> PathBuf {
 
 fn bench_dit<B: Backend>(
     be: &B,
+    impl_name: &str,
     args: &BenchDitArgs,
     sync: impl Fn(&B) -> Result<()>,
     peak_memory: impl Fn() -> Result<Option<usize>>,
@@ -248,7 +249,7 @@ fn bench_dit<B: Backend>(
     let flops = cfg.forward_flops(args.batch, tokens, args.caption_len);
     let gib = |b: Option<usize>| b.map(|b| b as f64 / (1u64 << 30) as f64);
     let result = serde_json::json!({
-        "impl": format!("sana-{}", be.name().split(' ').next().unwrap_or("?").split(':').next().unwrap_or("?")),
+        "impl": impl_name,
         "device": be.name(),
         "config": config_path.file_stem().and_then(|s| s.to_str()).unwrap_or("?"),
         "batch": args.batch,

@@ -62,7 +62,7 @@ typedef struct {
     uint64_t k_sum;      // f32 (B, H, d): z = Σ φk, zeroed before the features kernel
     uint64_t partial;    // f32 (B, H, chunks, d, d): per-chunk states
     uint64_t state;      // f32 (B, H, d, d): S
-    uint64_t num;        // f32 head-major (B, H, padded_n, d): S·q̃
+    uint64_t num;        // f32 head-major (B, H, padded_n, d): S·q̃ (reuses k_rot's memory)
     uint64_t out;        // bf16 (B, N, D)
     int32_t b, n, heads, head_dim;
     int32_t chunks, padded_n;  // token axis cut into `chunks` runs of padded_n / chunks rows

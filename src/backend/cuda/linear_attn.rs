@@ -53,7 +53,6 @@ impl Cuda {
         let q_rot = self.scratch::<f32>(features)?;
         let k_rot = self.scratch::<f32>(features)?;
         let v = self.scratch::<f32>(features)?;
-        let num = self.scratch::<f32>(features)?;
         let partial = self.scratch::<f32>(heads_total * chunks * hd * hd)?;
         let state = self.scratch::<f32>(heads_total * hd * hd)?;
         let mut k_sum = self.scratch::<f32>(heads_total * hd)?;
@@ -71,7 +70,8 @@ impl Cuda {
             k_sum: self.ptr(&k_sum),
             partial: self.ptr(&partial),
             state: self.ptr(&state),
-            num: self.ptr(&num),
+            // k̃ is consumed by the state product before the output product writes num: same size
+            num: self.ptr(&k_rot),
             out: self.ptr(out),
             b: d.b as i32,
             n: d.n as i32,

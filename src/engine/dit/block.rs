@@ -65,11 +65,10 @@ pub struct Block<B: Backend> {
 
 /// Activations of one block, allocated once per (B, N, L) and reused by every block and step.
 pub struct BlockScratch<B: Backend> {
-    normed: Tensor<B>, // (B, N, D)
+    normed: Tensor<B>, // (B, N, D): adaLN outputs, then the cross-attention query
     qkv: Tensor<B>,    // (B, N, 3D)
     attn: Tensor<B>,   // (B, N, D)
     proj: Tensor<B>,   // (B, N, D)
-    q: Tensor<B>,      // (B, N, D)
     k: Tensor<B>,      // (B, L, D)
     k_normed: Tensor<B>,
     v: Tensor<B>,      // (B, L, D)
@@ -86,7 +85,6 @@ impl<B: Backend> BlockScratch<B> {
             qkv: Tensor::empty(be, &[b, n, 3 * d])?,
             attn: Tensor::empty(be, &[b, n, d])?,
             proj: Tensor::empty(be, &[b, n, d])?,
-            q: Tensor::empty(be, &[b, n, d])?,
             k: Tensor::empty(be, &[b, l, d])?,
             k_normed: Tensor::empty(be, &[b, l, d])?,
             v: Tensor::empty(be, &[b, l, d])?,
@@ -184,11 +182,11 @@ impl<B: Backend> Block<B> {
         // (2) cross-attention on the un-normed x, residual without gate
         let c = &self.attn2;
         ops::linear(be, &mut s.proj, x, &c.q, Some(&c.q_bias), Activation::Identity, Write::Overwrite)?;
-        ops::rms_norm(be, &mut s.q, &s.proj, &c.norm_q, QK_NORM_EPS)?;
+        ops::rms_norm(be, &mut s.normed, &s.proj, &c.norm_q, QK_NORM_EPS)?;
         ops::linear(be, &mut s.k, caption, &c.k, Some(&c.k_bias), Activation::Identity, Write::Overwrite)?;
         ops::rms_norm(be, &mut s.k_normed, &s.k, &c.norm_k, QK_NORM_EPS)?;
         ops::linear(be, &mut s.v, caption, &c.v, Some(&c.v_bias), Activation::Identity, Write::Overwrite)?;
-        ops::cross_attention(be, &mut s.attn, &s.q, &s.k_normed, &s.v, key_bias, self.cross_heads)?;
+        ops::cross_attention(be, &mut s.attn, &s.normed, &s.k_normed, &s.v, key_bias, self.cross_heads)?;
         ops::linear(be, x, &s.attn, &c.out, Some(&c.out_bias), Activation::Identity, Write::Accumulate)?;
 
         // (3) Mix-FFN: x += gate_mlp · ffn(LN(x)·(1 + scale_mlp) + shift_mlp)

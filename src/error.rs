@@ -43,6 +43,12 @@ pub enum Error {
     #[error("{files} hold {count} tensors this architecture does not use (first: {first:?}): the checkpoint does not match its config.json, or is a variant we do not support")]
     UnusedTensors { files: String, count: usize, first: Vec<String> },
 
+    #[error("tokenizer `{path}` {reason}: point the model folder at a SANA-Video folder whose tokenizer/ holds Gemma's tokenizer.json")]
+    BadTokenizer { path: PathBuf, reason: String },
+
+    #[error("`{text_encoder}` has hidden size {hidden}, but `{transformer}` expects caption_channels {caption_channels}: the text encoder and the transformer come from different models")]
+    CaptionMismatch { text_encoder: PathBuf, hidden: usize, transformer: PathBuf, caption_channels: usize },
+
     #[error("shard index `{path}`: {reason}")]
     BadShardIndex { path: PathBuf, reason: String },
 

@@ -243,6 +243,45 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// the conv is one product over [x[t−1] | x[t] | x[t+1]].
     fn temporal_conv3_residual(&self, out: &mut Self::Buf, x: &Self::Buf, w: &Self::Buf, dims: GridDims) -> Result<()>;
 
+    /// out[r] ← table[ids[r]] · scale: an embedding lookup (rows of width D; ids on the host).
+    fn gather_rows(&self, out: &mut Self::Buf, table: &Self::Buf, ids: &[u32], dim: usize, scale: f32) -> Result<()>;
+
+    /// Rotate-half RoPE (the Llama/Gemma layout) on every head of (B, L, heads·hd):
+    /// out[c] = x[c]·cos_c − x[c + hd/2]·sin_c, out[c + hd/2] = x[c + hd/2]·cos_c + x[c]·sin_c for
+    /// c < hd/2, with the angle tables (L, hd/2) of token position l.
+    fn rope_rotate_half(
+        &self,
+        out: &mut Self::Buf,
+        x: &Self::Buf,
+        rope: &RopeTables<Self>,
+        dims: AttnDims,
+    ) -> Result<()>;
+
+    /// Causal softmax attention with grouped K/V heads (`dims.heads` query heads share
+    /// `kv_heads`), optional logit soft-capping (s ← cap·tanh(s/cap), before the mask), an
+    /// optional sliding window (key j visible from query i iff i − j < window) and a key mask
+    /// table (B, L): 1 keep, 0 padding. q (B, L, H·hd), k and v (B, L, KV·hd), out (B, L, H·hd).
+    #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
+    fn causal_attention(
+        &self,
+        out: &mut Self::Buf,
+        q: &Self::Buf,
+        k: &Self::Buf,
+        v: &Self::Buf,
+        key_mask: &Self::Table,
+        dims: AttnDims,
+        kv_heads: usize,
+        scale: f32,
+        softcap: Option<f32>,
+        window: Option<usize>,
+    ) -> Result<()>;
+
+    /// out ← a · b, elementwise.
+    fn multiply(&self, out: &mut Self::Buf, a: &Self::Buf, b: &Self::Buf) -> Result<()>;
+
+    /// x ← x + y, elementwise.
+    fn add(&self, x: &mut Self::Buf, y: &Self::Buf) -> Result<()>;
+
     /// (B, C, T, H, W) → tokens (B, N, C·pt·ph·pw), tokens in (t, h, w) order, features in
     /// (c, it, ih, iw) order — the layout that makes a stride=kernel Conv3d a matrix product.
     fn patchify(&self, out: &mut Self::Buf, x: &Self::Buf, dims: PatchDims) -> Result<()>;

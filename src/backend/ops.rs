@@ -260,3 +260,84 @@ pub fn unpatchify<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>, patch:
     expect_shape(OP, "x", x, &[b, dims.tokens(), dims.features()])?;
     be.unpatchify(&mut out.buf, &x.buf, dims)
 }
+
+/// out (rows, D) ← table[ids] · scale, table (V, D); ids are checked against V.
+pub fn gather_rows<B: Backend>(be: &B, out: &mut Tensor<B>, table: &Tensor<B>, ids: &[u32], scale: f32) -> Result<()> {
+    const OP: &str = "gather_rows";
+    let [vocab, d] = *table.shape() else {
+        return Err(Error::shape(OP, format!("table has shape {:?}, expected (V, D)", table.shape())));
+    };
+    expect_shape(OP, "out", out, &[ids.len(), d])?;
+    if let Some(&bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+        return Err(Error::shape(OP, format!("token id {bad} is outside the vocabulary of {vocab}")));
+    }
+    be.gather_rows(&mut out.buf, &table.buf, ids, d, scale)
+}
+
+/// Rotate-half RoPE on x (B, L, heads·hd) with tables (L, hd/2).
+pub fn rope_rotate_half<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    rope: &RopeTables<B>,
+    heads: usize,
+) -> Result<()> {
+    const OP: &str = "rope_rotate_half";
+    let TokenDims { b, n, d } = token_dims(OP, x.shape())?;
+    if heads == 0 || d % heads != 0 || !(d / heads).is_multiple_of(2) {
+        return Err(Error::shape(OP, format!("width {d} is not heads ({heads}) × an even head_dim")));
+    }
+    let hd = d / heads;
+    expect_shape(OP, "out", out, x.shape())?;
+    for (name, table) in [("rope cos", &rope.cos), ("rope sin", &rope.sin)] {
+        if table.len() != n * hd / 2 {
+            return Err(Error::shape(
+                OP,
+                format!("{name} holds {} values, expected L·hd/2 = {}", table.len(), n * hd / 2),
+            ));
+        }
+    }
+    be.rope_rotate_half(&mut out.buf, &x.buf, rope, AttnDims { b, n, l: n, heads, head_dim: hd })
+}
+
+/// Causal (grouped-query) attention; q (B, L, H·hd), k and v (B, L, KV·hd), key_mask (B, L).
+#[allow(clippy::too_many_arguments)] // the op's natural inputs; see Backend::causal_attention
+pub fn causal_attention<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    q: &Tensor<B>,
+    k: &Tensor<B>,
+    v: &Tensor<B>,
+    key_mask: &B::Table,
+    heads: usize,
+    kv_heads: usize,
+    scale: f32,
+    softcap: Option<f32>,
+    window: Option<usize>,
+) -> Result<()> {
+    const OP: &str = "causal_attention";
+    let TokenDims { b, n, d } = token_dims(OP, q.shape())?;
+    if heads == 0 || kv_heads == 0 || d % heads != 0 || !heads.is_multiple_of(kv_heads) {
+        return Err(Error::shape(OP, format!("width {d}, {heads} heads, {kv_heads} kv heads do not divide")));
+    }
+    let hd = d / heads;
+    expect_shape(OP, "k", k, &[b, n, kv_heads * hd])?;
+    expect_shape(OP, "v", v, &[b, n, kv_heads * hd])?;
+    expect_shape(OP, "out", out, q.shape())?;
+    if key_mask.len() != b * n {
+        return Err(Error::shape(OP, format!("key_mask holds {} values, expected B·L = {}", key_mask.len(), b * n)));
+    }
+    let dims = AttnDims { b, n, l: n, heads, head_dim: hd };
+    be.causal_attention(&mut out.buf, &q.buf, &k.buf, &v.buf, key_mask, dims, kv_heads, scale, softcap, window)
+}
+
+pub fn multiply<B: Backend>(be: &B, out: &mut Tensor<B>, a: &Tensor<B>, b: &Tensor<B>) -> Result<()> {
+    expect_shape("multiply", "b", b, a.shape())?;
+    expect_shape("multiply", "out", out, a.shape())?;
+    be.multiply(&mut out.buf, &a.buf, &b.buf)
+}
+
+pub fn add<B: Backend>(be: &B, x: &mut Tensor<B>, y: &Tensor<B>) -> Result<()> {
+    expect_shape("add", "y", y, x.shape())?;
+    be.add(&mut x.buf, &y.buf)
+}

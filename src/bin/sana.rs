@@ -10,6 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use sana::backend::{cpu::Cpu, cuda::Cuda, Backend, Tensor};
 use sana::engine::dit::{DitInput, DitInputFile, SanaVideoTransformer, Timesteps};
 use sana::engine::inspect::inspect;
+use sana::engine::text::{
+    encode_prompts, Gemma2Encoder, Instruction, PromptOptions, PromptTokenizer, DEFAULT_NEGATIVE_PROMPT,
+};
 use sana::io::{write_f32, ModelFolder};
 
 /// SANA-Video generation and reference tools.
@@ -37,6 +40,9 @@ enum RunCommand {
     /// The SANA-Video transformer: inputs `hidden_states`, `encoder_hidden_states`, `timestep`
     /// and optionally `encoder_attention_mask` (diffusers names); output `sample`.
     Dit(RunDitArgs),
+    /// The text encoder (Gemma-2 + SANA-Video prompt handling): writes `prompt_embeds`,
+    /// `prompt_attention_mask`, `negative_prompt_embeds`, `negative_prompt_attention_mask`.
+    TextEncoder(RunTextArgs),
 }
 
 #[derive(Subcommand)]
@@ -81,6 +87,42 @@ struct RunDitArgs {
 }
 
 #[derive(Args)]
+struct RunTextArgs {
+    /// A diffusers SANA-Video folder (text_encoder/, tokenizer/, and transformer/ to check against).
+    #[arg(long)]
+    model: PathBuf,
+    /// A prompt; repeat for a batch.
+    #[arg(long, required = true)]
+    prompt: Vec<String>,
+    /// The negative prompt (default: the SANA-Video docs' one).
+    #[arg(long)]
+    negative: Option<String>,
+    /// Appends " motion score: N." to each prompt, as the SANA-Video docs do.
+    #[arg(long, default_value_t = 30, conflicts_with = "no_motion_score")]
+    motion_score: i32,
+    /// Leaves the prompts without a motion score.
+    #[arg(long)]
+    no_motion_score: bool,
+    /// The complex human instruction before positive prompts.
+    #[arg(long, value_enum, default_value_t = InstructionArg::Diffusers)]
+    instruction: InstructionArg,
+    /// safetensors file to write the embeddings and masks to.
+    #[arg(long)]
+    out: PathBuf,
+    /// cpu (the text encoder has no CUDA kernels yet).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InstructionArg {
+    /// diffusers' video wording (SanaVideoPipeline's default)
+    Diffusers,
+    /// none
+    None,
+}
+
+#[derive(Args)]
 struct BenchDitArgs {
     /// `480p`, `720p` (the released configs) or a transformer config.json.
     #[arg(long, default_value = "720p")]
@@ -118,6 +160,10 @@ fn main() -> Result<()> {
         Command::Run(RunCommand::Dit(args)) => match args.device {
             Device::Cpu => run_dit(&Cpu, &args),
             Device::Cuda(n) => run_dit(&Cuda::new(n)?, &args),
+        },
+        Command::Run(RunCommand::TextEncoder(args)) => match args.device {
+            Device::Cpu => run_text_encoder(&Cpu, &args),
+            Device::Cuda(n) => run_text_encoder(&Cuda::new(n)?, &args),
         },
         Command::Bench(BenchCommand::Dit(args)) => match args.device {
             Device::Cpu => bench_dit(&Cpu, "sana-cpu", &args, |_| Ok(()), || Ok(None)),
@@ -160,6 +206,44 @@ fn run_dit<B: Backend>(be: &B, args: &RunDitArgs) -> Result<()> {
         bail!("the forward produced non-finite values; not writing `{}`", args.out.display());
     }
     write_f32(&args.out, &[("sample", out.shape(), &sample)])?;
+    println!("{}", args.out.display());
+    Ok(())
+}
+
+fn run_text_encoder<B: Backend>(be: &B, args: &RunTextArgs) -> Result<()> {
+    let folder = ModelFolder::new(&args.model)?;
+    let encoder = Gemma2Encoder::from_folder(be, &folder)
+        .with_context(|| format!("loading the text encoder from `{}`", args.model.display()))?;
+    sana::engine::text::check_matches_transformer(&folder, &encoder.config)?;
+    let tokenizer = PromptTokenizer::from_folder(&folder)?;
+    let opts = PromptOptions {
+        motion_score: (!args.no_motion_score).then_some(args.motion_score),
+        instruction: match args.instruction {
+            InstructionArg::Diffusers => Instruction::Diffusers,
+            InstructionArg::None => Instruction::None,
+        },
+    };
+    let negative = args.negative.as_deref().unwrap_or(DEFAULT_NEGATIVE_PROMPT);
+    let started = Instant::now();
+    let (pos, neg) = encode_prompts(be, &encoder, &tokenizer, &args.prompt, negative, &opts)?;
+    eprintln!(
+        "encoded {} prompt(s) with {} layers of Gemma-2 on {} in {:.2} s",
+        args.prompt.len(),
+        encoder.config.num_hidden_layers,
+        be.name(),
+        started.elapsed().as_secs_f64()
+    );
+    let (pe, ne) = (pos.embeds.to_host(be)?, neg.embeds.to_host(be)?);
+    let mask_shape = [args.prompt.len(), pos.embeds.shape()[1]];
+    write_f32(
+        &args.out,
+        &[
+            ("prompt_embeds", pos.embeds.shape(), &pe),
+            ("prompt_attention_mask", &mask_shape, &pos.mask),
+            ("negative_prompt_embeds", neg.embeds.shape(), &ne),
+            ("negative_prompt_attention_mask", &mask_shape, &neg.mask),
+        ],
+    )?;
     println!("{}", args.out.display());
     Ok(())
 }

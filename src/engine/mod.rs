@@ -2,4 +2,5 @@
 
 pub mod dit;
 pub mod inspect;
+pub mod text;
 pub mod weights;

@@ -41,3 +41,10 @@ pub fn check_fixture_provenance(path: &std::path::Path) {
 pub fn open(path: &std::path::Path) -> TensorFiles {
     TensorFiles::open(path).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// The string metadata of a safetensors fixture.
+pub fn metadata(path: &std::path::Path) -> std::collections::HashMap<String, String> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
+    meta.metadata().clone().unwrap_or_default()
+}

@@ -3,6 +3,7 @@
 //! backend is checked against, so clarity wins over speed here.
 
 mod cross_attn;
+mod decoder;
 mod linear;
 mod linear_attn;
 mod mix_ffn;
@@ -151,6 +152,49 @@ impl Backend for Cpu {
 
     fn temporal_conv3_residual(&self, out: &mut Vec<f32>, x: &Vec<f32>, w: &Vec<f32>, dims: GridDims) -> Result<()> {
         mix_ffn::temporal_conv3_residual(out, x, w, dims);
+        Ok(())
+    }
+
+    fn gather_rows(&self, out: &mut Vec<f32>, table: &Vec<f32>, ids: &[u32], dim: usize, scale: f32) -> Result<()> {
+        decoder::gather_rows(out, table, ids, dim, scale);
+        Ok(())
+    }
+
+    fn rope_rotate_half(
+        &self,
+        out: &mut Vec<f32>,
+        x: &Vec<f32>,
+        rope: &RopeTables<Self>,
+        dims: AttnDims,
+    ) -> Result<()> {
+        decoder::rope_rotate_half(out, x, &rope.cos, &rope.sin, dims);
+        Ok(())
+    }
+
+    fn causal_attention(
+        &self,
+        out: &mut Vec<f32>,
+        q: &Vec<f32>,
+        k: &Vec<f32>,
+        v: &Vec<f32>,
+        key_mask: &Vec<f32>,
+        dims: AttnDims,
+        kv_heads: usize,
+        scale: f32,
+        softcap: Option<f32>,
+        window: Option<usize>,
+    ) -> Result<()> {
+        decoder::causal_attention(out, q, k, v, key_mask, dims, kv_heads, scale, softcap, window);
+        Ok(())
+    }
+
+    fn multiply(&self, out: &mut Vec<f32>, a: &Vec<f32>, b: &Vec<f32>) -> Result<()> {
+        decoder::multiply(out, a, b);
+        Ok(())
+    }
+
+    fn add(&self, x: &mut Vec<f32>, y: &Vec<f32>) -> Result<()> {
+        decoder::add(x, y);
         Ok(())
     }
 

@@ -117,6 +117,15 @@ impl Cuda {
         &self.stream
     }
 
+    fn missing_kernel(&self, op: &str) -> Error {
+        Error::Device {
+            device: format!("cuda:{}", self.ordinal),
+            reason: format!(
+                "op `{op}` (Gemma-2 text encoder) has no CUDA kernel yet: run the text encoder with --device cpu"
+            ),
+        }
+    }
+
     fn err(&self, e: CudaError) -> Error {
         device_error(self.ordinal, e)
     }
@@ -329,6 +338,46 @@ impl Backend for Cuda {
             || "temporal_conv3_residual".into(),
             || self.launch_temporal_conv3_residual(out, x, w, dims).map_err(|e| self.err(e)),
         )
+    }
+
+    // The Gemma-2 text encoder's ops have no CUDA kernels yet (issue "Text encoder"): the text
+    // encoder runs on the CPU backend until they do, and asking for it on CUDA says so.
+    fn gather_rows(&self, _: &mut CudaSlice<bf16>, _: &CudaSlice<bf16>, _: &[u32], _: usize, _: f32) -> Result<()> {
+        Err(self.missing_kernel("gather_rows"))
+    }
+
+    fn rope_rotate_half(
+        &self,
+        _: &mut CudaSlice<bf16>,
+        _: &CudaSlice<bf16>,
+        _: &RopeTables<Self>,
+        _: AttnDims,
+    ) -> Result<()> {
+        Err(self.missing_kernel("rope_rotate_half"))
+    }
+
+    fn causal_attention(
+        &self,
+        _: &mut CudaSlice<bf16>,
+        _: &CudaSlice<bf16>,
+        _: &CudaSlice<bf16>,
+        _: &CudaSlice<bf16>,
+        _: &CudaSlice<f32>,
+        _: AttnDims,
+        _: usize,
+        _: f32,
+        _: Option<f32>,
+        _: Option<usize>,
+    ) -> Result<()> {
+        Err(self.missing_kernel("causal_attention"))
+    }
+
+    fn multiply(&self, _: &mut CudaSlice<bf16>, _: &CudaSlice<bf16>, _: &CudaSlice<bf16>) -> Result<()> {
+        Err(self.missing_kernel("multiply"))
+    }
+
+    fn add(&self, _: &mut CudaSlice<bf16>, _: &CudaSlice<bf16>) -> Result<()> {
+        Err(self.missing_kernel("add"))
     }
 
     fn patchify(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, dims: PatchDims) -> Result<()> {

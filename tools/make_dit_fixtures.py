@@ -162,8 +162,14 @@ def write_released_configs():
             json.dump(dict(sorted(config.items())), f, indent=2)
             f.write("\n")
         print(f"{name}: {counts[name]:,} parameters")
-    with open(os.path.join(CONFIGS, "parameter_counts.json"), "w") as f:
-        json.dump(dict(counts=counts, source=COMMAND, diffusers=diffusers.__version__), f, indent=2)
+    # merged: tools/make_text_fixtures.py records the text encoder's count in the same file
+    path = os.path.join(CONFIGS, "parameter_counts.json")
+    recorded = json.load(open(path)) if os.path.exists(path) else dict(counts={})
+    recorded["counts"].update(counts)
+    recorded.update(source="python3 tools/make_dit_fixtures.py, python3 tools/make_text_fixtures.py",
+                    diffusers=diffusers.__version__)
+    with open(path, "w") as f:
+        json.dump(recorded, f, indent=2)
         f.write("\n")
 
 

@@ -67,8 +67,30 @@ def randomise(model, gen):
                 p.copy_(torch.randn(p.shape, generator=gen) / (p.shape[-1] ** 0.5))
 
 
+def write_released_config():
+    """Gemma-2-2B (transformers' Gemma2Config defaults are that model, MODEL.md §4) and its
+    decoder's parameter count, for the real-size check."""
+    configs = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "configs")
+    config = Gemma2Config()
+    with torch.device("meta"):
+        count = sum(p.numel() for p in Gemma2Model(config).parameters())
+    data = config.to_dict()
+    data["architectures"] = ["Gemma2ForCausalLM"]
+    with open(os.path.join(configs, "gemma_2_2b.json"), "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    counts_path = os.path.join(configs, "parameter_counts.json")
+    counts = json.load(open(counts_path)) if os.path.exists(counts_path) else dict(counts={})
+    counts["counts"]["gemma_2_2b_decoder"] = count
+    with open(counts_path, "w") as f:
+        json.dump(counts, f, indent=2)
+        f.write("\n")
+    print(f"gemma_2_2b decoder: {count:,} parameters")
+
+
 def main():
     torch.manual_seed(SEED)
+    write_released_config()
     gen = torch.Generator().manual_seed(SEED)
     if os.path.isdir(ROOT):
         shutil.rmtree(ROOT)

@@ -113,6 +113,8 @@ struct Layer<B: Backend> {
 
 pub struct Gemma2Encoder<B: Backend> {
     pub config: Gemma2Config,
+    /// Parameters loaded.
+    pub parameter_count: usize,
     embed_tokens: Tensor<B>,
     layers: Vec<Layer<B>>,
     norm: Tensor<B>,
@@ -132,6 +134,12 @@ impl<B: Backend> Gemma2Encoder<B> {
         let files = folder.component_weights("text_encoder")?;
         let prefix = if files.contains("model.embed_tokens.weight") { "model" } else { "" };
         Self::load(be, config, &WeightSource::Files(files), prefix)
+    }
+
+    /// A decoder at `config_path`'s architecture with seeded random weights (real-size checks).
+    pub fn random(be: &B, config_path: &std::path::Path, seed: u64) -> Result<Self> {
+        let config = Gemma2Config::from_file(&ConfigFile::open(config_path)?)?;
+        Self::load(be, config, &WeightSource::Random { seed }, "")
     }
 
     pub fn load(be: &B, config: Gemma2Config, source: &WeightSource, prefix: &str) -> Result<Self> {
@@ -160,12 +168,10 @@ impl<B: Backend> Gemma2Encoder<B> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Gemma2Encoder {
-            embed_tokens: w.tensor("embed_tokens.weight", &[config.vocab_size, h])?,
-            norm: norm_weight(&w, "norm.weight", h)?,
-            layers,
-            config,
-        })
+        let embed_tokens = w.tensor("embed_tokens.weight", &[config.vocab_size, h])?;
+        let norm = norm_weight(&w, "norm.weight", h)?;
+        let parameter_count = log.borrow().parameters;
+        Ok(Gemma2Encoder { embed_tokens, norm, layers, config, parameter_count })
     }
 
     /// last_hidden_state (B, L, hidden) for token ids (B·L) and a 0/1 key mask (B·L).

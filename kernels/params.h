@@ -6,6 +6,7 @@
 // NVRTC ships no C library headers
 typedef unsigned long long uint64_t;
 typedef long long int64_t;
+typedef unsigned int uint32_t;
 typedef int int32_t;
 #else
 #include <stdint.h>
@@ -35,7 +36,7 @@ typedef struct {
     uint64_t out, x, w;  // bf16 (rows, dim), (rows, dim), (dim)
     int32_t rows, dim;
     float eps;
-    int32_t pad;
+    float weight_offset;  // 0: x̂·w; 1: Gemma's x̂·(1 + w)
 } RmsNormParams;
 
 typedef struct {
@@ -94,3 +95,31 @@ typedef struct {
     int32_t b, c, t, h, w;
     int32_t pt, ph, pw;
 } PatchParams;
+
+typedef struct {
+    uint64_t out, table, ids;  // bf16 (rows, dim), bf16 (V, dim), u32 (rows)
+    int32_t rows, dim;
+    float scale;
+    int32_t pad;
+} GatherParams;
+
+typedef struct {
+    uint64_t out, x;     // bf16 (rows, heads·hd), rows = B·L
+    uint64_t cos, sin;   // f32 (L, hd/2)
+    int32_t rows, l, heads, head_dim;
+} RopeHalfParams;
+
+typedef struct {
+    uint64_t out, q, k, v;  // bf16 (B, L, H·hd), (B, L, KV·hd) ×2
+    uint64_t key_mask;      // f32 (B, L): 1 keep, 0 padding
+    int32_t b, l, heads, kv_heads, head_dim;
+    int32_t window;         // 0: no sliding window
+    float scale, softcap;   // softcap 0: none
+} CausalAttnParams;
+
+typedef struct {
+    uint64_t out, a, b;  // bf16 (len)
+    int64_t len;
+    int32_t op;          // 0: a·b, 1: a + b
+    int32_t pad;
+} BinaryParams;

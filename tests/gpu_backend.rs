@@ -137,6 +137,9 @@ fn norms_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, n, d]: [usize; 3], per_tok
     let mut rms = poisoned(be, &[b, n, d]);
     ops::rms_norm(be, &mut rms, &x, &w, 1e-5).unwrap();
     out.extend(rms.to_host(be).unwrap());
+    let mut gemma = poisoned(be, &[b, n, d]);
+    ops::rms_norm_weighted(be, &mut gemma, &x, &w, 1e-6, sana::backend::NormWeight::OnePlus).unwrap();
+    out.extend(gemma.to_host(be).unwrap());
     let mut ln = poisoned(be, &[b, n, d]);
     ops::ada_layer_norm(be, &mut ln, &x, &m, 3, 4, 1e-6).unwrap();
     out.extend(ln.to_host(be).unwrap());
@@ -342,4 +345,94 @@ fn forward<B: Backend>(be: &B, folder: &ModelFolder, input: &DitInputFile) -> Ve
         )
         .unwrap();
     out.to_host(be).unwrap()
+}
+
+fn decoder_ops_case<B: Backend>(
+    be: &B,
+    v: &[Vec<f32>],
+    [b, l, heads, kv_heads, hd]: [usize; 5],
+    window: Option<usize>,
+) -> Vec<f32> {
+    let (d, kv) = (heads * hd, kv_heads * hd);
+    let vocab = 50;
+    let table = t(be, &[vocab, d], &v[0]);
+    let ids: Vec<u32> = (0..b * l).map(|i| ((i * 7 + 3) % vocab) as u32).collect();
+    let mut emb = poisoned(be, &[b * l, d]);
+    ops::gather_rows(be, &mut emb, &table, &ids, 1.5).unwrap();
+    let q = t(be, &[b, l, d], &v[1]);
+    let k = t(be, &[b, l, kv], &v[2]);
+    let vv = t(be, &[b, l, kv], &v[3]);
+    let (cos, sin): (Vec<f32>, Vec<f32>) =
+        (0..l * hd / 2).map(|i| ((i as f32 * 0.37).cos(), (i as f32 * 0.37).sin())).unzip();
+    let rope = RopeTables { cos: be.upload_table(cos).unwrap(), sin: be.upload_table(sin).unwrap() };
+    let mut q_rot = poisoned(be, &[b, l, d]);
+    ops::rope_rotate_half(be, &mut q_rot, &q, &rope, heads).unwrap();
+    // sample 1 ends in padding longer than the window: those queries see no key
+    let mask: Vec<f32> = (0..b * l).map(|i| if i >= l && i % l >= l / 3 { 0.0 } else { 1.0 }).collect();
+    let key_mask = be.upload_table(mask).unwrap();
+    let mut attn = poisoned(be, &[b, l, d]);
+    let scale = 1.0 / (hd as f32).sqrt();
+    ops::causal_attention(be, &mut attn, &q_rot, &k, &vv, &key_mask, heads, kv_heads, scale, Some(3.0), window)
+        .unwrap();
+    let mut prod = poisoned(be, &[b, l, d]);
+    ops::multiply(be, &mut prod, &q, &attn).unwrap();
+    ops::add(be, &mut prod, &q).unwrap();
+    let mut out = emb.to_host(be).unwrap();
+    for x in [&q_rot, &attn, &prod] {
+        out.extend(x.to_host(be).unwrap());
+    }
+    out
+}
+
+#[test]
+fn decoder_ops_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    for (dims, window) in [([2, 13, 4, 2, 8], Some(5)), ([1, 40, 8, 4, 256], None), ([2, 33, 8, 4, 256], Some(7))] {
+        let [b, l, heads, kv_heads, hd] = dims;
+        let v = vec![
+            random(50 * heads * hd, 1.0, &mut s),
+            random(b * l * heads * hd, 1.0, &mut s),
+            random(b * l * kv_heads * hd, 1.0, &mut s),
+            random(b * l * kv_heads * hd, 1.0, &mut s),
+        ];
+        let name = format!("gather + rope + causal_attention + multiply/add b,l,heads,kv,d={dims:?} window={window:?}");
+        check(
+            &name,
+            &decoder_ops_case(&gpu, &v, dims, window),
+            &decoder_ops_case(&Cpu, &v, dims, window),
+            tolerance::CUDA_KERNEL,
+        );
+    }
+}
+
+/// The Gemma-2 decoder fixture and one prompt through the whole text path: CUDA against CPU.
+/// Fails its 1e-2 criterion as things stand: 1.25e-2 on the H200 (2026-11-28), where
+/// transformers' own bf16 forward is 1.23e-2 from its f32 one on the same fixture (hidden 32:
+/// little averaging). Kept as the open criterion of the text-encoder issue; run with --ignored.
+#[test]
+#[ignore = "CUDA text encoder is 1.25e-2 from the CPU on the tiny fixture (tolerance 1e-2); transformers' own bf16 error there is 1.23e-2"]
+fn text_encoder_matches_cpu() {
+    use sana::engine::text::{encode_prompts, Gemma2Encoder, PromptOptions, PromptTokenizer};
+    let Some(gpu) = gpu() else { return };
+    let folder = ModelFolder::new(&common::fixtures().join("text/tiny-gemma")).unwrap();
+    let files = common::open(&common::fixtures().join("text/decoder.safetensors"));
+    let ids = sana::engine::dit::HostTensor::read(&files, "input_ids").unwrap().unwrap();
+    let mask = sana::engine::dit::HostTensor::read(&files, "attention_mask").unwrap().unwrap();
+    let ids: Vec<u32> = ids.data.iter().map(|&v| v as u32).collect();
+    let cpu_encoder = Gemma2Encoder::from_folder(&Cpu, &folder).unwrap();
+    let gpu_encoder = Gemma2Encoder::from_folder(&gpu, &folder).unwrap();
+    let cpu_out = cpu_encoder.forward(&Cpu, &ids, &mask.data, 2).unwrap().to_host(&Cpu).unwrap();
+    let gpu_out = gpu_encoder.forward(&gpu, &ids, &mask.data, 2).unwrap().to_host(&gpu).unwrap();
+    check("gemma-2 decoder fixture", &gpu_out, &cpu_out, tolerance::CUDA_END_TO_END);
+    let tokenizer = PromptTokenizer::from_folder(&folder).unwrap();
+    let prompts = vec!["A Cat Sleeping".to_string(), "東京 at night".to_string()];
+    let opts = PromptOptions::default();
+    let (cp, cn) = encode_prompts(&Cpu, &cpu_encoder, &tokenizer, &prompts, "blurry", &opts).unwrap();
+    let (gp, gn) = encode_prompts(&gpu, &gpu_encoder, &tokenizer, &prompts, "blurry", &opts).unwrap();
+    assert_eq!(cp.mask, gp.mask);
+    assert_eq!(cn.mask, gn.mask);
+    let cpu_all = [cp.embeds.to_host(&Cpu).unwrap(), cn.embeds.to_host(&Cpu).unwrap()].concat();
+    let gpu_all = [gp.embeds.to_host(&gpu).unwrap(), gn.embeds.to_host(&gpu).unwrap()].concat();
+    check("prompt path (CHI, motion score, negative)", &gpu_all, &cpu_all, tolerance::CUDA_END_TO_END);
 }

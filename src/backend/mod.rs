@@ -29,6 +29,23 @@ pub enum Activation {
     GeluTanh,
 }
 
+/// How an RMSNorm applies its learned weight: `x̂·w`, or Gemma's `x̂·(1 + w)` (the 1 added in
+/// f32 inside the op, so a bf16 weight near 0 keeps its precision).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormWeight {
+    Plain,
+    OnePlus,
+}
+
+impl NormWeight {
+    pub fn offset(self) -> f32 {
+        match self {
+            NormWeight::Plain => 0.0,
+            NormWeight::OnePlus => 1.0,
+        }
+    }
+}
+
 /// Whether an op replaces its output or adds into it (a residual connection, or one term of an
 /// accumulated product such as the shifted GEMMs of the temporal convolution).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,7 +178,9 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// out ← act(x), elementwise.
     fn activation(&self, out: &mut Self::Buf, x: &Self::Buf, act: Activation) -> Result<()>;
 
-    /// RMSNorm over rows of width `dim`: out ← x · rsqrt(mean(x²) + eps) · w.
+    /// RMSNorm over rows of width `dim`: out ← x · rsqrt(mean(x²) + eps) · (offset + w), the
+    /// offset 0 or 1 as `weight` says (mean of squares in f32 or better).
+    #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
     fn rms_norm(
         &self,
         out: &mut Self::Buf,
@@ -170,6 +189,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
         rows: usize,
         dim: usize,
         eps: f32,
+        weight: NormWeight,
     ) -> Result<()>;
 
     /// out ← LayerNorm(x; no affine, eps) · (1 + m[scale]) + m[shift]  (MODEL.md §2.3).

@@ -3,8 +3,8 @@
 //! the operand and both shapes.
 
 use super::{
-    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, PatchDims, RopeTables, Tensor, TokenDims,
-    Write,
+    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, NormWeight, PatchDims, RopeTables, Tensor,
+    TokenDims, Write,
 };
 use crate::error::{Error, Result};
 
@@ -84,11 +84,23 @@ pub fn activation<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>, act: A
 
 /// RMSNorm over the last dimension with weight w (dim,).
 pub fn rms_norm<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>, w: &Tensor<B>, eps: f32) -> Result<()> {
+    rms_norm_weighted(be, out, x, w, eps, NormWeight::Plain)
+}
+
+/// RMSNorm over the last dimension, weight applied as `weight` says (Gemma: 1 + w).
+pub fn rms_norm_weighted<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    w: &Tensor<B>,
+    eps: f32,
+    weight: NormWeight,
+) -> Result<()> {
     const OP: &str = "rms_norm";
     let (rows, dim) = rows_last(OP, "x", x.shape())?;
     expect_shape(OP, "out", out, x.shape())?;
     expect_shape(OP, "weight", w, &[dim])?;
-    be.rms_norm(&mut out.buf, &x.buf, &w.buf, rows, dim, eps)
+    be.rms_norm(&mut out.buf, &x.buf, &w.buf, rows, dim, eps, weight)
 }
 
 /// out ← LayerNorm(x) · (1 + m[scale]) + m[shift], x (B, N, D).

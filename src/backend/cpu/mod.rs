@@ -11,7 +11,8 @@ mod norm;
 mod patch;
 
 use super::{
-    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, PatchDims, RopeTables, TokenDims, Write,
+    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, NormWeight, PatchDims, RopeTables,
+    TokenDims, Write,
 };
 use crate::error::Result;
 
@@ -79,8 +80,9 @@ impl Backend for Cpu {
         rows: usize,
         dim: usize,
         eps: f32,
+        weight: NormWeight,
     ) -> Result<()> {
-        norm::rms_norm(out, x, w, rows, dim, eps);
+        norm::rms_norm(out, x, w, rows, dim, eps, weight.offset());
         Ok(())
     }
 

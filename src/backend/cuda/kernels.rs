@@ -35,6 +35,10 @@ const ENTRY_POINTS: &[&str] = &[
     "cross_attention_bf16",
     "depthwise3x3_glu_bf16",
     "temporal_concat_bf16",
+    "gather_rows_bf16",
+    "rope_rotate_half_bf16",
+    "causal_attention_bf16",
+    "binary_bf16",
     "patchify_bf16",
     "unpatchify_bf16",
 ];

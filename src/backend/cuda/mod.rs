@@ -6,6 +6,7 @@
 
 mod blas;
 mod cross_attn;
+mod decoder;
 pub mod error;
 pub mod kernels;
 mod linear;
@@ -22,7 +23,8 @@ use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr};
 use half::bf16;
 
 use super::{
-    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, PatchDims, RopeTables, TokenDims, Write,
+    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, NormWeight, PatchDims, RopeTables,
+    TokenDims, Write,
 };
 use crate::error::{Error, Result};
 use blas::Blas;
@@ -115,15 +117,6 @@ impl Cuda {
 
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
-    }
-
-    fn missing_kernel(&self, op: &str) -> Error {
-        Error::Device {
-            device: format!("cuda:{}", self.ordinal),
-            reason: format!(
-                "op `{op}` (Gemma-2 text encoder) has no CUDA kernel yet: run the text encoder with --device cpu"
-            ),
-        }
     }
 
     fn err(&self, e: CudaError) -> Error {
@@ -241,10 +234,11 @@ impl Backend for Cuda {
         rows: usize,
         dim: usize,
         eps: f32,
+        weight: NormWeight,
     ) -> Result<()> {
         self.timed(
             || format!("rms_norm {rows}x{dim}"),
-            || self.launch_rms_norm(out, x, w, rows, dim, eps).map_err(|e| self.err(e)),
+            || self.launch_rms_norm(out, x, w, rows, dim, eps, weight.offset()).map_err(|e| self.err(e)),
         )
     }
 
@@ -340,44 +334,60 @@ impl Backend for Cuda {
         )
     }
 
-    // The Gemma-2 text encoder's ops have no CUDA kernels yet (issue "Text encoder"): the text
-    // encoder runs on the CPU backend until they do, and asking for it on CUDA says so.
-    fn gather_rows(&self, _: &mut CudaSlice<bf16>, _: &CudaSlice<bf16>, _: &[u32], _: usize, _: f32) -> Result<()> {
-        Err(self.missing_kernel("gather_rows"))
+    fn gather_rows(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        table: &CudaSlice<bf16>,
+        ids: &[u32],
+        dim: usize,
+        scale: f32,
+    ) -> Result<()> {
+        self.timed(
+            || "gather_rows".into(),
+            || self.launch_gather_rows(out, table, ids, dim, scale).map_err(|e| self.err(e)),
+        )
     }
 
     fn rope_rotate_half(
         &self,
-        _: &mut CudaSlice<bf16>,
-        _: &CudaSlice<bf16>,
-        _: &RopeTables<Self>,
-        _: AttnDims,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        rope: &RopeTables<Self>,
+        dims: AttnDims,
     ) -> Result<()> {
-        Err(self.missing_kernel("rope_rotate_half"))
+        self.timed(
+            || "rope_rotate_half".into(),
+            || self.launch_rope_rotate_half(out, x, rope, dims).map_err(|e| self.err(e)),
+        )
     }
 
     fn causal_attention(
         &self,
-        _: &mut CudaSlice<bf16>,
-        _: &CudaSlice<bf16>,
-        _: &CudaSlice<bf16>,
-        _: &CudaSlice<bf16>,
-        _: &CudaSlice<f32>,
-        _: AttnDims,
-        _: usize,
-        _: f32,
-        _: Option<f32>,
-        _: Option<usize>,
+        out: &mut CudaSlice<bf16>,
+        q: &CudaSlice<bf16>,
+        k: &CudaSlice<bf16>,
+        v: &CudaSlice<bf16>,
+        key_mask: &CudaSlice<f32>,
+        dims: AttnDims,
+        kv_heads: usize,
+        scale: f32,
+        softcap: Option<f32>,
+        window: Option<usize>,
     ) -> Result<()> {
-        Err(self.missing_kernel("causal_attention"))
+        self.timed(
+            || format!("causal_attention L={}", dims.n),
+            || self.launch_causal_attention(out, q, k, v, key_mask, dims, kv_heads, scale, softcap, window),
+        )
     }
 
-    fn multiply(&self, _: &mut CudaSlice<bf16>, _: &CudaSlice<bf16>, _: &CudaSlice<bf16>) -> Result<()> {
-        Err(self.missing_kernel("multiply"))
+    fn multiply(&self, out: &mut CudaSlice<bf16>, a: &CudaSlice<bf16>, b: &CudaSlice<bf16>) -> Result<()> {
+        let (o, a, b, len) = (self.ptr(out), self.ptr(a), self.ptr(b), out.len());
+        self.timed(|| "multiply".into(), || self.launch_binary(o, a, b, len, 0).map_err(|e| self.err(e)))
     }
 
-    fn add(&self, _: &mut CudaSlice<bf16>, _: &CudaSlice<bf16>) -> Result<()> {
-        Err(self.missing_kernel("add"))
+    fn add(&self, x: &mut CudaSlice<bf16>, y: &CudaSlice<bf16>) -> Result<()> {
+        let (o, y, len) = (self.ptr(x), self.ptr(y), x.len());
+        self.timed(|| "add".into(), || self.launch_binary(o, o, y, len, 1).map_err(|e| self.err(e)))
     }
 
     fn patchify(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, dims: PatchDims) -> Result<()> {

@@ -25,6 +25,7 @@ impl Cuda {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // mirrors Backend::rms_norm
     pub(super) fn launch_rms_norm(
         &self,
         out: &mut CudaSlice<bf16>,
@@ -33,6 +34,7 @@ impl Cuda {
         rows: usize,
         dim: usize,
         eps: f32,
+        weight_offset: f32,
     ) -> Result<(), CudaError> {
         let p = RmsNormParams {
             out: self.ptr(out),
@@ -41,7 +43,7 @@ impl Cuda {
             rows: rows as i32,
             dim: dim as i32,
             eps,
-            pad: 0,
+            weight_offset,
         };
         self.kernels.launch(&self.stream, "rms_norm_bf16", per_row(rows), &p)
     }

@@ -34,7 +34,7 @@ pub struct RmsNormParams {
     pub rows: i32,
     pub dim: i32,
     pub eps: f32,
-    pub pad: i32,
+    pub weight_offset: f32,
 }
 
 #[repr(C)]
@@ -147,6 +147,60 @@ pub struct PatchParams {
     pub pw: i32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GatherParams {
+    pub out: DevPtr,
+    pub table: DevPtr,
+    pub ids: DevPtr,
+    pub rows: i32,
+    pub dim: i32,
+    pub scale: f32,
+    pub pad: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RopeHalfParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub cos: DevPtr,
+    pub sin: DevPtr,
+    pub rows: i32,
+    pub l: i32,
+    pub heads: i32,
+    pub head_dim: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CausalAttnParams {
+    pub out: DevPtr,
+    pub q: DevPtr,
+    pub k: DevPtr,
+    pub v: DevPtr,
+    pub key_mask: DevPtr,
+    pub b: i32,
+    pub l: i32,
+    pub heads: i32,
+    pub kv_heads: i32,
+    pub head_dim: i32,
+    pub window: i32,
+    pub scale: f32,
+    pub softcap: f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BinaryParams {
+    pub out: DevPtr,
+    pub a: DevPtr,
+    pub b: DevPtr,
+    pub len: i64,
+    pub op: i32,
+    pub pad: i32,
+}
+
 // SAFETY: each struct is #[repr(C)] plain data (integers, floats, device addresses) laid out as
 // its C twin in kernels/params.h, which is what the kernels read.
 unsafe impl DeviceRepr for ActivationParams {}
@@ -158,6 +212,10 @@ unsafe impl DeviceRepr for CrossAttnParams {}
 unsafe impl DeviceRepr for DepthwiseGluParams {}
 unsafe impl DeviceRepr for PatchParams {}
 unsafe impl DeviceRepr for TemporalConcatParams {}
+unsafe impl DeviceRepr for GatherParams {}
+unsafe impl DeviceRepr for RopeHalfParams {}
+unsafe impl DeviceRepr for CausalAttnParams {}
+unsafe impl DeviceRepr for BinaryParams {}
 
 #[cfg(test)]
 mod tests {
@@ -176,6 +234,10 @@ mod tests {
         assert_eq!(std::mem::size_of::<DepthwiseGluParams>(), 48);
         assert_eq!(std::mem::size_of::<PatchParams>(), 48);
         assert_eq!(std::mem::size_of::<TemporalConcatParams>(), 32);
+        assert_eq!(std::mem::size_of::<GatherParams>(), 40);
+        assert_eq!(std::mem::size_of::<RopeHalfParams>(), 48);
+        assert_eq!(std::mem::size_of::<CausalAttnParams>(), 72);
+        assert_eq!(std::mem::size_of::<BinaryParams>(), 40);
         // every header field appears in the mirrors (a cheap textual cross-check)
         let header = crate::backend::cuda::kernels::PARAMS_H;
         for field in ["q_rot", "emb_chunks", "per_token", "padded_head_dim", "frames"] {

@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 
-use crate::backend::{self as ops, Activation, Backend, RopeTables, Tensor, Write};
+use crate::backend::{self as ops, Activation, Backend, NormWeight, RopeTables, Tensor, Write};
 use crate::engine::weights::{LoadLog, WeightLoader, WeightSource};
 use crate::error::{Error, Result};
 use crate::io::{ConfigFile, ModelFolder};
@@ -120,10 +120,11 @@ pub struct Gemma2Encoder<B: Backend> {
     norm: Tensor<B>,
 }
 
-/// Gemma's RMSNorm multiplies by (1 + w): folded into the weight once at load.
+/// Gemma's RMSNorm multiplies by (1 + w). The weight is kept as stored and the 1 added in f32 by
+/// the op (NormWeight::OnePlus), as transformers does: folding it in at load would round 1 + w to
+/// bf16 on the GPU, 4× coarser than w itself.
 fn norm_weight<B: Backend>(w: &WeightLoader<B>, name: &str, dim: usize) -> Result<Tensor<B>> {
-    let values: Vec<f32> = w.host(name, &[dim])?.into_iter().map(|v| 1.0 + v).collect();
-    Tensor::from_vec(w.backend(), &[dim], values)
+    w.tensor(name, &[dim])
 }
 
 impl<B: Backend> Gemma2Encoder<B> {
@@ -208,7 +209,7 @@ impl<B: Backend> Gemma2Encoder<B> {
         let id = Activation::Identity;
         for layer in &self.layers {
             // attention block
-            ops::rms_norm(be, &mut normed, &x, &layer.input_norm, eps)?;
+            ops::rms_norm_weighted(be, &mut normed, &x, &layer.input_norm, eps, NormWeight::OnePlus)?;
             ops::linear(be, &mut q, &normed, &layer.q, None, id, Write::Overwrite)?;
             ops::linear(be, &mut k, &normed, &layer.k, None, id, Write::Overwrite)?;
             ops::linear(be, &mut v, &normed, &layer.v, None, id, Write::Overwrite)?;
@@ -219,18 +220,18 @@ impl<B: Backend> Gemma2Encoder<B> {
                 be, &mut attn, &q_rot, &k_rot, &v, &key_mask, heads, kv_heads, scale, softcap, window,
             )?;
             ops::linear(be, &mut proj, &attn, &layer.o, None, id, Write::Overwrite)?;
-            ops::rms_norm(be, &mut normed, &proj, &layer.post_attention_norm, eps)?;
+            ops::rms_norm_weighted(be, &mut normed, &proj, &layer.post_attention_norm, eps, NormWeight::OnePlus)?;
             ops::add(be, &mut x, &normed)?;
             // GeGLU block
-            ops::rms_norm(be, &mut normed, &x, &layer.pre_feedforward_norm, eps)?;
+            ops::rms_norm_weighted(be, &mut normed, &x, &layer.pre_feedforward_norm, eps, NormWeight::OnePlus)?;
             ops::linear(be, &mut gate, &normed, &layer.gate, None, Activation::GeluTanh, Write::Overwrite)?;
             ops::linear(be, &mut up, &normed, &layer.up, None, id, Write::Overwrite)?;
             ops::multiply(be, &mut prod, &gate, &up)?;
             ops::linear(be, &mut proj, &prod, &layer.down, None, id, Write::Overwrite)?;
-            ops::rms_norm(be, &mut normed, &proj, &layer.post_feedforward_norm, eps)?;
+            ops::rms_norm_weighted(be, &mut normed, &proj, &layer.post_feedforward_norm, eps, NormWeight::OnePlus)?;
             ops::add(be, &mut x, &normed)?;
         }
-        ops::rms_norm(be, &mut normed, &x, &self.norm, eps)?;
+        ops::rms_norm_weighted(be, &mut normed, &x, &self.norm, eps, NormWeight::OnePlus)?;
         Ok(normed)
     }
 }

@@ -109,7 +109,7 @@ struct RunTextArgs {
     /// safetensors file to write the embeddings and masks to.
     #[arg(long)]
     out: PathBuf,
-    /// cpu (the text encoder has no CUDA kernels yet).
+    /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""How far diffusers' own bf16 forward is from its f32 forward on each transformer fixture.
+"""How far the references' own bf16 forwards are from their f32 forwards on our fixtures:
+diffusers' transformer on each transformer fixture, transformers' Gemma-2 on the decoder one.
 
 This is the yardstick for our CUDA backend (bf16 storage, f32 accumulation), which
 tests/gpu_backend.rs holds within relative L2 1e-2 of our f32 CPU forward: on these tiny
-random-weight models bf16 storage alone costs ~0.6-1.0e-2, in the reference as in ours.
+random-weight models bf16 storage alone costs ~0.6-1.2e-2, in the references as in ours.
 
 Run from the repository root with the tools/requirements.txt environment:
-    python tools/dit_bf16_error.py
+    python tools/bf16_reference_error.py
 """
 
 import glob
@@ -34,3 +35,16 @@ for path in sorted(glob.glob(os.path.join(FIXTURES, "*.safetensors"))):
     ref = t["sample"]
     rel = float((out - ref).norm() / ref.norm())
     print(f"{os.path.basename(path)}: diffusers bf16 vs diffusers f32: rel L2 {rel:.3e}")
+
+# The text encoder's decoder fixture: transformers' Gemma2Model in bf16 vs its f32 output.
+from transformers import Gemma2Model  # noqa: E402
+
+TEXT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "text")
+t = load_file(os.path.join(TEXT, "decoder.safetensors"))
+gemma = Gemma2Model.from_pretrained(
+    os.path.join(TEXT, "tiny-gemma", "text_encoder"), torch_dtype=torch.bfloat16, attn_implementation="eager"
+).eval()
+with torch.no_grad():
+    out = gemma(input_ids=t["input_ids"].long(), attention_mask=t["attention_mask"].long()).last_hidden_state.float()
+ref = t["last_hidden_state"]
+print(f"decoder.safetensors: transformers bf16 vs transformers f32: rel L2 {float((out - ref).norm() / ref.norm()):.3e}")

@@ -66,7 +66,11 @@ fn inspect_component(name: &str, dir: &Path) -> ComponentReport {
     }
     match ConfigFile::open(&cfg_path) {
         Ok(cfg) => {
-            r.class_name = cfg.get::<String>("_class_name").ok();
+            // diffusers configs name their class; transformers configs their architectures
+            r.class_name = cfg
+                .get::<String>("_class_name")
+                .ok()
+                .or_else(|| cfg.get::<Vec<String>>("architectures").ok().and_then(|a| a.into_iter().next()));
             r.config = cfg.entries().map(|(k, v)| (k.clone(), v.clone())).collect();
             if r.class_name.as_deref() == Some(DIT_CLASS) {
                 match DitConfig::from_file(&cfg) {

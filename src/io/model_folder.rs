@@ -40,11 +40,13 @@ impl ModelFolder {
         TensorFiles::open_component(&self.component_dir(name)?)
     }
 
-    /// Component names listed in `model_index.json` (or, for a bare folder, none).
+    /// Component names listed in `model_index.json`; without one, the usual component folders
+    /// that exist (none for a bare component folder).
     pub fn components(&self) -> Result<Vec<String>> {
+        const USUAL: [&str; 5] = ["transformer", "text_encoder", "tokenizer", "vae", "scheduler"];
         let index = self.root.join("model_index.json");
         if !index.is_file() {
-            return Ok(Vec::new());
+            return Ok(USUAL.iter().filter(|c| self.root.join(c).is_dir()).map(|c| c.to_string()).collect());
         }
         let cfg = ConfigFile::open(&index)?;
         Ok(cfg.entries().filter(|(k, v)| !k.starts_with('_') && v.is_array()).map(|(k, _)| k.clone()).collect())

@@ -2,5 +2,6 @@
 
 pub mod dit;
 pub mod inspect;
+pub mod sampler;
 pub mod text;
 pub mod weights;

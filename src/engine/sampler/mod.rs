@@ -1,0 +1,22 @@
+//! Flow-matching samplers (MODEL.md §5): the sigma schedules, DPM-Solver++ (second-order
+//! multistep, as diffusers 0.42.1 `DPMSolverMultistepScheduler` with flow sigmas computes it),
+//! flow-match Euler (`FlowMatchEulerDiscreteScheduler`), and classifier-free guidance. Small pure
+//! functions of sigmas and host f32 latents, tested against diffusers on their own; the pipeline
+//! moves them onto the backend when it lands.
+
+mod dpm_solver;
+mod schedule;
+
+pub use dpm_solver::DpmSolverPP;
+pub use schedule::{explicit_schedule, flow_dpm_schedule, flow_euler_schedule, Schedule};
+
+/// Euler step of a flow ODE: x ← x + (σ_next − σ)·v.
+pub fn euler_step(x: &mut [f32], v: &[f32], sigma: f32, sigma_next: f32) {
+    let dt = sigma_next - sigma;
+    x.iter_mut().zip(v).for_each(|(x, &v)| *x += dt * v);
+}
+
+/// Classifier-free guidance: v = v_uncond + scale·(v_cond − v_uncond) (batch order [uncond, cond]).
+pub fn classifier_free_guidance(out: &mut [f32], uncond: &[f32], cond: &[f32], scale: f32) {
+    out.iter_mut().zip(uncond.iter().zip(cond)).for_each(|(o, (&u, &c))| *o = u + scale * (c - u));
+}

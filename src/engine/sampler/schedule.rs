@@ -14,7 +14,8 @@ pub struct Schedule {
 const TRAIN_STEPS: f64 = 1000.0;
 
 fn check(steps: usize, shift: f64) -> Result<()> {
-    if steps == 0 || !(shift > 0.0) {
+    // written so that a NaN shift is refused too
+    if steps == 0 || shift.is_nan() || shift <= 0.0 {
         return Err(Error::InputShape {
             name: "steps / flow shift".into(),
             expected: "at least one step and a positive shift".into(),

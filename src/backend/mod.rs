@@ -1,13 +1,15 @@
 //! Tensor storage and the ops the models are written against.
 //!
 //! Model code is written once, generic over [`Backend`]; each backend (the f32 CPU reference in
-//! `cpu/`, CUDA later) implements every op with the same name, the same argument order (outputs,
+//! `cpu/`, bf16 CUDA in `cuda/`) implements every op with the same name, the same argument order (outputs,
 //! inputs, weights, dimensions) and the same meaning. Ops take whole buffers plus a small dims
 //! struct; [`Tensor`] carries shapes so the checks in `ops.rs` are written once for all backends,
 //! before any backend code runs.
 //!
-//! Outputs are caller-owned: a model allocates its activations once per shape and reuses them
-//! across steps, so a GPU backend never allocates inside the denoising loop.
+//! Outputs are caller-owned, so a model can allocate its activations once per shape and reuse them
+//! across steps. (Today the transformer allocates them once per forward; on CUDA they come from
+//! the stream-ordered pool, which keeps its memory, so no driver allocation happens after the
+//! first step.)
 
 pub mod cpu;
 pub mod cuda;

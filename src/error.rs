@@ -59,6 +59,10 @@ pub enum Error {
     #[error("{op}: {reason}")]
     Shape { op: &'static str, reason: String },
 
+    // ---- cache ----------------------------------------------------------------------------------
+    #[error("cache entry `{path}` {reason}")]
+    CacheEntry { path: PathBuf, reason: String },
+
     // ---- device ---------------------------------------------------------------------------------
     #[error("device `{device}`: {reason}")]
     Device { device: String, reason: String },

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use sana::backend::{cpu::Cpu, cuda::Cuda, Backend, Tensor};
+use sana::engine::cache::{default_cache_dir, CacheKey, DiskStore};
 use sana::engine::dit::{DitInput, DitInputFile, SanaVideoTransformer, Timesteps};
 use sana::engine::inspect::inspect;
 use sana::engine::text::{
@@ -33,6 +34,33 @@ enum Command {
     Bench(BenchCommand),
     /// Print what a model folder holds: components, configs, parameter counts, dtypes.
     Inspect(InspectArgs),
+    /// The latent cache on disk (SANA_CACHE_DIR, else ~/.cache/sana-ofx).
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// List the entries: key, size, age.
+    Ls {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove entries by key, or all of them.
+    Rm {
+        /// 64-hex-digit keys, as `sana cache ls` prints them.
+        #[arg(required_unless_present = "all")]
+        keys: Vec<String>,
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
+    },
+    /// Remove stale partial files, then the oldest entries until the cache fits.
+    Gc {
+        /// Size to keep, in MB.
+        #[arg(long)]
+        max_mb: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +202,7 @@ fn main() -> Result<()> {
             }
         },
         Command::Inspect(args) => run_inspect(args),
+        Command::Cache(cmd) => run_cache(cmd),
     }
 }
 
@@ -356,6 +385,39 @@ fn print_profile(be: &Cuda) -> Result<()> {
     let total: f64 = rows.iter().map(|r| r.1).sum();
     for (label, ms, calls) in rows.iter().take(25) {
         eprintln!("{:>9.2} ms {:>5.1}% {calls:>5}x  {label}", ms, 100.0 * ms / total.max(1e-9));
+    }
+    Ok(())
+}
+
+fn run_cache(cmd: CacheCommand) -> Result<()> {
+    let dir = default_cache_dir().context("no cache folder: set SANA_CACHE_DIR (or HOME)")?;
+    let disk = DiskStore::new(dir.clone());
+    match cmd {
+        CacheCommand::Ls { json } => {
+            let entries = disk.list()?;
+            if json {
+                println!("{}", serde_json::json!({ "dir": dir, "entries": entries }));
+            } else {
+                let total: u64 = entries.iter().map(|e| e.bytes).sum();
+                println!("{} ({} entries, {:.1} MB)", dir.display(), entries.len(), total as f64 / 1e6);
+                for e in &entries {
+                    println!("{}  {:>10.3} MB  {:>8} s old", e.key, e.bytes as f64 / 1e6, e.age_s);
+                }
+            }
+        }
+        CacheCommand::Rm { keys, all } => {
+            let targets: Vec<String> = if all { disk.list()?.into_iter().map(|e| e.key).collect() } else { keys };
+            for k in targets {
+                let key = CacheKey::parse(&k).with_context(|| format!("`{k}` is not a cache key (64 hex digits)"))?;
+                if !disk.remove(&key)? {
+                    eprintln!("no entry {k}");
+                }
+            }
+        }
+        CacheCommand::Gc { max_mb } => {
+            let (removed, freed) = disk.gc(max_mb * 1_000_000)?;
+            println!("removed {removed} files, {:.1} MB", freed as f64 / 1e6);
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Models and pipelines, written once against the backend API. Knows nothing of OFX or terminals.
 
+pub mod cache;
 pub mod dit;
 pub mod inspect;
 pub mod sampler;

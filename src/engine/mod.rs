@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod dit;
 pub mod inspect;
+pub mod pipeline;
 pub mod sampler;
 pub mod text;
 pub mod weights;

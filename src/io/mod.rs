@@ -2,6 +2,7 @@
 //! tensor files for the `sana run` commands.
 
 pub mod config;
+pub mod frames;
 pub mod model_folder;
 pub mod safetensors;
 

@@ -40,3 +40,80 @@ fn resize_and_crop_matches_diffusers() {
         assert!(cmp.rel_l2 <= tolerance::TRANSFORMER_F32, "resize.{i}: {cmp}");
     }
 }
+
+/// Prompt → latents: our text encoder, transformer, CFG and DPM-Solver++ against diffusers'
+/// `SanaVideoPipeline` from the same initial noise (tools/make_pipeline_fixtures.py).
+#[test]
+fn text_to_video_latents_match_diffusers() {
+    use sana::backend::cpu::Cpu;
+    use sana::engine::dit::SanaVideoTransformer;
+    use sana::engine::pipeline::base::{denoise_text_to_video, BaseSampling};
+    use sana::engine::pipeline::LatentVideo;
+    use sana::engine::progress::Silent;
+    use sana::engine::text::{encode_prompts, Gemma2Encoder, Instruction, PromptOptions, PromptTokenizer};
+    use sana::io::ModelFolder;
+
+    let path = common::fixtures().join("pipeline/t2v.safetensors");
+    common::check_fixture_provenance(&path);
+    let meta = common::metadata(&path);
+    let files = common::open(&path);
+    let noise = HostTensor::read(&files, "noise").unwrap().unwrap();
+    let expected = HostTensor::read(&files, "latents").unwrap().unwrap();
+    let folder = ModelFolder::new(&common::fixtures().join("pipeline/tiny-sana-video")).unwrap();
+    let be = Cpu;
+    let encoder = Gemma2Encoder::from_folder(&be, &folder).unwrap();
+    sana::engine::text::check_matches_transformer(&folder, &encoder.config).unwrap();
+    let tokenizer = PromptTokenizer::from_folder(&folder).unwrap();
+    // the fixture's prompt already carries its motion score; __call__ applies diffusers' CHI
+    let opts = PromptOptions { motion_score: None, instruction: Instruction::Diffusers };
+    let (pos, neg) =
+        encode_prompts(&be, &encoder, &tokenizer, &[meta["prompt"].clone()], &meta["negative_prompt"], &opts).unwrap();
+    let transformer = SanaVideoTransformer::from_folder(&be, &folder).unwrap();
+    let sampling = BaseSampling {
+        steps: meta["steps"].parse().unwrap(),
+        guidance: meta["guidance"].parse().unwrap(),
+        flow_shift: meta["flow_shift"].parse().unwrap(),
+    };
+    let noise = LatentVideo { shape: noise.shape.clone().try_into().unwrap(), data: noise.data };
+    let out = denoise_text_to_video(&be, &transformer, &pos, &neg, &noise, &sampling, &Silent).unwrap();
+    assert_eq!(out.shape, noise.shape);
+    let cmp = compare(&out.data, &expected.data);
+    eprintln!("t2v latents: {cmp}");
+    assert!(cmp.rel_l2 <= tolerance::REFERENCE_LOW_PRECISION, "{cmp}");
+}
+
+/// A cancelled run stops between steps with `Error::Cancelled` and returns no latents.
+#[test]
+fn cancelled_denoising_stops_between_steps() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use sana::backend::cpu::Cpu;
+    use sana::engine::dit::SanaVideoTransformer;
+    use sana::engine::pipeline::base::{denoise_text_to_video, BaseSampling};
+    use sana::engine::pipeline::LatentVideo;
+    use sana::engine::progress::Progress;
+    use sana::engine::text::{encode_prompts, Gemma2Encoder, PromptOptions, PromptTokenizer};
+    use sana::io::ModelFolder;
+
+    struct CancelAfter(AtomicUsize);
+    impl Progress for CancelAfter {
+        fn update(&self, _: f32, _: &str) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        fn cancelled(&self) -> bool {
+            self.0.load(Ordering::SeqCst) >= 2
+        }
+    }
+    let folder = ModelFolder::new(&common::fixtures().join("pipeline/tiny-sana-video")).unwrap();
+    let encoder = Gemma2Encoder::from_folder(&Cpu, &folder).unwrap();
+    let tokenizer = PromptTokenizer::from_folder(&folder).unwrap();
+    let (pos, neg) =
+        encode_prompts(&Cpu, &encoder, &tokenizer, &["a cat".into()], "", &PromptOptions::default()).unwrap();
+    let transformer = SanaVideoTransformer::from_folder(&Cpu, &folder).unwrap();
+    let progress = CancelAfter(AtomicUsize::new(0));
+    let sampling = BaseSampling { steps: 10, ..BaseSampling::default() };
+    let noise = LatentVideo { shape: [1, 16, 2, 4, 4], data: vec![0.5f32; 16 * 2 * 4 * 4] };
+    let r = denoise_text_to_video(&Cpu, &transformer, &pos, &neg, &noise, &sampling, &progress);
+    assert!(matches!(r, Err(sana::Error::Cancelled)));
+    assert_eq!(progress.0.load(Ordering::SeqCst), 2, "stopped after two steps");
+}

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod dit;
 pub mod inspect;
 pub mod pipeline;
+pub mod progress;
 pub mod sampler;
 pub mod text;
 pub mod weights;

@@ -11,6 +11,12 @@ use sana::backend::{cpu::Cpu, cuda::Cuda, Backend, Tensor};
 use sana::engine::cache::{default_cache_dir, CacheKey, DiskStore};
 use sana::engine::dit::{DitInput, DitInputFile, SanaVideoTransformer, Timesteps};
 use sana::engine::inspect::inspect;
+use sana::engine::pipeline::base::{denoise_text_to_video, BaseSampling};
+use sana::engine::pipeline::binning::binned_resolution;
+use sana::engine::pipeline::geometry::LatentGeometry;
+use sana::engine::pipeline::noise::seeded_noise;
+use sana::engine::pipeline::LatentVideo;
+use sana::engine::progress::Progress;
 use sana::engine::text::{
     encode_prompts, Gemma2Encoder, Instruction, PromptOptions, PromptTokenizer, DEFAULT_NEGATIVE_PROMPT,
 };
@@ -29,6 +35,8 @@ enum Command {
     /// Run one model component on tensors from a safetensors file (reference comparisons).
     #[command(subcommand)]
     Run(RunCommand),
+    /// Base: prompt → latent video (decoding to frames comes with the VAE).
+    Generate(GenerateArgs),
     /// Time one model component at a released config with random weights.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -142,6 +150,56 @@ struct RunTextArgs {
     device: Device,
 }
 
+#[derive(Args)]
+struct GenerateArgs {
+    /// A diffusers SANA-Video folder (transformer/, text_encoder/, tokenizer/, vae/, scheduler/).
+    #[arg(long)]
+    model: PathBuf,
+    /// The prompt.
+    #[arg(long)]
+    prompt: String,
+    /// The negative prompt (default: the SANA-Video docs' one).
+    #[arg(long)]
+    negative: Option<String>,
+    /// Height in pixels (default: 480 for the 480p model, 704 for the 720p one).
+    #[arg(long)]
+    height: Option<usize>,
+    /// Width in pixels (default: 832 / 1280).
+    #[arg(long)]
+    width: Option<usize>,
+    /// Frames (k·4 + 1 for the Wan VAE, k·8 + 1 for LTX-2).
+    #[arg(long, default_value_t = 81)]
+    frames: usize,
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Classifier-free guidance scale (1 disables the negative branch).
+    #[arg(long, default_value_t = 6.0)]
+    guidance: f32,
+    /// Flow shift (default: scheduler/scheduler_config.json's flow_shift, else 8).
+    #[arg(long)]
+    flow_shift: Option<f64>,
+    /// Appends " motion score: N." to the prompt, as the SANA-Video docs do.
+    #[arg(long, default_value_t = 30, conflicts_with = "no_motion_score")]
+    motion_score: i32,
+    #[arg(long)]
+    no_motion_score: bool,
+    /// Seed of our initial noise (not PyTorch's generator: use --noise to reproduce a diffusers run).
+    #[arg(long, default_value_t = 42, conflicts_with = "noise")]
+    seed: u64,
+    /// safetensors file whose `noise` (or else `latents`) tensor is the initial noise.
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    /// Generate at the requested size instead of the nearest aspect-ratio bin.
+    #[arg(long)]
+    no_binning: bool,
+    /// safetensors file to write `latents` (B, C, T, H, W) to.
+    #[arg(long)]
+    out: PathBuf,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum InstructionArg {
     /// diffusers' video wording (SanaVideoPipeline's default)
@@ -192,6 +250,10 @@ fn main() -> Result<()> {
         Command::Run(RunCommand::TextEncoder(args)) => match args.device {
             Device::Cpu => run_text_encoder(&Cpu, &args),
             Device::Cuda(n) => run_text_encoder(&Cuda::new(n)?, &args),
+        },
+        Command::Generate(args) => match args.device {
+            Device::Cpu => generate(&Cpu, &args),
+            Device::Cuda(n) => generate(&Cuda::new(n)?, &args),
         },
         Command::Bench(BenchCommand::Dit(args)) => match args.device {
             Device::Cpu => bench_dit(&Cpu, "sana-cpu", &args, |_| Ok(()), || Ok(None)),
@@ -273,6 +335,97 @@ fn run_text_encoder<B: Backend>(be: &B, args: &RunTextArgs) -> Result<()> {
             ("negative_prompt_attention_mask", &mask_shape, &neg.mask),
         ],
     )?;
+    println!("{}", args.out.display());
+    Ok(())
+}
+
+/// Progress on stderr, one line per step with its time.
+struct StepLog(std::sync::Mutex<Instant>);
+
+impl Progress for StepLog {
+    fn update(&self, fraction: f32, label: &str) {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        eprintln!("[{:>5.1}%] {label} (+{:.2} s)", fraction * 100.0, last.elapsed().as_secs_f64());
+        *last = Instant::now();
+    }
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+fn generate<B: Backend>(be: &B, args: &GenerateArgs) -> Result<()> {
+    let folder = ModelFolder::new(&args.model)?;
+    let transformer = SanaVideoTransformer::from_folder(be, &folder)?;
+    let geometry = LatentGeometry::from_folder(&folder)?;
+    if geometry.channels != transformer.config.in_channels {
+        bail!(
+            "`{}` makes {}-channel latents but the transformer takes {}: the VAE and transformer come from different models",
+            folder.root.join("vae/config.json").display(),
+            geometry.channels,
+            transformer.config.in_channels
+        );
+    }
+    let is_720 = transformer.config.sample_size == 22;
+    let requested =
+        (args.height.unwrap_or(if is_720 { 704 } else { 480 }), args.width.unwrap_or(if is_720 { 1280 } else { 832 }));
+    let (height, width) = if args.no_binning {
+        requested
+    } else {
+        binned_resolution(requested.0, requested.1, transformer.config.sample_size)?
+    };
+    let [t, h, w] = geometry.latent_size(args.frames, height, width)?;
+    let shape = [1, geometry.channels, t, h, w];
+    let noise = match &args.noise {
+        Some(path) => {
+            let files = sana::io::TensorFiles::open(path)?;
+            // `noise` first: a file may also hold a run's final `latents`
+            let tensor = match sana::engine::dit::HostTensor::read(&files, "noise")? {
+                Some(t) => t,
+                None => {
+                    sana::engine::dit::HostTensor::read_required(&files, "latents", "(1, C, T, H, W) initial latents")?
+                }
+            };
+            if tensor.shape != shape {
+                bail!("`{}` holds noise of shape {:?}; this request needs {shape:?}", path.display(), tensor.shape);
+            }
+            LatentVideo { shape, data: tensor.data }
+        }
+        None => seeded_noise(shape, args.seed),
+    };
+    let flow_shift = match args.flow_shift {
+        Some(s) => s,
+        None => folder
+            .component_config("scheduler")
+            .ok()
+            .and_then(|c| c.get_or::<Option<f64>>("flow_shift", None).ok().flatten())
+            .unwrap_or(8.0),
+    };
+    let sampling = BaseSampling { steps: args.steps, guidance: args.guidance, flow_shift };
+    eprintln!(
+        "generate: {} on {}, {}x{} ({}x{} requested), {} frames, latent {shape:?}, {} steps, guidance {}, shift {flow_shift}",
+        args.model.display(),
+        be.name(),
+        height,
+        width,
+        requested.0,
+        requested.1,
+        args.frames,
+        args.steps,
+        args.guidance
+    );
+    let encoder = Gemma2Encoder::from_folder(be, &folder)?;
+    sana::engine::text::check_matches_transformer(&folder, &encoder.config)?;
+    let tokenizer = PromptTokenizer::from_folder(&folder)?;
+    let opts = PromptOptions {
+        motion_score: (!args.no_motion_score).then_some(args.motion_score),
+        instruction: Instruction::Diffusers,
+    };
+    let negative = args.negative.as_deref().unwrap_or(DEFAULT_NEGATIVE_PROMPT);
+    let (pos, neg) = encode_prompts(be, &encoder, &tokenizer, std::slice::from_ref(&args.prompt), negative, &opts)?;
+    drop(encoder);
+    let latents =
+        denoise_text_to_video(be, &transformer, &pos, &neg, &noise, &sampling, &StepLog(Instant::now().into()))?;
+    write_f32(&args.out, &[("latents", &latents.shape, &latents.data)])?;
     println!("{}", args.out.display());
     Ok(())
 }

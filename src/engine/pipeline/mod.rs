@@ -3,6 +3,8 @@
 
 pub mod base;
 pub mod binning;
+pub mod geometry;
+pub mod noise;
 
 /// A latent video on the host: (B, C, T, H, W) f32.
 #[derive(Clone, Debug, PartialEq)]

@@ -47,7 +47,7 @@ fn resize_and_crop_matches_diffusers() {
 fn text_to_video_latents_match_diffusers() {
     use sana::backend::cpu::Cpu;
     use sana::engine::dit::SanaVideoTransformer;
-    use sana::engine::pipeline::base::{denoise_text_to_video, BaseSampling};
+    use sana::engine::pipeline::base::{denoise_text_to_video, BaseSampling, Captions};
     use sana::engine::pipeline::LatentVideo;
     use sana::engine::progress::Silent;
     use sana::engine::text::{encode_prompts, Gemma2Encoder, Instruction, PromptOptions, PromptTokenizer};
@@ -75,7 +75,15 @@ fn text_to_video_latents_match_diffusers() {
         flow_shift: meta["flow_shift"].parse().unwrap(),
     };
     let noise = LatentVideo { shape: noise.shape.clone().try_into().unwrap(), data: noise.data };
-    let out = denoise_text_to_video(&be, &transformer, &pos, &neg, &noise, &sampling, &Silent).unwrap();
+    let out = denoise_text_to_video(
+        &be,
+        &transformer,
+        Captions { positive: &pos, negative: &neg },
+        &noise,
+        &sampling,
+        &Silent,
+    )
+    .unwrap();
     assert_eq!(out.shape, noise.shape);
     let cmp = compare(&out.data, &expected.data);
     eprintln!("t2v latents: {cmp}");
@@ -89,7 +97,7 @@ fn cancelled_denoising_stops_between_steps() {
 
     use sana::backend::cpu::Cpu;
     use sana::engine::dit::SanaVideoTransformer;
-    use sana::engine::pipeline::base::{denoise_text_to_video, BaseSampling};
+    use sana::engine::pipeline::base::{denoise_text_to_video, BaseSampling, Captions};
     use sana::engine::pipeline::LatentVideo;
     use sana::engine::progress::Progress;
     use sana::engine::text::{encode_prompts, Gemma2Encoder, PromptOptions, PromptTokenizer};
@@ -113,7 +121,14 @@ fn cancelled_denoising_stops_between_steps() {
     let progress = CancelAfter(AtomicUsize::new(0));
     let sampling = BaseSampling { steps: 10, ..BaseSampling::default() };
     let noise = LatentVideo { shape: [1, 16, 2, 4, 4], data: vec![0.5f32; 16 * 2 * 4 * 4] };
-    let r = denoise_text_to_video(&Cpu, &transformer, &pos, &neg, &noise, &sampling, &progress);
+    let r = denoise_text_to_video(
+        &Cpu,
+        &transformer,
+        Captions { positive: &pos, negative: &neg },
+        &noise,
+        &sampling,
+        &progress,
+    );
     assert!(matches!(r, Err(sana::Error::Cancelled)));
     assert_eq!(progress.0.load(Ordering::SeqCst), 2, "stopped after two steps");
 }
@@ -146,4 +161,43 @@ fn cli_generate_reproduces_diffusers_and_is_seeded() {
     let b = run(&dir.path().join("c.safetensors"), &["--seed", "3"]);
     assert_eq!(a.data, b.data);
     assert!(a.data.iter().all(|v| v.is_finite()));
+}
+
+/// Image to video: the image latent pinned at frame 0, per-token timesteps, the sampler on frames
+/// 1.. — against diffusers' `SanaImageToVideoPipeline` from the same noise and image latent.
+#[test]
+fn image_to_video_latents_match_diffusers() {
+    use sana::backend::cpu::Cpu;
+    use sana::engine::dit::SanaVideoTransformer;
+    use sana::engine::pipeline::base::{denoise_image_to_video, BaseSampling, Captions};
+    use sana::engine::pipeline::LatentVideo;
+    use sana::engine::progress::Silent;
+    use sana::engine::text::{encode_prompts, Gemma2Encoder, Instruction, PromptOptions, PromptTokenizer};
+    use sana::io::ModelFolder;
+
+    let path = common::fixtures().join("pipeline/i2v.safetensors");
+    common::check_fixture_provenance(&path);
+    let meta = common::metadata(&path);
+    let files = common::open(&path);
+    let read = |k: &str| HostTensor::read(&files, k).unwrap().unwrap();
+    let (noise, image, expected) = (read("noise"), read("image_latent"), read("latents"));
+    let folder = ModelFolder::new(&common::fixtures().join("pipeline/tiny-sana-video")).unwrap();
+    let encoder = Gemma2Encoder::from_folder(&Cpu, &folder).unwrap();
+    let tokenizer = PromptTokenizer::from_folder(&folder).unwrap();
+    let opts = PromptOptions { motion_score: None, instruction: Instruction::Diffusers };
+    let (pos, neg) =
+        encode_prompts(&Cpu, &encoder, &tokenizer, &[meta["prompt"].clone()], &meta["negative_prompt"], &opts).unwrap();
+    let transformer = SanaVideoTransformer::from_folder(&Cpu, &folder).unwrap();
+    let sampling = BaseSampling { steps: 4, guidance: 6.0, flow_shift: 8.0 };
+    let noise = LatentVideo { shape: noise.shape.clone().try_into().unwrap(), data: noise.data };
+    let captions = Captions { positive: &pos, negative: &neg };
+    let out = denoise_image_to_video(&Cpu, &transformer, captions, &noise, &image.data, &sampling, &Silent).unwrap();
+    let cmp = compare(&out.data, &expected.data);
+    eprintln!("i2v latents: {cmp}");
+    assert!(cmp.rel_l2 <= tolerance::REFERENCE_LOW_PRECISION, "{cmp}");
+    // frame 0 is exactly the image latent
+    let frame = 4 * 4;
+    for ch in 0..16 {
+        assert_eq!(&out.data[ch * 2 * frame..][..frame], &image.data[ch * frame..][..frame]);
+    }
 }

@@ -15,8 +15,10 @@ import shutil
 
 import diffusers
 import torch
-from diffusers import (AutoencoderKLWan, DPMSolverMultistepScheduler, SanaVideoPipeline,
+import numpy as np
+from diffusers import (AutoencoderKLWan, DPMSolverMultistepScheduler, SanaImageToVideoPipeline, SanaVideoPipeline,
                        SanaVideoTransformer3DModel)
+from PIL import Image
 from safetensors.torch import save_file
 from transformers import Gemma2Model, PreTrainedTokenizerFast
 
@@ -29,6 +31,7 @@ NEGATIVE = "blurry, jittery"
 
 
 def main():
+    torch.manual_seed(SEED)  # the VAE's default init draws from the global generator
     gen = torch.Generator().manual_seed(SEED)
     folder = os.path.join(ROOT, "tiny-sana-video")
     if os.path.isdir(folder):
@@ -69,6 +72,35 @@ def main():
               metadata=dict(script=COMMAND, diffusers=diffusers.__version__, torch=torch.__version__, seed=str(SEED),
                             prompt=PROMPT, negative_prompt=NEGATIVE, steps="4", guidance="6.0", flow_shift="8.0"))
     print("t2v latents", tuple(latents.shape), float(latents.abs().mean()))
+
+    # image-to-video from the same components: the first latent frame pinned to the image's latent,
+    # per-token timesteps, the scheduler on frames 1: only. The image latent is recorded from
+    # inside the pipeline (prepare_latents overwrites frame 0 of the latents it is given).
+    i2v = SanaImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
+                                   transformer=transformer.eval(), scheduler=DPMSolverMultistepScheduler.from_config(
+                                       scheduler.config))
+    recorded = {}
+    original = i2v.prepare_latents
+
+    def recording_prepare_latents(*args, **kwargs):
+        out = original(*args, **kwargs)
+        recorded["image_latent"] = out[:, :, :1].clone()
+        return out
+
+    i2v.prepare_latents = recording_prepare_latents
+    pixels = (torch.rand((32, 32, 3), generator=gen) * 255).to(torch.uint8).numpy()
+    image = Image.fromarray(np.asarray(pixels), mode="RGB")
+    noise_i2v = torch.randn((1, 16, 2, 4, 4), generator=gen)
+    with torch.no_grad():
+        latents = i2v(image=image, prompt=PROMPT, negative_prompt=NEGATIVE, height=32, width=32, frames=5,
+                      num_inference_steps=4, guidance_scale=6.0, latents=noise_i2v.clone(), output_type="latent",
+                      use_resolution_binning=False, return_dict=False)[0]
+    save_file({"noise": noise_i2v.contiguous(), "image_latent": recorded["image_latent"].float().contiguous(),
+               "latents": latents.float().contiguous()},
+              os.path.join(ROOT, "i2v.safetensors"),
+              metadata=dict(script=COMMAND, diffusers=diffusers.__version__, torch=torch.__version__, seed=str(SEED),
+                            prompt=PROMPT, negative_prompt=NEGATIVE, steps="4", guidance="6.0", flow_shift="8.0"))
+    print("i2v latents", tuple(latents.shape), float(latents.abs().mean()))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ use sana::backend::{cpu::Cpu, cuda::Cuda, Backend, Tensor};
 use sana::engine::cache::{default_cache_dir, CacheKey, DiskStore};
 use sana::engine::dit::{DitInput, DitInputFile, SanaVideoTransformer, Timesteps};
 use sana::engine::inspect::inspect;
-use sana::engine::pipeline::base::{denoise_text_to_video, BaseSampling};
+use sana::engine::pipeline::base::{denoise_text_to_video, BaseSampling, Captions};
 use sana::engine::pipeline::binning::binned_resolution;
 use sana::engine::pipeline::geometry::LatentGeometry;
 use sana::engine::pipeline::noise::seeded_noise;
@@ -423,8 +423,14 @@ fn generate<B: Backend>(be: &B, args: &GenerateArgs) -> Result<()> {
     let negative = args.negative.as_deref().unwrap_or(DEFAULT_NEGATIVE_PROMPT);
     let (pos, neg) = encode_prompts(be, &encoder, &tokenizer, std::slice::from_ref(&args.prompt), negative, &opts)?;
     drop(encoder);
-    let latents =
-        denoise_text_to_video(be, &transformer, &pos, &neg, &noise, &sampling, &StepLog(Instant::now().into()))?;
+    let latents = denoise_text_to_video(
+        be,
+        &transformer,
+        Captions { positive: &pos, negative: &neg },
+        &noise,
+        &sampling,
+        &StepLog(Instant::now().into()),
+    )?;
     write_f32(&args.out, &[("latents", &latents.shape, &latents.data)])?;
     println!("{}", args.out.display());
     Ok(())

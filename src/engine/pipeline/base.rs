@@ -1,7 +1,7 @@
-//! Base, the denoising loop of text-to-video (MODEL.md §5, §9; diffusers 0.42.1
-//! `SanaVideoPipeline.__call__` from its initial latents to `output_type="latent"`): the
-//! transformer on [x, x] with the captions [negative, positive], classifier-free guidance, and a
-//! flow DPM-Solver++ step in f32. The latent stays on the host between steps (small next to the
+//! Base, the denoising loops of text-to-video and image-to-video (MODEL.md §5, §6, §9; diffusers
+//! 0.42.1 `SanaVideoPipeline` / `SanaImageToVideoPipeline.__call__` from their initial latents to
+//! `output_type="latent"`): the transformer on [x, x] with the captions [negative, positive],
+//! classifier-free guidance, and a flow DPM-Solver++ step in f32. The latent stays on the host between steps (small next to the
 //! transformer's activations); decoding is the VAE's job.
 
 use super::LatentVideo;
@@ -27,18 +27,73 @@ impl Default for BaseSampling {
     }
 }
 
-/// Denoises `noise` under the positive and negative caption embeddings.
+/// Text to video: denoises `noise` under the positive and negative caption embeddings.
 pub fn denoise_text_to_video<B: Backend>(
     be: &B,
     transformer: &SanaVideoTransformer<B>,
-    positive: &PromptEmbeddings<B>,
-    negative: &PromptEmbeddings<B>,
+    captions: Captions<B>,
     noise: &LatentVideo,
     sampling: &BaseSampling,
     progress: &dyn Progress,
 ) -> Result<LatentVideo> {
+    denoise(be, transformer, captions, noise, None, sampling, progress)
+}
+
+/// Image to video (MODEL.md §6; diffusers `SanaImageToVideoPipeline`): latent frame 0 is the
+/// normalised image latent (B, C, 1, H, W) and stays fixed; its tokens get timestep 0, the
+/// others t (per-token timesteps); the sampler steps frames 1.. only.
+pub fn denoise_image_to_video<B: Backend>(
+    be: &B,
+    transformer: &SanaVideoTransformer<B>,
+    captions: Captions<B>,
+    noise: &LatentVideo,
+    image_latent: &[f32],
+    sampling: &BaseSampling,
+    progress: &dyn Progress,
+) -> Result<LatentVideo> {
+    denoise(be, transformer, captions, noise, Some(image_latent), sampling, progress)
+}
+
+/// The caption embeddings of one run: classifier-free guidance uses both.
+#[derive(Clone, Copy)]
+pub struct Captions<'a, B: Backend> {
+    pub positive: &'a PromptEmbeddings<B>,
+    pub negative: &'a PromptEmbeddings<B>,
+}
+
+/// Frames 1.. of every (sample, channel) of a (B, C, T, H, W) latent, gathered contiguous
+/// (`to_subset`) and put back (`from_subset`): what the sampler steps when frame 0 is pinned.
+fn subset(x: &[f32], [b, c, t, h, w]: [usize; 5], skip_first: bool) -> Vec<f32> {
+    if !skip_first {
+        return x.to_vec();
+    }
+    let frame = h * w;
+    (0..b * c).flat_map(|bc| x[bc * t * frame + frame..(bc + 1) * t * frame].iter().copied()).collect()
+}
+
+fn write_back(x: &mut [f32], part: &[f32], [b, c, t, h, w]: [usize; 5], skip_first: bool) {
+    if !skip_first {
+        x.copy_from_slice(part);
+        return;
+    }
+    let (frame, rest) = (h * w, (t - 1) * h * w);
+    for bc in 0..b * c {
+        x[bc * t * frame + frame..(bc + 1) * t * frame].copy_from_slice(&part[bc * rest..(bc + 1) * rest]);
+    }
+}
+
+fn denoise<B: Backend>(
+    be: &B,
+    transformer: &SanaVideoTransformer<B>,
+    captions: Captions<B>,
+    noise: &LatentVideo,
+    first_frame: Option<&[f32]>,
+    sampling: &BaseSampling,
+    progress: &dyn Progress,
+) -> Result<LatentVideo> {
+    let Captions { positive, negative } = captions;
     let latent_shape = noise.shape;
-    let b = latent_shape[0];
+    let [b, c, t, h, w] = latent_shape;
     if noise.data.len() != latent_shape.iter().product::<usize>() || positive.embeds.shape()[0] != b {
         return Err(Error::InputShape {
             name: "initial latents".into(),
@@ -46,7 +101,21 @@ pub fn denoise_text_to_video<B: Backend>(
             got: format!("{} values", noise.data.len()),
         });
     }
+    let mut x = noise.data.clone();
+    if let Some(image) = first_frame {
+        if image.len() != b * c * h * w || t < 2 {
+            return Err(Error::InputShape {
+                name: "image latent".into(),
+                expected: format!("({b}, {c}, 1, {h}, {w}) and at least 2 latent frames"),
+                got: format!("{} values, {t} latent frames", image.len()),
+            });
+        }
+        for bc in 0..b * c {
+            x[bc * t * h * w..][..h * w].copy_from_slice(&image[bc * h * w..][..h * w]);
+        }
+    }
     let guided = sampling.guidance != 1.0;
+    let copies = if guided { 2 } else { 1 };
     // captions [negative; positive] and their masks, uploaded once
     let (caption, mask) = if guided {
         let (neg, pos) = (negative.embeds.to_host(be)?, positive.embeds.to_host(be)?);
@@ -56,23 +125,31 @@ pub fn denoise_text_to_video<B: Backend>(
     } else {
         (Tensor::from_vec(be, positive.embeds.shape(), positive.embeds.to_host(be)?)?, positive.mask.clone())
     };
+    let [pt, ph, pw] = transformer.config.patch_size;
+    let frame_tokens = (h / ph) * (w / pw);
+    let tokens = (t / pt) * frame_tokens;
     let mut solver = DpmSolverPP::new(flow_dpm_schedule(sampling.steps, sampling.flow_shift)?);
-    let mut x = noise.data.clone();
     let per_sample = x.len();
     let mut model_shape = latent_shape;
-    if guided {
-        model_shape[0] *= 2;
-    }
+    model_shape[0] *= copies;
     let mut velocity = vec![0.0f32; per_sample];
+    let pinned = first_frame.is_some();
     for i in 0..sampling.steps {
         if progress.cancelled() {
             return Err(Error::Cancelled);
         }
         progress.update(i as f32 / sampling.steps as f32, &format!("denoising {}/{}", i + 1, sampling.steps));
-        let t = solver.schedule().timesteps[i];
+        let step_t = solver.schedule().timesteps[i];
         let input = if guided { [x.as_slice(), x.as_slice()].concat() } else { x.clone() };
         let latent = Tensor::from_vec(be, &model_shape, input)?;
-        let timesteps = Timesteps::PerSample(vec![t; model_shape[0]]);
+        let timesteps = if pinned {
+            // t·(1 − mask), the mask 1 on latent frame 0's tokens
+            let per_token: Vec<f32> =
+                (0..model_shape[0] * tokens).map(|k| if k % tokens < frame_tokens { 0.0 } else { step_t }).collect();
+            Timesteps::PerToken(per_token)
+        } else {
+            Timesteps::PerSample(vec![step_t; model_shape[0]])
+        };
         let out = transformer
             .forward(
                 be,
@@ -85,7 +162,9 @@ pub fn denoise_text_to_video<B: Backend>(
         } else {
             velocity.copy_from_slice(&out);
         }
-        solver.step(&mut x, &velocity)?;
+        let mut part = subset(&x, latent_shape, pinned);
+        solver.step(&mut part, &subset(&velocity, latent_shape, pinned))?;
+        write_back(&mut x, &part, latent_shape, pinned);
     }
     progress.update(1.0, "denoised");
     Ok(LatentVideo { shape: latent_shape, data: x })

@@ -145,7 +145,8 @@ fn cli_generate_reproduces_diffusers_and_is_seeded() {
             .args(["generate", "--model"])
             .arg(common::fixtures().join("pipeline/tiny-sana-video"))
             .args(["--prompt", &meta["prompt"], "--negative", &meta["negative_prompt"], "--no-motion-score"])
-            .args(["--height", "32", "--width", "32", "--frames", "5", "--steps", "4", "--no-binning", "--out"])
+            .args(["--height", "32", "--width", "32", "--frames", "5", "--steps", "4", "--no-binning", "--no-cache"])
+            .arg("--out")
             .arg(out)
             .args(extra)
             .status()
@@ -200,4 +201,32 @@ fn image_to_video_latents_match_diffusers() {
     for ch in 0..16 {
         assert_eq!(&out.data[ch * 2 * frame..][..frame], &image.data[ch * frame..][..frame]);
     }
+}
+
+/// A second identical `sana generate` is served from the latent cache; a different seed is not.
+#[test]
+fn cli_generate_uses_the_latent_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let run = |seed: &str, out: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_sana"))
+            .args(["generate", "--model"])
+            .arg(common::fixtures().join("pipeline/tiny-sana-video"))
+            .args(["--prompt", "a cat", "--height", "32", "--width", "32", "--frames", "5", "--steps", "3"])
+            .args(["--no-binning", "--seed", seed, "--out"])
+            .arg(dir.path().join(out))
+            .env("SANA_CACHE_DIR", &cache)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        let latents = HostTensor::read(&common::open(&dir.path().join(out)), "latents").unwrap().unwrap();
+        (stderr.contains("cache hit"), latents.data)
+    };
+    let (hit1, first) = run("1", "a.safetensors");
+    let (hit2, second) = run("1", "b.safetensors");
+    let (hit3, other) = run("2", "c.safetensors");
+    assert!(!hit1 && hit2 && !hit3, "hits: {hit1} {hit2} {hit3}");
+    assert_eq!(first, second);
+    assert_ne!(first, other);
 }

@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use sana::backend::{cpu::Cpu, cuda::Cuda, Backend, Tensor};
-use sana::engine::cache::{default_cache_dir, CacheKey, DiskStore};
+use sana::engine::cache::{
+    add_model_identity, default_cache_dir, CacheKey, CachedLatent, DiskStore, KeyBuilder, LatentCache,
+};
 use sana::engine::dit::{DitInput, DitInputFile, SanaVideoTransformer, Timesteps};
 use sana::engine::inspect::inspect;
 use sana::engine::pipeline::base::{denoise_text_to_video, BaseSampling, Captions};
@@ -195,6 +197,9 @@ struct GenerateArgs {
     /// safetensors file to write `latents` (B, C, T, H, W) to.
     #[arg(long)]
     out: PathBuf,
+    /// Neither read nor write the latent cache (SANA_CACHE_DIR).
+    #[arg(long)]
+    no_cache: bool,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
@@ -413,14 +418,31 @@ fn generate<B: Backend>(be: &B, args: &GenerateArgs) -> Result<()> {
         args.steps,
         args.guidance
     );
-    let encoder = Gemma2Encoder::from_folder(be, &folder)?;
-    sana::engine::text::check_matches_transformer(&folder, &encoder.config)?;
-    let tokenizer = PromptTokenizer::from_folder(&folder)?;
     let opts = PromptOptions {
         motion_score: (!args.no_motion_score).then_some(args.motion_score),
         instruction: Instruction::Diffusers,
     };
     let negative = args.negative.as_deref().unwrap_or(DEFAULT_NEGATIVE_PROMPT);
+    // everything that changes the latents; the device does not (bf16 vs f32 aside, documented)
+    let mut key = KeyBuilder::new("base-latents/v1");
+    add_model_identity(&mut key, &folder)?;
+    key.str("prompt", &args.prompt)
+        .str("negative", negative)
+        .u64("motion", opts.motion_score.map_or(u64::MAX, |m| m as u64));
+    key.u64("steps", args.steps as u64).f64("guidance", args.guidance as f64).f64("shift", flow_shift);
+    let device = be.name();
+    key.tensor("noise", &noise.shape, &noise.data).str("device", device.split(" (").next().unwrap_or(&device));
+    let key = key.finish();
+    let cache = (!args.no_cache).then(|| LatentCache::new(0, default_cache_dir()));
+    if let Some(hit) = cache.as_ref().and_then(|c| c.get(&key)) {
+        eprintln!("cache hit {key}: not recomputed");
+        write_f32(&args.out, &[("latents", &hit.shape, hit.data.as_slice())])?;
+        println!("{}", args.out.display());
+        return Ok(());
+    }
+    let encoder = Gemma2Encoder::from_folder(be, &folder)?;
+    sana::engine::text::check_matches_transformer(&folder, &encoder.config)?;
+    let tokenizer = PromptTokenizer::from_folder(&folder)?;
     let (pos, neg) = encode_prompts(be, &encoder, &tokenizer, std::slice::from_ref(&args.prompt), negative, &opts)?;
     drop(encoder);
     let latents = denoise_text_to_video(
@@ -432,6 +454,13 @@ fn generate<B: Backend>(be: &B, args: &GenerateArgs) -> Result<()> {
         &StepLog(Instant::now().into()),
     )?;
     write_f32(&args.out, &[("latents", &latents.shape, &latents.data)])?;
+    if let Some(cache) = cache {
+        let meta = std::collections::BTreeMap::from([("model".to_string(), args.model.display().to_string())]);
+        cache.put(key, CachedLatent::new(latents.shape.to_vec(), latents.data, meta));
+        for warning in cache.take_warnings() {
+            eprintln!("warning: {warning}");
+        }
+    }
     println!("{}", args.out.display());
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! corrupt or truncated disk entry is discarded with a warning and reported as a miss; only
 //! complete results are ever put, so a cancelled run leaves nothing behind.
 
+mod identity;
 mod key;
 mod store;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::error::Result;
+pub use identity::add_model_identity;
 pub use key::{CacheKey, KeyBuilder};
 pub use store::{DiskStore, EntryInfo};
 

@@ -44,7 +44,7 @@ enum Command {
     Bench(BenchCommand),
     /// Print what a model folder holds: components, configs, parameter counts, dtypes.
     Inspect(InspectArgs),
-    /// The latent cache on disk (SANA_CACHE_DIR, else ~/.cache/sana-ofx).
+    /// The latent cache on disk (SANA_CACHE_DIR, else ~/.cache/sana-ofx/latents).
     #[command(subcommand)]
     Cache(CacheCommand),
 }

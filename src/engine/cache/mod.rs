@@ -37,15 +37,16 @@ impl CachedLatent {
     }
 }
 
-/// `SANA_CACHE_DIR`, else `$XDG_CACHE_HOME/sana-ofx`, else `~/.cache/sana-ofx`.
+/// `SANA_CACHE_DIR`, else `$XDG_CACHE_HOME/sana-ofx/latents`, else `~/.cache/sana-ofx/latents`.
 pub fn default_cache_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("SANA_CACHE_DIR") {
         return Some(PathBuf::from(dir));
     }
-    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(xdg).join("sana-ofx"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("sana-ofx"))
+    let base = match std::env::var_os("XDG_CACHE_HOME") {
+        Some(xdg) => PathBuf::from(xdg),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache"),
+    };
+    Some(base.join("sana-ofx").join("latents"))
 }
 
 struct Memory {

@@ -121,3 +121,29 @@ fn cli_cache_ls_rm_gc() {
     assert!(!sana(&["cache", "ls"]).contains(&k));
     sana(&["cache", "gc", "--max-mb", "0"]);
 }
+
+/// `sana doctor --json` reports the CUDA state (unavailable here unless SANA_GPU_TESTS=1), the
+/// cache folder with its entries, and a model folder's components.
+#[test]
+fn cli_doctor_reports_machine_cache_and_model() {
+    let dir = tempfile::tempdir().unwrap();
+    LatentCache::new(1 << 20, Some(dir.path().into())).put(key(1), latent(16, 1.0));
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipeline/tiny-sana-video");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sana"))
+        .args(["doctor", "--json", "--model"])
+        .arg(&model)
+        .env("SANA_CACHE_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["cache"]["entries"], 1);
+    if std::env::var("SANA_GPU_TESTS").as_deref() != Ok("1") {
+        assert_eq!(report["cuda"]["ok"], false);
+        assert!(report["cuda"]["error"].as_str().unwrap().contains("cuda:0"));
+    }
+    let components: Vec<&str> =
+        report["model"]["components"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(components.contains(&"transformer") && components.contains(&"text_encoder"), "{components:?}");
+    assert!(report["model"]["problems"].as_array().unwrap().is_empty(), "{report}");
+}

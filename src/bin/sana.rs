@@ -44,9 +44,21 @@ enum Command {
     Bench(BenchCommand),
     /// Print what a model folder holds: components, configs, parameter counts, dtypes.
     Inspect(InspectArgs),
+    /// What this machine offers the engine: CUDA driver and device, memory, cache, a model folder.
+    Doctor(DoctorArgs),
     /// The latent cache on disk (SANA_CACHE_DIR, else ~/.cache/sana-ofx/latents).
     #[command(subcommand)]
     Cache(CacheCommand),
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// A model folder to check as well.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -270,6 +282,7 @@ fn main() -> Result<()> {
         },
         Command::Inspect(args) => run_inspect(args),
         Command::Cache(cmd) => run_cache(cmd),
+        Command::Doctor(args) => run_doctor(args),
     }
 }
 
@@ -573,6 +586,71 @@ fn print_profile(be: &Cuda) -> Result<()> {
     let total: f64 = rows.iter().map(|r| r.1).sum();
     for (label, ms, calls) in rows.iter().take(25) {
         eprintln!("{:>9.2} ms {:>5.1}% {calls:>5}x  {label}", ms, 100.0 * ms / total.max(1e-9));
+    }
+    Ok(())
+}
+
+fn run_doctor(args: DoctorArgs) -> Result<()> {
+    let cuda = match Cuda::new(0) {
+        Ok(be) => {
+            let (free, total) = be.memory()?;
+            serde_json::json!({ "ok": true, "device": be.name(), "free_gib": free as f64 / (1u64 << 30) as f64,
+                                "total_gib": total as f64 / (1u64 << 30) as f64 })
+        }
+        Err(e) => serde_json::json!({ "ok": false, "error": e.to_string() }),
+    };
+    let cache_dir = default_cache_dir();
+    let cache = cache_dir.as_ref().map(|d| {
+        let entries = DiskStore::new(d.clone()).list().unwrap_or_default();
+        serde_json::json!({ "dir": d, "entries": entries.len(), "bytes": entries.iter().map(|e| e.bytes).sum::<u64>() })
+    });
+    let model = args.model.as_ref().map(|m| match inspect(m) {
+        Ok(report) => {
+            let problems: Vec<String> = report.components.iter().flat_map(|c| c.problems.clone()).collect();
+            serde_json::json!({ "folder": m, "components": report.components.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                                "problems": problems })
+        }
+        Err(e) => serde_json::json!({ "folder": m, "problems": [e.to_string()] }),
+    });
+    let report = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "cpu_threads": rayon::current_num_threads(),
+        "cuda": cuda,
+        "cache": cache,
+        "model": model,
+    });
+    if args.json {
+        println!("{report}");
+        return Ok(());
+    }
+    println!("sana {} — {} CPU threads", env!("CARGO_PKG_VERSION"), rayon::current_num_threads());
+    match report["cuda"]["ok"].as_bool() {
+        Some(true) => println!(
+            "cuda: {} — {:.1} of {:.1} GiB free",
+            report["cuda"]["device"].as_str().unwrap_or("?"),
+            report["cuda"]["free_gib"].as_f64().unwrap_or(0.0),
+            report["cuda"]["total_gib"].as_f64().unwrap_or(0.0)
+        ),
+        _ => println!("cuda: unavailable — {}", report["cuda"]["error"].as_str().unwrap_or("?")),
+    }
+    match &report["cache"] {
+        serde_json::Value::Null => println!("cache: no folder (set SANA_CACHE_DIR)"),
+        c => println!(
+            "cache: {} — {} entries, {:.1} MB",
+            c["dir"].as_str().unwrap_or("?"),
+            c["entries"],
+            c["bytes"].as_f64().unwrap_or(0.0) / 1e6
+        ),
+    }
+    if let Some(m) = report["model"].as_object() {
+        println!(
+            "model: {} — components {}",
+            m["folder"].as_str().unwrap_or("?"),
+            m.get("components").map(|c| c.to_string()).unwrap_or_default()
+        );
+        for p in m["problems"].as_array().into_iter().flatten() {
+            println!("  problem: {}", p.as_str().unwrap_or("?"));
+        }
     }
     Ok(())
 }

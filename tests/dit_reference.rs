@@ -11,8 +11,8 @@ mod common;
 
 use std::path::Path;
 
-use sana::backend::{cpu::Cpu, Tensor};
-use sana::engine::dit::{DitInput, DitInputFile, HostTensor, SanaVideoTransformer};
+use sana::backend::cpu::Cpu;
+use sana::engine::dit::{DitInputFile, HostTensor};
 use sana::io::ModelFolder;
 use sana::testing::{compare, tolerance};
 
@@ -20,28 +20,12 @@ fn run_fixture(model: &str, case: &str) {
     let dir = common::fixtures().join("dit");
     let path = dir.join(format!("{model}.{case}.safetensors"));
     common::check_fixture_provenance(&path);
-    let be = Cpu;
-    let transformer = SanaVideoTransformer::from_folder(&be, &ModelFolder::new(&dir.join(model)).unwrap()).unwrap();
     let files = common::open(&path);
     let input = DitInputFile::from_files(&files).unwrap();
-    let latent = Tensor::from_host(&be, &input.hidden_states.shape, &input.hidden_states.data).unwrap();
-    let caption =
-        Tensor::from_host(&be, &input.encoder_hidden_states.shape, &input.encoder_hidden_states.data).unwrap();
-    let out = transformer
-        .forward(
-            &be,
-            &DitInput {
-                latent: &latent,
-                caption: &caption,
-                timesteps: &input.timesteps,
-                caption_mask: input.encoder_attention_mask.as_ref().map(|m| m.data.as_slice()),
-            },
-        )
-        .unwrap();
+    let (shape, ours) = common::dit_forward(&Cpu, &ModelFolder::new(&dir.join(model)).unwrap(), &input);
     let ref32 = HostTensor::read(&files, "sample").unwrap().unwrap();
     let ref64 = HostTensor::read(&files, "sample_f64").unwrap().unwrap();
-    assert_eq!(out.shape(), ref32.shape.as_slice());
-    let ours = out.to_host(&be).unwrap();
+    assert_eq!(shape, ref32.shape);
     assert_reference_match(&format!("{model}.{case}"), &ours, &ref32.data, &ref64.data);
 }
 

@@ -11,7 +11,7 @@ mod common;
 
 use half::bf16;
 use sana::backend::{self as ops, cpu::Cpu, cuda::Cuda, Activation, Backend, Modulation, RopeTables, Tensor, Write};
-use sana::engine::dit::{embed::rope_tables, DitInput, DitInputFile, SanaVideoTransformer};
+use sana::engine::dit::{embed::rope_tables, DitInputFile};
 use sana::engine::weights::splitmix64;
 use sana::io::ModelFolder;
 use sana::testing::{compare, tolerance};
@@ -323,28 +323,10 @@ fn transformer_fixtures_match_cpu() {
         let model_dir = dir.join(name.split('.').next().unwrap());
         let folder = ModelFolder::new(&model_dir).unwrap();
         let input = DitInputFile::open(&path).unwrap();
-        let cpu_out = forward(&Cpu, &folder, &input);
-        let gpu_out = forward(&gpu, &folder, &input);
+        let (_, cpu_out) = common::dit_forward(&Cpu, &folder, &input);
+        let (_, gpu_out) = common::dit_forward(&gpu, &folder, &input);
         check(&format!("transformer {name}"), &gpu_out, &cpu_out, tolerance::CUDA_END_TO_END);
     }
-}
-
-fn forward<B: Backend>(be: &B, folder: &ModelFolder, input: &DitInputFile) -> Vec<f32> {
-    let model = SanaVideoTransformer::from_folder(be, folder).unwrap();
-    let latent = t(be, &input.hidden_states.shape, &input.hidden_states.data);
-    let caption = t(be, &input.encoder_hidden_states.shape, &input.encoder_hidden_states.data);
-    let out = model
-        .forward(
-            be,
-            &DitInput {
-                latent: &latent,
-                caption: &caption,
-                timesteps: &input.timesteps,
-                caption_mask: input.encoder_attention_mask.as_ref().map(|m| m.data.as_slice()),
-            },
-        )
-        .unwrap();
-    out.to_host(be).unwrap()
 }
 
 fn decoder_ops_case<B: Backend>(

@@ -48,3 +48,28 @@ pub fn metadata(path: &std::path::Path) -> std::collections::HashMap<String, Str
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
     meta.metadata().clone().unwrap_or_default()
 }
+
+/// One transformer forward of a DiT fixture's inputs on `be`: the output's shape and values.
+pub fn dit_forward<B: sana::backend::Backend>(
+    be: &B,
+    folder: &sana::io::ModelFolder,
+    input: &sana::engine::dit::DitInputFile,
+) -> (Vec<usize>, Vec<f32>) {
+    use sana::backend::Tensor;
+    use sana::engine::dit::{DitInput, SanaVideoTransformer};
+    let model = SanaVideoTransformer::from_folder(be, folder).unwrap();
+    let latent = Tensor::from_host(be, &input.hidden_states.shape, &input.hidden_states.data).unwrap();
+    let caption = Tensor::from_host(be, &input.encoder_hidden_states.shape, &input.encoder_hidden_states.data).unwrap();
+    let out = model
+        .forward(
+            be,
+            &DitInput {
+                latent: &latent,
+                caption: &caption,
+                timesteps: &input.timesteps,
+                caption_mask: input.encoder_attention_mask.as_ref().map(|m| m.data.as_slice()),
+            },
+        )
+        .unwrap();
+    (out.shape().to_vec(), out.to_host(be).unwrap())
+}

@@ -8,7 +8,7 @@
 
 static constexpr int kNormThreads = 256;
 
-// out = x · rsqrt(mean(x²) + eps) · (weight_offset + w)
+// out = act(x · rsqrt(mean(x²) + eps) · (weight_offset + w))
 extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_bf16(const RmsNormParams p) {
     const bf16* x = dptr<const bf16>(p.x) + (int64_t)blockIdx.x * p.dim;
     bf16* out = dptr<bf16>(p.out) + (int64_t)blockIdx.x * p.dim;
@@ -20,7 +20,7 @@ extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_bf16(const R
     }
     const float r = rsqrtf(block_sum(ss) / p.dim + p.eps);
     for (int c = threadIdx.x; c < p.dim; c += blockDim.x)
-        out[c] = to_bf16(to_f32(x[c]) * r * (p.weight_offset + to_f32(w[c])));
+        out[c] = to_bf16(activate(p.act, to_f32(x[c]) * r * (p.weight_offset + to_f32(w[c]))));
 }
 
 // The two vectors a modulation slot adds for one token row: table[k] and emb[row'][k mod E].

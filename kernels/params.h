@@ -37,6 +37,8 @@ typedef struct {
     int32_t rows, dim;
     float eps;
     float weight_offset;  // 0: x̂·w; 1: Gemma's x̂·(1 + w)
+    int32_t act;          // ACT_*, applied to the normalised value (the autoencoders' norm + SiLU)
+    int32_t pad;
 } RmsNormParams;
 
 typedef struct {
@@ -123,3 +125,22 @@ typedef struct {
     int32_t op;          // 0: a·b, 1: a + b
     int32_t pad;
 } BinaryParams;
+
+// im2col of a 3D convolution over one channels-last clip (backend::ConvDims): `out` receives
+// `rows` rows of (kt*kh*kw*C_in) from output row `row0`.
+typedef struct {
+    uint64_t out, x;           // bf16 (rows, kt*kh*kw*Ci), (T,H,W,Ci)
+    int64_t row0;
+    int32_t rows, pad2;
+    int32_t t, h, w_in, c_in;
+    int32_t t_out, h_out, w_out, c_out;
+    int32_t kt, kh, kw, reflect;
+    int32_t st, sh, sw, pt;    // strides; pt: zeros before frame 0
+    int32_t ph, pw;            // spatial padding before (after is implied by the output size)
+} ConvParams;
+
+// Nearest x2 spatial upsampling of channels-last frames (F, H, W, C) -> (F, 2H, 2W, C).
+typedef struct {
+    uint64_t out, x;
+    int32_t frames, h, w, c;
+} UpsampleParams;

@@ -8,6 +8,9 @@ pub mod tolerance {
     pub const TRANSFORMER_F32: f64 = 1e-5;
     /// Our f32 CPU backend where the reference itself rounds to lower precision than f32.
     pub const REFERENCE_LOW_PRECISION: f64 = 1e-4;
+    /// Our f32 CPU autoencoders against the diffusers f32 reference (issue 5: deep conv stacks
+    /// accumulate f32 rounding in a different order than PyTorch's convolutions).
+    pub const VAE_F32: f64 = 1e-4;
     /// CUDA (bf16) against the CPU backend, whole forward.
     pub const CUDA_END_TO_END: f64 = 1e-2;
     /// CUDA (bf16) against the CPU backend, one kernel.

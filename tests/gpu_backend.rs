@@ -418,3 +418,149 @@ fn text_encoder_matches_cpu() {
     let gpu_all = [gp.embeds.to_host(&gpu).unwrap(), gn.embeds.to_host(&gpu).unwrap()].concat();
     check("prompt path (CHI, motion score, negative)", &gpu_all, &cpu_all, tolerance::CUDA_END_TO_END);
 }
+
+fn conv_case<B: Backend>(
+    be: &B,
+    v: &[Vec<f32>],
+    x_shape: [usize; 4],
+    w_shape: [usize; 5],
+    spec: ops::ConvSpec,
+) -> Vec<f32> {
+    let x = t(be, &x_shape, &v[0]);
+    let w = t(be, &w_shape, &v[1]);
+    let bias = t(be, &[w_shape[0]], &v[2]);
+    let dims = ops::ConvDims {
+        input: [x_shape[0], x_shape[1], x_shape[2]],
+        c_in: x_shape[3],
+        c_out: w_shape[0],
+        kernel: [w_shape[1], w_shape[2], w_shape[3]],
+        stride: spec.stride,
+        pad_before: spec.pad_before,
+        pad_after: spec.pad_after,
+        spatial_pad: spec.spatial_pad,
+    };
+    let [to, ho, wo] = dims.output();
+    let mut out = poisoned(be, &[to, ho, wo, w_shape[0]]);
+    ops::conv3d(be, &mut out, &x, &w, Some(&bias), spec).unwrap();
+    out.to_host(be).unwrap()
+}
+
+#[test]
+fn conv3d_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    let same = ops::ConvSpec::same;
+    let cases: Vec<([usize; 4], [usize; 5], ops::ConvSpec)> = vec![
+        // causal 3×3×3 with two zero frames before (Wan's first chunk), odd sizes
+        ([3, 7, 9, 5], [6, 3, 3, 3, 5], ops::ConvSpec { pad_before: [2, 1, 1], pad_after: [0, 1, 1], ..same([0; 3]) }),
+        // the real decoder's widest layer, one frame of context and 2 new frames
+        (
+            [3, 30, 52, 96],
+            [96, 3, 3, 3, 96],
+            ops::ConvSpec { pad_before: [0, 1, 1], pad_after: [0, 1, 1], ..same([0; 3]) },
+        ),
+        // conv_in from RGB (K = 81, not a multiple of 8) and conv_out to RGB
+        (
+            [2, 16, 24, 3],
+            [12, 3, 3, 3, 3],
+            ops::ConvSpec { pad_before: [2, 1, 1], pad_after: [0, 1, 1], ..same([0; 3]) },
+        ),
+        (
+            [1, 16, 24, 12],
+            [3, 3, 3, 3, 12],
+            ops::ConvSpec { pad_before: [2, 1, 1], pad_after: [0, 1, 1], ..same([0; 3]) },
+        ),
+        // downsample: 3×3 stride 2 with (0, 1) padding; temporal (3,1,1) stride 2
+        (
+            [4, 10, 14, 8],
+            [8, 1, 3, 3, 8],
+            ops::ConvSpec { stride: [1, 2, 2], pad_before: [0; 3], pad_after: [0, 1, 1], ..same([0; 3]) },
+        ),
+        ([5, 6, 7, 8], [8, 3, 1, 1, 8], ops::ConvSpec { stride: [2, 1, 1], ..same([0; 3]) }),
+        // pointwise (1×1×1), and reflect padding (LTX-2's decoder)
+        ([2, 5, 6, 32], [16, 1, 1, 1, 32], same([0; 3])),
+        ([3, 6, 5, 8], [4, 3, 3, 3, 8], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),
+    ];
+    for (x_shape, w_shape, spec) in cases {
+        let fan_in = (w_shape[1] * w_shape[2] * w_shape[3] * w_shape[4]) as f32;
+        let v = vec![
+            random(x_shape.iter().product(), 2.0, &mut s),
+            random(w_shape.iter().product(), 1.5 / fan_in.sqrt(), &mut s),
+            random(w_shape[0], 0.5, &mut s),
+        ];
+        check(
+            &format!("conv3d x={x_shape:?} w={w_shape:?} {spec:?}"),
+            &conv_case(&gpu, &v, x_shape, w_shape, spec),
+            &conv_case(&Cpu, &v, x_shape, w_shape, spec),
+            tolerance::CUDA_KERNEL,
+        );
+    }
+}
+
+#[test]
+fn vae_small_ops_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    for [f, h, w, c] in [[3, 5, 7, 6], [2, 30, 52, 96]] {
+        let x = random(f * h * w * c, 2.0, &mut s);
+        let gamma = random(c, 1.0, &mut s).iter().map(|g| 1.0 + g).collect::<Vec<_>>();
+        fn up<B: Backend>(be: &B, x: &[f32], [f, h, w, c]: [usize; 4]) -> Vec<f32> {
+            let x = t(be, &[f, h, w, c], x);
+            let mut out = poisoned(be, &[f, 2 * h, 2 * w, c]);
+            ops::upsample_nearest2x(be, &mut out, &x).unwrap();
+            out.to_host(be).unwrap()
+        }
+        fn norm_silu<B: Backend>(be: &B, x: &[f32], gamma: &[f32], [f, h, w, c]: [usize; 4]) -> Vec<f32> {
+            let xt = t(be, &[f, h, w, c], x);
+            let g = t(be, &[c], gamma);
+            let mut out = poisoned(be, &[f, h, w, c]);
+            ops::rms_norm_act(be, &mut out, &xt, &g, 1e-24 / c as f32, Activation::Silu).unwrap();
+            out.to_host(be).unwrap()
+        }
+        fn frames_copy<B: Backend>(be: &B, x: &[f32], [f, h, w, c]: [usize; 4]) -> Vec<f32> {
+            let xt = t(be, &[f, h, w, c], x);
+            let mut out = poisoned(be, &[f + 1, h, w, c]);
+            ops::copy_frames(be, &mut out, 1, &xt, 0, f).unwrap();
+            ops::copy_frames(be, &mut out, 0, &xt, f - 1, 1).unwrap();
+            out.to_host(be).unwrap()
+        }
+        let dims = [f, h, w, c];
+        check(&format!("upsample_nearest2x {dims:?}"), &up(&gpu, &x, dims), &up(&Cpu, &x, dims), 0.0);
+        check(&format!("copy_frames {dims:?}"), &frames_copy(&gpu, &x, dims), &frames_copy(&Cpu, &x, dims), 0.0);
+        check(
+            &format!("rms_norm + silu {dims:?}"),
+            &norm_silu(&gpu, &x, &gamma, dims),
+            &norm_silu(&Cpu, &x, &gamma, dims),
+            tolerance::CUDA_KERNEL,
+        );
+    }
+}
+
+/// The Wan2.1 autoencoder on the GPU against the CPU, on the reference fixtures' inputs.
+#[test]
+fn wan_vae_matches_cpu() {
+    use sana::engine::progress::Silent;
+    use sana::engine::vae::WanVae;
+    let Some(gpu) = gpu() else { return };
+    let dir = common::fixtures().join("vae");
+    let folder = ModelFolder::new(&dir.join("tiny-wan")).unwrap();
+    let (cpu_vae, gpu_vae) = (WanVae::from_folder(&Cpu, &folder).unwrap(), WanVae::from_folder(&gpu, &folder).unwrap());
+    for case in ["decode.3x4x6", "decode.b2.2x5x3", "encode.9x40x24", "encode.1x32x48"] {
+        let files = common::open(&dir.join(format!("tiny-wan.{case}.safetensors")));
+        let input = files.get(if case.starts_with("decode") { "latents" } else { "video" }).unwrap().unwrap();
+        let shape: [usize; 5] = input.shape.to_vec().try_into().unwrap();
+        let data = input.to_f32();
+        let (ours, theirs) = if case.starts_with("decode") {
+            (
+                gpu_vae.decode_unclamped(&gpu, &data, shape, &Silent).unwrap().0,
+                cpu_vae.decode_unclamped(&Cpu, &data, shape, &Silent).unwrap().0,
+            )
+        } else {
+            (
+                gpu_vae.encode_parameters(&gpu, &data, shape, &Silent).unwrap().0,
+                cpu_vae.encode_parameters(&Cpu, &data, shape, &Silent).unwrap().0,
+            )
+        };
+        check(&format!("wan vae {case}"), &ours, &theirs, tolerance::CUDA_END_TO_END);
+    }
+}

@@ -121,6 +121,52 @@ pub struct GridDims {
     pub c: usize,
 }
 
+/// How a convolution pads the spatial borders. The temporal axis always pads with zeros: causal
+/// video convs that pad the past otherwise (LTX-2 replicates the first frame) build those frames
+/// themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PadMode {
+    Zeros,
+    /// PyTorch `reflect`: index −1 reads 1, index H reads H − 2.
+    Reflect,
+}
+
+/// A 3D convolution over one channels-last clip: x (T, H, W, C_in) → out (T', H', W', C_out),
+/// w (C_out, kt·kh·kw·C_in) tap-major with the input channel fastest (the checkpoint's
+/// (C_out, C_in, kt, kh, kw) permuted at load), so each output position is one row of an implicit
+/// GEMM over [taps × C_in].
+#[derive(Clone, Copy, Debug)]
+pub struct ConvDims {
+    /// (T, H, W) of x.
+    pub input: [usize; 3],
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kernel: [usize; 3],
+    pub stride: [usize; 3],
+    /// Padding before / after on (t, h, w).
+    pub pad_before: [usize; 3],
+    pub pad_after: [usize; 3],
+    pub spatial_pad: PadMode,
+}
+
+impl ConvDims {
+    /// (T', H', W') of the output.
+    pub fn output(&self) -> [usize; 3] {
+        std::array::from_fn(|i| {
+            let padded = self.input[i] + self.pad_before[i] + self.pad_after[i];
+            if padded < self.kernel[i] {
+                0
+            } else {
+                (padded - self.kernel[i]) / self.stride[i] + 1
+            }
+        })
+    }
+
+    pub fn taps(&self) -> usize {
+        self.kernel.iter().product()
+    }
+}
+
 /// Patchify / unpatchify between (B, C, T, H, W) and tokens (B, N, C·pt·ph·pw).
 #[derive(Clone, Copy, Debug)]
 pub struct PatchDims {
@@ -180,8 +226,9 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// out ← act(x), elementwise.
     fn activation(&self, out: &mut Self::Buf, x: &Self::Buf, act: Activation) -> Result<()>;
 
-    /// RMSNorm over rows of width `dim`: out ← x · rsqrt(mean(x²) + eps) · (offset + w), the
-    /// offset 0 or 1 as `weight` says (mean of squares in f32 or better).
+    /// RMSNorm over rows of width `dim`: out ← act(x · rsqrt(mean(x²) + eps) · (offset + w)), the
+    /// offset 0 or 1 as `weight` says (mean of squares in f32 or better). The activation is fused
+    /// because the autoencoders follow every norm with SiLU.
     #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
     fn rms_norm(
         &self,
@@ -192,6 +239,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
         dim: usize,
         eps: f32,
         weight: NormWeight,
+        act: Activation,
     ) -> Result<()>;
 
     /// out ← LayerNorm(x; no affine, eps) · (1 + m[scale]) + m[shift]  (MODEL.md §2.3).
@@ -303,6 +351,31 @@ pub trait Backend: Send + Sync + Sized + 'static {
 
     /// x ← x + y, elementwise.
     fn add(&self, x: &mut Self::Buf, y: &Self::Buf) -> Result<()>;
+
+    /// A 3D convolution (see [`ConvDims`]): out ← conv(x, w) + bias.
+    fn conv3d(
+        &self,
+        out: &mut Self::Buf,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        bias: Option<&Self::Buf>,
+        dims: ConvDims,
+    ) -> Result<()>;
+
+    /// Nearest-neighbour ×2 spatial upsampling of channels-last frames: x (F, H, W, C) → out
+    /// (F, 2H, 2W, C) (`dims.b` = F frames, `dims.t` = 1).
+    fn upsample_nearest2x(&self, out: &mut Self::Buf, x: &Self::Buf, dims: GridDims) -> Result<()>;
+
+    /// dst[dst_offset..][..len] ← src[src_offset..][..len]: frames moved between clips (the
+    /// temporal caches of causal convolutions, concatenation along time).
+    fn copy_range(
+        &self,
+        dst: &mut Self::Buf,
+        dst_offset: usize,
+        src: &Self::Buf,
+        src_offset: usize,
+        len: usize,
+    ) -> Result<()>;
 
     /// (B, C, T, H, W) → tokens (B, N, C·pt·ph·pw), tokens in (t, h, w) order, features in
     /// (c, it, ih, iw) order — the layout that makes a stride=kernel Conv3d a matrix product.

@@ -3,8 +3,8 @@
 //! the operand and both shapes.
 
 use super::{
-    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, NormWeight, PatchDims, RopeTables, Tensor,
-    TokenDims, Write,
+    Activation, AttnDims, Backend, Buffer, ConvDims, GridDims, LinearDims, Modulation, NormWeight, PadMode, PatchDims,
+    RopeTables, Tensor, TokenDims, Write,
 };
 use crate::error::{Error, Result};
 
@@ -87,6 +87,18 @@ pub fn rms_norm<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>, w: &Tens
     rms_norm_weighted(be, out, x, w, eps, NormWeight::Plain)
 }
 
+/// out ← act(RMSNorm(x) · w) over the last dimension (the autoencoders' norm + SiLU).
+pub fn rms_norm_act<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    w: &Tensor<B>,
+    eps: f32,
+    act: Activation,
+) -> Result<()> {
+    rms_norm_checked(be, out, x, w, eps, NormWeight::Plain, act)
+}
+
 /// RMSNorm over the last dimension, weight applied as `weight` says (Gemma: 1 + w).
 pub fn rms_norm_weighted<B: Backend>(
     be: &B,
@@ -96,11 +108,23 @@ pub fn rms_norm_weighted<B: Backend>(
     eps: f32,
     weight: NormWeight,
 ) -> Result<()> {
+    rms_norm_checked(be, out, x, w, eps, weight, Activation::Identity)
+}
+
+fn rms_norm_checked<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    w: &Tensor<B>,
+    eps: f32,
+    weight: NormWeight,
+    act: Activation,
+) -> Result<()> {
     const OP: &str = "rms_norm";
     let (rows, dim) = rows_last(OP, "x", x.shape())?;
     expect_shape(OP, "out", out, x.shape())?;
     expect_shape(OP, "weight", w, &[dim])?;
-    be.rms_norm(&mut out.buf, &x.buf, &w.buf, rows, dim, eps, weight)
+    be.rms_norm(&mut out.buf, &x.buf, &w.buf, rows, dim, eps, weight, act)
 }
 
 /// out ← LayerNorm(x) · (1 + m[scale]) + m[shift], x (B, N, D).
@@ -352,4 +376,107 @@ pub fn multiply<B: Backend>(be: &B, out: &mut Tensor<B>, a: &Tensor<B>, b: &Tens
 pub fn add<B: Backend>(be: &B, x: &mut Tensor<B>, y: &Tensor<B>) -> Result<()> {
     expect_shape("add", "y", y, x.shape())?;
     be.add(&mut x.buf, &y.buf)
+}
+
+/// Stride and padding of a [`conv3d`]; the kernel size comes from the weight's shape.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvSpec {
+    pub stride: [usize; 3],
+    pub pad_before: [usize; 3],
+    pub pad_after: [usize; 3],
+    pub spatial_pad: PadMode,
+}
+
+impl ConvSpec {
+    /// Stride 1, `pad` zeros on both sides of each axis ("same" for odd kernels).
+    pub fn same(pad: [usize; 3]) -> Self {
+        ConvSpec { stride: [1; 3], pad_before: pad, pad_after: pad, spatial_pad: PadMode::Zeros }
+    }
+}
+
+/// out (T', H', W', C_out) ← conv(x (T, H, W, C_in), w (C_out, kt, kh, kw, C_in)) + bias.
+pub fn conv3d<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    w: &Tensor<B>,
+    bias: Option<&Tensor<B>>,
+    spec: ConvSpec,
+) -> Result<()> {
+    const OP: &str = "conv3d";
+    let [t, h, wd, c_in] = *x.shape() else {
+        return Err(Error::shape(OP, format!("x has shape {:?}, expected (T, H, W, C)", x.shape())));
+    };
+    let [c_out, kt, kh, kw, wc] = *w.shape() else {
+        return Err(Error::shape(OP, format!("weight has shape {:?}, expected (C_out, kt, kh, kw, C_in)", w.shape())));
+    };
+    if wc != c_in {
+        return Err(Error::shape(OP, format!("x has {c_in} channels, weight expects {wc}")));
+    }
+    let dims = ConvDims {
+        input: [t, h, wd],
+        c_in,
+        c_out,
+        kernel: [kt, kh, kw],
+        stride: spec.stride,
+        pad_before: spec.pad_before,
+        pad_after: spec.pad_after,
+        spatial_pad: spec.spatial_pad,
+    };
+    if spec.stride.contains(&0) {
+        return Err(Error::shape(OP, format!("stride {:?} has a zero", spec.stride)));
+    }
+    if spec.spatial_pad == PadMode::Reflect {
+        for axis in 1..3 {
+            if spec.pad_before[axis].max(spec.pad_after[axis]) >= dims.input[axis] {
+                return Err(Error::shape(
+                    OP,
+                    format!("reflect padding {:?} needs an input larger than {:?}", spec.pad_before, dims.input),
+                ));
+            }
+        }
+    }
+    let [to, ho, wo] = dims.output();
+    expect_shape(OP, "out", out, &[to, ho, wo, c_out])?;
+    if let Some(b) = bias {
+        expect_shape(OP, "bias", b, &[c_out])?;
+    }
+    be.conv3d(&mut out.buf, &x.buf, &w.buf, bias.map(|b| &b.buf), dims)
+}
+
+/// out (F, 2H, 2W, C) ← nearest ×2 upsampling of x (F, H, W, C).
+pub fn upsample_nearest2x<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>) -> Result<()> {
+    const OP: &str = "upsample_nearest2x";
+    let [f, h, w, c] = *x.shape() else {
+        return Err(Error::shape(OP, format!("x has shape {:?}, expected (F, H, W, C)", x.shape())));
+    };
+    expect_shape(OP, "out", out, &[f, 2 * h, 2 * w, c])?;
+    be.upsample_nearest2x(&mut out.buf, &x.buf, GridDims { b: f, t: 1, h, w, c })
+}
+
+/// Frames `src_frame..src_frame + count` of src into dst from `dst_frame`: both (F, …) with the
+/// same trailing shape.
+pub fn copy_frames<B: Backend>(
+    be: &B,
+    dst: &mut Tensor<B>,
+    dst_frame: usize,
+    src: &Tensor<B>,
+    src_frame: usize,
+    count: usize,
+) -> Result<()> {
+    const OP: &str = "copy_frames";
+    let (Some((&df, dtrail)), Some((&sf, strail))) = (dst.shape().split_first(), src.shape().split_first()) else {
+        return Err(Error::shape(OP, "a scalar has no frames".to_string()));
+    };
+    if dtrail != strail {
+        return Err(Error::shape(OP, format!("frames of {:?} and {:?} differ", dst.shape(), src.shape())));
+    }
+    if dst_frame + count > df || src_frame + count > sf {
+        return Err(Error::shape(
+            OP,
+            format!("{count} frames from {src_frame} of {sf} into {dst_frame} of {df} run past the end"),
+        ));
+    }
+    let frame: usize = dtrail.iter().product();
+    be.copy_range(&mut dst.buf, dst_frame * frame, &src.buf, src_frame * frame, count * frame)
 }

@@ -7,4 +7,5 @@ pub mod pipeline;
 pub mod progress;
 pub mod sampler;
 pub mod text;
+pub mod vae;
 pub mod weights;

@@ -7,6 +7,16 @@ pub trait Progress: Sync {
     fn update(&self, fraction: f32, label: &str);
     /// Whether the caller asked to stop; the engine then returns `Error::Cancelled`.
     fn cancelled(&self) -> bool;
+
+    /// Between two units of work: `Error::Cancelled` if the caller asked to stop, else reports
+    /// `done` of `total` with `label`.
+    fn step(&self, done: usize, total: usize, label: &str) -> crate::error::Result<()> {
+        if self.cancelled() {
+            return Err(crate::error::Error::Cancelled);
+        }
+        self.update(done as f32 / total.max(1) as f32, label);
+        Ok(())
+    }
 }
 
 /// For callers that neither show progress nor cancel.

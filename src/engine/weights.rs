@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use rayon::prelude::*;
 
 use crate::backend::{Backend, Tensor};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::TensorFiles;
 
 pub enum WeightSource {
@@ -90,6 +90,20 @@ impl<'a, B: Backend> WeightLoader<'a, B> {
     pub fn backend(&self) -> &'a B {
         self.be
     }
+}
+
+/// A checkpoint with tensors the architecture does not use is the wrong checkpoint (or a
+/// variant we do not implement): name them rather than silently ignore them.
+pub fn check_no_unknown_tensors(files: &TensorFiles, log: &LoadLog) -> Result<()> {
+    let extra: Vec<&str> = files.names().filter(|n| !log.names.contains(*n)).collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    Err(Error::UnusedTensors {
+        files: files.describe(),
+        count: extra.len(),
+        first: extra.iter().take(5).map(|s| s.to_string()).collect(),
+    })
 }
 
 /// Seeded values with plausible magnitudes: matrices U(±1/√fan_in); vectors U(±0.1), centred on 1

@@ -2,6 +2,7 @@
 //! products through the `gemm` crate. It is the runnable form of MODEL.md that every faster
 //! backend is checked against, so clarity wins over speed here.
 
+mod conv;
 mod cross_attn;
 mod decoder;
 mod linear;
@@ -11,8 +12,8 @@ mod norm;
 mod patch;
 
 use super::{
-    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, NormWeight, PatchDims, RopeTables,
-    TokenDims, Write,
+    Activation, AttnDims, Backend, Buffer, ConvDims, GridDims, LinearDims, Modulation, NormWeight, PatchDims,
+    RopeTables, TokenDims, Write,
 };
 use crate::error::Result;
 
@@ -81,8 +82,9 @@ impl Backend for Cpu {
         dim: usize,
         eps: f32,
         weight: NormWeight,
+        act: Activation,
     ) -> Result<()> {
-        norm::rms_norm(out, x, w, rows, dim, eps, weight.offset());
+        norm::rms_norm(out, x, w, rows, dim, eps, weight.offset(), act);
         Ok(())
     }
 
@@ -197,6 +199,35 @@ impl Backend for Cpu {
 
     fn add(&self, x: &mut Vec<f32>, y: &Vec<f32>) -> Result<()> {
         decoder::add(x, y);
+        Ok(())
+    }
+
+    fn conv3d(
+        &self,
+        out: &mut Vec<f32>,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        bias: Option<&Vec<f32>>,
+        dims: ConvDims,
+    ) -> Result<()> {
+        conv::conv3d(out, x, w, bias.map(|b| b.as_slice()), dims);
+        Ok(())
+    }
+
+    fn upsample_nearest2x(&self, out: &mut Vec<f32>, x: &Vec<f32>, dims: GridDims) -> Result<()> {
+        conv::upsample_nearest2x(out, x, dims);
+        Ok(())
+    }
+
+    fn copy_range(
+        &self,
+        dst: &mut Vec<f32>,
+        dst_offset: usize,
+        src: &Vec<f32>,
+        src_offset: usize,
+        len: usize,
+    ) -> Result<()> {
+        dst[dst_offset..][..len].copy_from_slice(&src[src_offset..][..len]);
         Ok(())
     }
 

@@ -36,12 +36,23 @@ impl<'a> ModView<'a> {
     }
 }
 
-/// out ← x · rsqrt(mean(x²) + eps) · (offset + w) over rows of width `dim` (sum of squares in f64).
-pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], rows: usize, dim: usize, eps: f32, offset: f32) {
+/// out ← act(x · rsqrt(mean(x²) + eps) · (offset + w)) over rows of width `dim` (sum of squares
+/// in f64).
+#[allow(clippy::too_many_arguments)] // mirrors Backend::rms_norm
+pub fn rms_norm(
+    out: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    rows: usize,
+    dim: usize,
+    eps: f32,
+    offset: f32,
+    act: crate::backend::Activation,
+) {
     debug_assert_eq!(out.len(), rows * dim);
     out.par_chunks_mut(dim).zip(x.par_chunks(dim)).for_each(|(o, x)| {
         let r = inv_rms(x, eps);
-        o.iter_mut().zip(x).zip(w).for_each(|((o, &x), &w)| *o = x * r * (offset + w));
+        o.iter_mut().zip(x).zip(w).for_each(|((o, &x), &w)| *o = super::linear::apply(act, x * r * (offset + w)));
     });
 }
 

@@ -41,6 +41,8 @@ const ENTRY_POINTS: &[&str] = &[
     "binary_bf16",
     "patchify_bf16",
     "unpatchify_bf16",
+    "im2col_bf16",
+    "upsample_nearest2x_bf16",
 ];
 
 impl Kernels {

@@ -7,7 +7,7 @@ use half::bf16;
 use super::blas::{Epilogue, Gemm};
 use super::error::CudaError;
 use super::kernels::grid_stride;
-use super::params::{ActivationParams, DevPtr};
+use super::params::{act_code, ActivationParams, DevPtr};
 use super::Cuda;
 use crate::backend::{Activation, LinearDims, Write};
 
@@ -50,12 +50,7 @@ impl Cuda {
         len: usize,
         act: Activation,
     ) -> Result<(), CudaError> {
-        let code = match act {
-            Activation::Identity => 0,
-            Activation::Silu => 1,
-            Activation::GeluTanh => 2,
-        };
-        let p = ActivationParams { out, x, len: len as i64, act: code, pad: 0 };
+        let p = ActivationParams { out, x, len: len as i64, act: act_code(act), pad: 0 };
         self.kernels.launch(&self.stream, "activation_bf16", grid_stride(len, THREADS), &p)
     }
 }

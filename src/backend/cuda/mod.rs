@@ -5,6 +5,7 @@
 //! without NVIDIA software; `Cuda::new` then fails with a clear error instead.
 
 mod blas;
+mod conv;
 mod cross_attn;
 mod decoder;
 pub mod error;
@@ -23,8 +24,8 @@ use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr};
 use half::bf16;
 
 use super::{
-    Activation, AttnDims, Backend, Buffer, GridDims, LinearDims, Modulation, NormWeight, PatchDims, RopeTables,
-    TokenDims, Write,
+    Activation, AttnDims, Backend, Buffer, ConvDims, GridDims, LinearDims, Modulation, NormWeight, PatchDims,
+    RopeTables, TokenDims, Write,
 };
 use crate::error::{Error, Result};
 use blas::Blas;
@@ -235,10 +236,11 @@ impl Backend for Cuda {
         dim: usize,
         eps: f32,
         weight: NormWeight,
+        act: Activation,
     ) -> Result<()> {
         self.timed(
             || format!("rms_norm {rows}x{dim}"),
-            || self.launch_rms_norm(out, x, w, rows, dim, eps, weight.offset()).map_err(|e| self.err(e)),
+            || self.launch_rms_norm(out, x, w, rows, dim, eps, weight.offset(), act).map_err(|e| self.err(e)),
         )
     }
 
@@ -388,6 +390,38 @@ impl Backend for Cuda {
     fn add(&self, x: &mut CudaSlice<bf16>, y: &CudaSlice<bf16>) -> Result<()> {
         let (o, y, len) = (self.ptr(x), self.ptr(y), x.len());
         self.timed(|| "add".into(), || self.launch_binary(o, o, y, len, 1).map_err(|e| self.err(e)))
+    }
+
+    fn conv3d(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        bias: Option<&CudaSlice<bf16>>,
+        dims: ConvDims,
+    ) -> Result<()> {
+        self.timed(
+            || format!("conv3d {:?}x{}->{} k{:?}", dims.input, dims.c_in, dims.c_out, dims.kernel),
+            || self.launch_conv3d(out, x, w, bias, dims).map_err(|e| self.err(e)),
+        )
+    }
+
+    fn upsample_nearest2x(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, dims: GridDims) -> Result<()> {
+        self.timed(
+            || "upsample_nearest2x".into(),
+            || self.launch_upsample_nearest2x(out, x, dims).map_err(|e| self.err(e)),
+        )
+    }
+
+    fn copy_range(
+        &self,
+        dst: &mut CudaSlice<bf16>,
+        dst_offset: usize,
+        src: &CudaSlice<bf16>,
+        src_offset: usize,
+        len: usize,
+    ) -> Result<()> {
+        self.copy_device_range(dst, dst_offset, src, src_offset, len).map_err(|e| self.err(e))
     }
 
     fn patchify(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, dims: PatchDims) -> Result<()> {

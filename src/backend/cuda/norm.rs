@@ -4,9 +4,9 @@ use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;
 
 use super::error::CudaError;
-use super::params::{AdaLayerNormParams, GatedResidualParams, ModParams, RmsNormParams};
+use super::params::{act_code, AdaLayerNormParams, GatedResidualParams, ModParams, RmsNormParams};
 use super::Cuda;
-use crate::backend::{Modulation, TokenDims};
+use crate::backend::{Activation, Modulation, TokenDims};
 
 /// One block per row; 256 threads cover D = 2240 in 9 strided passes.
 const THREADS: u32 = 256;
@@ -35,6 +35,7 @@ impl Cuda {
         dim: usize,
         eps: f32,
         weight_offset: f32,
+        act: Activation,
     ) -> Result<(), CudaError> {
         let p = RmsNormParams {
             out: self.ptr(out),
@@ -44,6 +45,8 @@ impl Cuda {
             dim: dim as i32,
             eps,
             weight_offset,
+            act: act_code(act),
+            pad: 0,
         };
         self.kernels.launch(&self.stream, "rms_norm_bf16", per_row(rows), &p)
     }

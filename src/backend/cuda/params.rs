@@ -35,6 +35,8 @@ pub struct RmsNormParams {
     pub dim: i32,
     pub eps: f32,
     pub weight_offset: f32,
+    pub act: i32,
+    pub pad: i32,
 }
 
 #[repr(C)]
@@ -201,6 +203,55 @@ pub struct BinaryParams {
     pub pad: i32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConvParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub row0: i64,
+    pub rows: i32,
+    pub pad2: i32,
+    pub t: i32,
+    pub h: i32,
+    pub w_in: i32,
+    pub c_in: i32,
+    pub t_out: i32,
+    pub h_out: i32,
+    pub w_out: i32,
+    pub c_out: i32,
+    pub kt: i32,
+    pub kh: i32,
+    pub kw: i32,
+    pub reflect: i32,
+    pub st: i32,
+    pub sh: i32,
+    pub sw: i32,
+    pub pt: i32,
+    pub ph: i32,
+    pub pw: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UpsampleParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub frames: i32,
+    pub h: i32,
+    pub w: i32,
+    pub c: i32,
+}
+
+/// The ACT_* code of kernels/params.h.
+pub fn act_code(act: crate::backend::Activation) -> i32 {
+    use crate::backend::Activation;
+    match act {
+        Activation::Identity => 0,
+        Activation::Silu => 1,
+        Activation::GeluTanh => 2,
+    }
+}
+
 // SAFETY: each struct is #[repr(C)] plain data (integers, floats, device addresses) laid out as
 // its C twin in kernels/params.h, which is what the kernels read.
 unsafe impl DeviceRepr for ActivationParams {}
@@ -216,6 +267,8 @@ unsafe impl DeviceRepr for GatherParams {}
 unsafe impl DeviceRepr for RopeHalfParams {}
 unsafe impl DeviceRepr for CausalAttnParams {}
 unsafe impl DeviceRepr for BinaryParams {}
+unsafe impl DeviceRepr for ConvParams {}
+unsafe impl DeviceRepr for UpsampleParams {}
 
 #[cfg(test)]
 mod tests {
@@ -226,7 +279,7 @@ mod tests {
     fn sizes_match_params_h() {
         assert_eq!(std::mem::size_of::<ModParams>(), 24);
         assert_eq!(std::mem::size_of::<ActivationParams>(), 32);
-        assert_eq!(std::mem::size_of::<RmsNormParams>(), 40);
+        assert_eq!(std::mem::size_of::<RmsNormParams>(), 48);
         assert_eq!(std::mem::size_of::<AdaLayerNormParams>(), 64);
         assert_eq!(std::mem::size_of::<GatedResidualParams>(), 56);
         assert_eq!(std::mem::size_of::<LinearAttnParams>(), 144);
@@ -238,9 +291,11 @@ mod tests {
         assert_eq!(std::mem::size_of::<RopeHalfParams>(), 48);
         assert_eq!(std::mem::size_of::<CausalAttnParams>(), 72);
         assert_eq!(std::mem::size_of::<BinaryParams>(), 40);
+        assert_eq!(std::mem::size_of::<ConvParams>(), 96);
+        assert_eq!(std::mem::size_of::<UpsampleParams>(), 32);
         // every header field appears in the mirrors (a cheap textual cross-check)
         let header = crate::backend::cuda::kernels::PARAMS_H;
-        for field in ["q_rot", "emb_chunks", "per_token", "padded_head_dim", "frames"] {
+        for field in ["q_rot", "emb_chunks", "per_token", "padded_head_dim", "frames", "reflect", "c_out"] {
             assert!(header.contains(field), "{field} missing from params.h");
         }
     }

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use crate::backend::{self as ops, Activation, Backend, Modulation, RopeTables, Tensor, Write};
 use crate::engine::weights::{LoadLog, WeightLoader, WeightSource};
 use crate::error::{Error, Result};
-use crate::io::{ConfigFile, ModelFolder, TensorFiles};
+use crate::io::{ConfigFile, ModelFolder};
 
 use super::block::{Block, BlockScratch};
 use super::config::DitConfig;
@@ -112,7 +112,7 @@ impl<B: Backend> SanaVideoTransformer<B> {
         };
         let log = log.into_inner();
         if let WeightSource::Files(files) = source {
-            check_no_unknown_tensors(files, &log)?;
+            crate::engine::weights::check_no_unknown_tensors(files, &log)?;
         }
         Ok(SanaVideoTransformer { parameter_count: log.parameters, ..model })
     }
@@ -290,18 +290,4 @@ impl<B: Backend> SanaVideoTransformer<B> {
 
 fn input_error(name: &str, expected: &str, got: &[usize]) -> Error {
     Error::InputShape { name: name.to_string(), expected: expected.to_string(), got: format!("{got:?}") }
-}
-
-/// A checkpoint with tensors the architecture does not use is the wrong checkpoint (or a
-/// variant we do not implement): name them rather than silently ignore them.
-fn check_no_unknown_tensors(files: &TensorFiles, log: &LoadLog) -> Result<()> {
-    let extra: Vec<&str> = files.names().filter(|n| !log.names.contains(*n)).collect();
-    if extra.is_empty() {
-        return Ok(());
-    }
-    Err(Error::UnusedTensors {
-        files: files.describe(),
-        count: extra.len(),
-        first: extra.iter().take(5).map(|s| s.to_string()).collect(),
-    })
 }

@@ -1,0 +1,96 @@
+//! Channels-last clips (T, H, W, C) on a backend, and the temporal state that lets an autoencoder
+//! run a long clip a few frames at a time (MODEL.md §3.2: diffusers' `feat_cache`).
+//!
+//! Model code here never touches the backend's buffers directly: frames move with the
+//! shape-checked `copy_frames`, so both backends run the same streaming logic.
+
+use crate::backend::{copy_frames, Backend, Tensor};
+use crate::error::Result;
+
+/// `a` followed by `b` along time (both (T, H, W, C)); `a` absent = `b` itself, copied.
+pub fn concat_frames<B: Backend>(be: &B, a: Option<&Tensor<B>>, b: &Tensor<B>) -> Result<Tensor<B>> {
+    let before = a.map_or(0, |a| a.shape()[0]);
+    let mut shape = b.shape().to_vec();
+    shape[0] += before;
+    let mut out = Tensor::empty(be, &shape)?;
+    if let Some(a) = a {
+        copy_frames(be, &mut out, 0, a, 0, before)?;
+    }
+    copy_frames(be, &mut out, before, b, 0, b.shape()[0])?;
+    Ok(out)
+}
+
+/// The last `n` frames of x (all of them when it has fewer).
+pub fn last_frames<B: Backend>(be: &B, x: &Tensor<B>, n: usize) -> Result<Tensor<B>> {
+    frames(be, x, x.shape()[0].saturating_sub(n), x.shape()[0].min(n))
+}
+
+/// Frames `first..first + count` of x.
+pub fn frames<B: Backend>(be: &B, x: &Tensor<B>, first: usize, count: usize) -> Result<Tensor<B>> {
+    let mut shape = x.shape().to_vec();
+    shape[0] = count;
+    let mut out = Tensor::empty(be, &shape)?;
+    copy_frames(be, &mut out, 0, x, first, count)?;
+    Ok(out)
+}
+
+/// What one causal temporal layer remembers between chunks: whether it has seen a chunk yet,
+/// and the last input frames it needs as left context.
+pub struct TemporalSlot<B: Backend> {
+    pub seen: bool,
+    pub frames: Option<Tensor<B>>,
+}
+
+/// The temporal state of one streamed encode or decode: one slot per causal layer, handed out in
+/// call order; `start_chunk` rewinds the cursor, so the i-th layer a chunk calls always gets the
+/// i-th slot.
+pub struct TemporalCaches<B: Backend> {
+    slots: Vec<TemporalSlot<B>>,
+    next: usize,
+}
+
+impl<B: Backend> Default for TemporalCaches<B> {
+    fn default() -> Self {
+        TemporalCaches { slots: Vec::new(), next: 0 }
+    }
+}
+
+impl<B: Backend> TemporalCaches<B> {
+    pub fn start_chunk(&mut self) {
+        self.next = 0;
+    }
+
+    pub fn next_slot(&mut self) -> &mut TemporalSlot<B> {
+        if self.next == self.slots.len() {
+            self.slots.push(TemporalSlot { seen: false, frames: None });
+        }
+        self.next += 1;
+        &mut self.slots[self.next - 1]
+    }
+}
+
+/// (B, C, T, H, W) host layout → channels-last (T, H, W, C) of sample `b`.
+pub fn sample_to_channels_last(x: &[f32], [_, c, t, h, w]: [usize; 5], b: usize) -> Vec<f32> {
+    let plane = t * h * w;
+    let sample = &x[b * c * plane..][..c * plane];
+    let mut out = vec![0.0; c * plane];
+    for (p, px) in out.chunks_mut(c).enumerate() {
+        for (ch, v) in px.iter_mut().enumerate() {
+            *v = sample[ch * plane + p];
+        }
+    }
+    out
+}
+
+/// Channels-last (T, H, W, C) frames appended to sample `b`'s (C, T_total, H, W) block of a
+/// (B, C, T_total, H, W) host video, from frame `t0`.
+pub fn write_channels_last(dst: &mut [f32], [_, c, t_total, h, w]: [usize; 5], b: usize, t0: usize, src: &[f32]) {
+    let frame = h * w;
+    let sample = &mut dst[b * c * t_total * frame..][..c * t_total * frame];
+    for (p, px) in src.chunks(c).enumerate() {
+        let (t, hw) = (t0 + p / frame, p % frame);
+        for (ch, &v) in px.iter().enumerate() {
+            sample[(ch * t_total + t) * frame + hw] = v;
+        }
+    }
+}

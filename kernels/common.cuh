@@ -34,6 +34,27 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+// max over the warp, result in every lane.
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// max over the block (blockDim.x a multiple of 32, at most 1024), result in every thread.
+__device__ __forceinline__ float block_max(float v) {
+    __shared__ float partial_max[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) partial_max[warp] = v;
+    __syncthreads();
+    v = (threadIdx.x < (blockDim.x >> 5)) ? partial_max[threadIdx.x] : -INFINITY;
+    if (warp == 0) v = warp_max(v);
+    if (threadIdx.x == 0) partial_max[0] = v;
+    __syncthreads();
+    return partial_max[0];
+}
+
 // Σ over the block (blockDim.x a multiple of 32, at most 1024), result in every thread.
 __device__ __forceinline__ float block_sum(float v) {
     __shared__ float partial[32];

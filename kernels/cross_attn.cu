@@ -159,3 +159,21 @@ extern "C" __global__ void __launch_bounds__(kThreads) cross_attention_bf16(cons
         if (r < rows) out[(int64_t)r * width + c] = to_bf16(s_w[r * lds + c]);
     }
 }
+
+// Row softmax for attention too large for the fused kernel (L > 512 keys or head dim > 128: the
+// autoencoders' spatial attention over every position of a frame): probs = softmax(scale·scores
+// + key_bias) per row, f32 in, bf16 out. One block per row; the row is read three times (max,
+// sum, write), from L2 at the sizes that use it (L = 6240: 25 KB).
+extern "C" __global__ void __launch_bounds__(256) softmax_rows_bf16(const SoftmaxParams p) {
+    const float* s = dptr<const float>(p.scores) + (int64_t)blockIdx.x * p.cols;
+    const float* bias = dptr<const float>(p.key_bias);
+    bf16* out = dptr<bf16>(p.probs) + (int64_t)blockIdx.x * p.cols;
+    float m = -INFINITY;
+    for (int c = threadIdx.x; c < p.cols; c += blockDim.x) m = fmaxf(m, s[c] * p.scale + bias[c]);
+    m = block_max(m);
+    float z = 0.0f;
+    for (int c = threadIdx.x; c < p.cols; c += blockDim.x) z += __expf(s[c] * p.scale + bias[c] - m);
+    const float inv = 1.0f / block_sum(z);
+    for (int c = threadIdx.x; c < p.cols; c += blockDim.x)
+        out[c] = __float2bfloat16(__expf(s[c] * p.scale + bias[c] - m) * inv);
+}

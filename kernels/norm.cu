@@ -23,6 +23,25 @@ extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_bf16(const R
         out[c] = to_bf16(activate(p.act, to_f32(x[c]) * r * (p.weight_offset + to_f32(w[c]))));
 }
 
+// The same for narrow rows (dim ≤ 1024: the autoencoders' 96..512 channels, millions of rows):
+// one warp per row, 8 rows per block, no block-wide barriers.
+extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_narrow_bf16(const RmsNormParams p) {
+    const int row = blockIdx.x * (kNormThreads / 32) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= p.rows) return;
+    const bf16* x = dptr<const bf16>(p.x) + (int64_t)row * p.dim;
+    bf16* out = dptr<bf16>(p.out) + (int64_t)row * p.dim;
+    const bf16* w = dptr<const bf16>(p.w);
+    float ss = 0.0f;
+    for (int c = lane; c < p.dim; c += 32) {
+        const float v = to_f32(x[c]);
+        ss += v * v;
+    }
+    const float r = rsqrtf(warp_sum(ss) / p.dim + p.eps);
+    for (int c = lane; c < p.dim; c += 32)
+        out[c] = to_bf16(activate(p.act, to_f32(x[c]) * r * (p.weight_offset + to_f32(w[c]))));
+}
+
 // The two vectors a modulation slot adds for one token row: table[k] and emb[row'][k mod E].
 struct ModRow {
     const __nv_bfloat162* table;

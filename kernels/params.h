@@ -144,3 +144,11 @@ typedef struct {
     uint64_t out, x;
     int32_t frames, h, w, c;
 } UpsampleParams;
+
+// Row softmax of attention scores (the large-attention path of cross_attention).
+typedef struct {
+    uint64_t probs, scores, key_bias;  // bf16 (rows, cols), f32 (rows, cols), f32 (cols)
+    int32_t rows, cols;
+    float scale;
+    int32_t pad;
+} SoftmaxParams;

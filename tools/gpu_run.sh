@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: GPU tests, then our benchmark and the diffusers reference on the same GPU.
 # Run from the repository root on the GPU machine with the binaries in .devrun/ (see BENCHMARKS.md):
-#   bash tools/gpu_run.sh [tests] [bench-sana] [bench-ref] [bench-compile]
+#   bash tools/gpu_run.sh [tests] [bench-sana] [bench-ref] [bench-compile] [bench-vae]
 set -uo pipefail
 out=${OUT:-/tmp/sana-gpu}
 mkdir -p "$out"
@@ -10,15 +10,24 @@ lib=$(find / -name 'libcublasLt.so.13*' -not -path '*/proc/*' 2>/dev/null | head
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,memory.used --format=csv,noheader
 ARGS="$*"
 if [[ " $ARGS " == *" tests "* ]]; then
-  SANA_GPU_TESTS=1 .devrun/gpu_backend --test-threads=1 --nocapture 2>&1 | tee "$out/gpu_tests.log" | grep -E "rel L2|test |result|panicked|SEED" | cut -c1-220
+  SANA_GPU_TESTS=1 .devrun/gpu_backend --test-threads=1 --nocapture --include-ignored 2>&1 | tee "$out/gpu_tests.log" | grep -E "rel L2|test |result|panicked|SEED" | cut -c1-220
 fi
 if [[ " $ARGS " == *" bench-sana "* ]]; then
   for c in 720p 480p; do
     .devrun/sana bench dit --config tests/fixtures/configs/sana_video_2b_$c.json --device cuda --warmup 2 --iters 5 2>&1 | tee -a "$out/bench_sana.log" | tail -2
   done
 fi
-if [[ " $ARGS " == *" bench-ref "* ]] || [[ " $ARGS " == *" bench-compile "* ]]; then
+if [[ " $ARGS " == *" bench-ref "* ]] || [[ " $ARGS " == *" bench-compile "* ]] || [[ " $ARGS " == *" bench-vae "* ]]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/site .devrun/whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+if [[ " $ARGS " == *" bench-vae "* ]]; then
+  # ours then diffusers' (fp32 as the pipeline runs it, and bf16), Wan2.1 VAE at 480x832x81
+  SANA_PROFILE=${SANA_PROFILE:-0} .devrun/sana bench vae --config tests/fixtures/configs/wan2.1_vae.json --device cuda --iters 2 2>"$out/bench_vae_sana.err" | tee "$out/bench_vae.jsonl"
+  tail -30 "$out/bench_vae_sana.err"
+  PYTHONUNBUFFERED=1 python3 tools/bench_vae.py --config tests/fixtures/configs/wan2.1_vae.json --frames 81 --size 480 832 --iters 2 2>"$out/bench_vae_ref.err" | tee -a "$out/bench_vae.jsonl"
+  tail -3 "$out/bench_vae_ref.err"
+fi
+if [[ " $ARGS " == *" bench-ref "* ]] || [[ " $ARGS " == *" bench-compile "* ]]; then
   modes=eager
   [[ " $ARGS " == *" bench-compile "* ]] && modes=eager,compile
   PYTHONUNBUFFERED=1 python3 tools/bench_dit.py --config tests/fixtures/configs/sana_video_2b_720p.json --latent 11 22 40 --modes $modes --iters 5 --matmul-rate --json-out "$out/ref_720p.json" 2>"$out/ref_720p.err" | tail -4

@@ -14,6 +14,8 @@ Run from the repository root, on a CPU machine:
     /tmp/sana-tools/bin/python tools/make_vae_fixtures.py
 """
 
+import inspect
+import json
 import math
 import os
 import shutil
@@ -26,6 +28,7 @@ from safetensors.torch import save_file
 
 SEED = 20261128
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "vae")
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "configs")
 COMMAND = "python3 tools/make_vae_fixtures.py"
 
 TINY = {
@@ -53,7 +56,20 @@ def randomise(model, gen):
                 p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * (1.4 / math.sqrt(fan_in)))
 
 
+def write_released_config():
+    """The released Wan2.1 VAE config (diffusers' AutoencoderKLWan defaults, MODEL.md §3.2) for the
+    real-size benchmark: tests/fixtures/configs/wan2.1_vae.json."""
+    sig = inspect.signature(AutoencoderKLWan.__init__)
+    cfg = {k: v.default for k, v in sig.parameters.items() if k != "self"}
+    path = os.path.join(CONFIGS, "wan2.1_vae.json")
+    with open(path, "w") as f:
+        json.dump({"_class_name": "AutoencoderKLWan", "_diffusers_version": diffusers.__version__, **cfg}, f, indent=2)
+    params = sum(p.numel() for p in AutoencoderKLWan(**cfg).parameters())
+    print(f"{path}: {params} parameters")
+
+
 def main():
+    write_released_config()
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)
     shutil.rmtree(OUT, ignore_errors=True)

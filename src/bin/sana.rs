@@ -22,6 +22,7 @@ use sana::engine::progress::Progress;
 use sana::engine::text::{
     encode_prompts, Gemma2Encoder, Instruction, PromptOptions, PromptTokenizer, DEFAULT_NEGATIVE_PROMPT,
 };
+use sana::engine::vae::WanVae;
 use sana::io::{write_f32, ModelFolder};
 
 /// SANA-Video generation and reference tools.
@@ -99,6 +100,8 @@ enum RunCommand {
 enum BenchCommand {
     /// The SANA-Video transformer forward.
     Dit(BenchDitArgs),
+    /// Autoencoder decode and encode of one clip.
+    Vae(BenchVaeArgs),
 }
 
 /// Where to compute: `cpu` (the f32 reference backend) or `cuda` / `cuda:N` (bf16).
@@ -249,6 +252,27 @@ struct BenchDitArgs {
 }
 
 #[derive(Args)]
+struct BenchVaeArgs {
+    /// `wan2.1` (the released config) or a vae config.json.
+    #[arg(long, default_value = "wan2.1")]
+    config: String,
+    #[arg(long, default_value_t = 81)]
+    frames: usize,
+    #[arg(long, default_value_t = 480)]
+    height: usize,
+    #[arg(long, default_value_t = 832)]
+    width: usize,
+    /// decode, encode, or both (comma-separated).
+    #[arg(long, default_value = "decode,encode")]
+    ops: String,
+    #[arg(long, default_value_t = 2)]
+    iters: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cuda", value_parser = parse_device)]
+    device: Device,
+}
+
+#[derive(Args)]
 struct InspectArgs {
     /// The model folder.
     folder: PathBuf,
@@ -277,6 +301,14 @@ fn main() -> Result<()> {
             Device::Cuda(n) => {
                 let be = Cuda::new(n)?;
                 bench_dit(&be, "sana-cuda", &args, |b| Ok(b.synchronize()?), || Ok(Some(be.peak_memory()?)))?;
+                print_profile(&be)
+            }
+        },
+        Command::Bench(BenchCommand::Vae(args)) => match args.device {
+            Device::Cpu => bench_vae(&Cpu, "sana-cpu", &args, |_| Ok(()), || Ok(None)),
+            Device::Cuda(n) => {
+                let be = Cuda::new(n)?;
+                bench_vae(&be, "sana-cuda", &args, |b| Ok(b.synchronize()?), || Ok(Some(be.peak_memory()?)))?;
                 print_profile(&be)
             }
         },
@@ -576,6 +608,75 @@ fn bench_dit<B: Backend>(
         "tflops": flops / 1e12 / (median / 1e3),
     });
     println!("{result}");
+    Ok(())
+}
+
+/// Decode (and encode) of one clip with the Wan2.1 VAE at a released config, random weights;
+/// one JSON line per op, comparable with tools/bench_vae.py.
+fn bench_vae<B: Backend>(
+    be: &B,
+    impl_name: &str,
+    args: &BenchVaeArgs,
+    sync: impl Fn(&B) -> Result<()>,
+    peak_memory: impl Fn() -> Result<Option<usize>>,
+) -> Result<()> {
+    let config_path = match args.config.as_str() {
+        "wan2.1" => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/configs/wan2.1_vae.json"),
+        path => PathBuf::from(path),
+    };
+    let vae = WanVae::random(be, &config_path, 42)?;
+    sync(be)?;
+    let weights = peak_memory()?;
+    let (tf, sf, z) = (vae.config.temporal_factor(), vae.config.spatial_factor(), vae.config.z_dim);
+    sana::engine::vae::check_frame_count(args.frames, tf)?;
+    let latent = [1, z, (args.frames - 1) / tf + 1, args.height / sf, args.width / sf];
+    let video = [1, 3, args.frames, args.height, args.width];
+    let uniform = |n: usize, salt: u64| -> Vec<f32> {
+        let mut state = salt;
+        (0..n)
+            .map(|_| (sana::engine::weights::splitmix64(&mut state) >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+            .collect()
+    };
+    let gib = |b: Option<usize>| b.map(|b| b as f64 / (1u64 << 30) as f64);
+    for op in args.ops.split(',') {
+        let (input, shape) = match op {
+            "decode" => (uniform(latent.iter().product(), 1), latent),
+            "encode" => (uniform(video.iter().product(), 2), video),
+            other => bail!("--ops: unknown op `{other}` (decode, encode)"),
+        };
+        let run = || -> Result<Vec<f32>> {
+            let out = if op == "decode" {
+                vae.decode(be, &input, shape, &sana::engine::progress::Silent)?.0
+            } else {
+                vae.encode(be, &input, shape, &sana::engine::progress::Silent)?.0
+            };
+            sync(be)?;
+            Ok(out)
+        };
+        run()?; // warmup: cuBLASLt heuristics, the memory pool
+        let mut times = Vec::new();
+        let mut out = Vec::new();
+        for _ in 0..args.iters.max(1) {
+            let t0 = Instant::now();
+            out = run()?;
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let result = serde_json::json!({
+            "impl": impl_name,
+            "device": be.name(),
+            "op": op,
+            "frames": args.frames,
+            "height": args.height,
+            "width": args.width,
+            "median_ms": times[times.len() / 2],
+            "min_ms": times[0],
+            "peak_gib": gib(peak_memory()?),
+            "weights_gib": gib(weights),
+            "finite": out.iter().all(|v| v.is_finite()),
+        });
+        println!("{result}");
+    }
     Ok(())
 }
 

@@ -64,6 +64,9 @@ pub struct Gemm {
     pub stride_a: usize,
     pub stride_b: usize,
     pub stride_c: usize,
+    /// B stored (k × n) row-major (a right-hand matrix as is, e.g. the values of attention)
+    /// instead of the `nn.Linear` (n × k).
+    pub b_is_k_by_n: bool,
 }
 
 impl Gemm {
@@ -88,6 +91,7 @@ impl Gemm {
             stride_a: 0,
             stride_b: 0,
             stride_c: 0,
+            b_is_k_by_n: false,
         }
     }
 }
@@ -106,6 +110,7 @@ struct AlgoKey {
     batch: usize,
     strides: [usize; 3],
     align: [u32; 3],
+    b_is_k_by_n: bool,
 }
 
 const WORKSPACE_BYTES: usize = 32 << 20;
@@ -169,7 +174,8 @@ impl Blas {
         ];
         // cuBLAS operand 1 = our B, (n × k) row-major = column-major (k × n), transposed;
         // operand 2 = our A, (m × k) row-major = column-major (k × m), as is.
-        let (op1_trans, op1_rows, op1_cols) = (1i32, g.k, g.n);
+        // (k × n) row-major is column-major (n × k): used as is.
+        let (op1_trans, op1_rows, op1_cols) = if g.b_is_k_by_n { (0i32, g.n, g.k) } else { (1i32, g.k, g.n) };
         let (epilogue, bias) = match g.epilogue {
             Epilogue::None => (sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_DEFAULT, 0),
             Epilogue::Bias(p) => (sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS, p),
@@ -251,6 +257,7 @@ impl Blas {
                 batch: g.batch,
                 strides: [g.stride_a, g.stride_b, g.stride_c],
                 align,
+                b_is_k_by_n: g.b_is_k_by_n,
             };
             let cached = self.algos.lock().get(&key).copied();
             let algo = match cached {

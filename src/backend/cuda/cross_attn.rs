@@ -5,8 +5,9 @@ use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;
 
+use super::blas::{Gemm, OutType};
 use super::error::{CudaError, DriverContext};
-use super::params::CrossAttnParams;
+use super::params::{CrossAttnParams, SoftmaxParams};
 use super::Cuda;
 use crate::backend::AttnDims;
 use crate::error::{Error, Result};
@@ -28,11 +29,11 @@ impl Cuda {
         d: AttnDims,
     ) -> Result<()> {
         const OP: &str = "cross_attention (cuda)";
-        if d.l > MAX_KEYS || d.l == 0 {
-            return Err(Error::shape(OP, format!("{} caption tokens: the kernel takes 1 to {MAX_KEYS}", d.l)));
+        if d.l == 0 {
+            return Err(Error::shape(OP, "no keys".to_string()));
         }
-        if d.head_dim > MAX_HEAD_DIM {
-            return Err(Error::shape(OP, format!("head_dim {} exceeds the kernel's {MAX_HEAD_DIM}", d.head_dim)));
+        if d.l > MAX_KEYS || d.head_dim > MAX_HEAD_DIM {
+            return self.large_attention(out, q, k, v, key_bias, d).map_err(|e| self.err(e));
         }
         let padded_head_dim = d.head_dim.next_multiple_of(16);
         let padded_l = d.l.next_multiple_of(KEY_TILE);
@@ -67,5 +68,61 @@ impl Cuda {
             self.kernels.launch(&self.stream, "cross_attention_bf16", cfg, &p)
         };
         run().map_err(|e| self.err(e))
+    }
+
+    /// Attention beyond the fused kernel's limits, per (sample, head): scores = Q·Kᵀ in f32 by
+    /// cuBLASLt, a row softmax to bf16 probabilities, out = P·V by cuBLASLt. The N × L scores go
+    /// through memory (156 MB f32 for one 6240-position frame), which the fused kernel avoids.
+    fn large_attention(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        q: &CudaSlice<bf16>,
+        k: &CudaSlice<bf16>,
+        v: &CudaSlice<bf16>,
+        key_bias: &CudaSlice<f32>,
+        d: AttnDims,
+    ) -> Result<(), CudaError> {
+        let width = d.heads * d.head_dim;
+        // SAFETY: scores and probs are fully written (GEMM, softmax) before they are read.
+        let scores = unsafe { self.stream.alloc::<f32>(d.n * d.l) }.during("allocating attention scores")?;
+        let probs = unsafe { self.stream.alloc::<bf16>(d.n * d.l) }.during("allocating attention probabilities")?;
+        let bf = std::mem::size_of::<bf16>() as u64;
+        for b in 0..d.b {
+            for h in 0..d.heads {
+                let head = |base: u64, rows: usize| base + ((b * rows * width + h * d.head_dim) as u64) * bf;
+                let mut s = Gemm::linear(
+                    d.n,
+                    d.l,
+                    d.head_dim,
+                    head(self.ptr(q), d.n),
+                    head(self.ptr(k), d.l),
+                    self.ptr(&scores),
+                );
+                (s.lda, s.ldb, s.out) = (width, width, OutType::F32);
+                self.blas.gemm(&s)?;
+                let p = SoftmaxParams {
+                    probs: self.ptr(&probs),
+                    scores: self.ptr(&scores),
+                    key_bias: self.ptr(key_bias) + (b * d.l * std::mem::size_of::<f32>()) as u64,
+                    rows: d.n as i32,
+                    cols: d.l as i32,
+                    scale: 1.0 / (d.head_dim as f32).sqrt(),
+                    pad: 0,
+                };
+                let cfg = LaunchConfig { grid_dim: (d.n as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+                self.kernels.launch(&self.stream, "softmax_rows_bf16", cfg, &p)?;
+                let mut o = Gemm::linear(
+                    d.n,
+                    d.head_dim,
+                    d.l,
+                    self.ptr(&probs),
+                    head(self.ptr(v), d.l),
+                    head(self.ptr(out), d.n),
+                );
+                (o.ldb, o.ldc, o.b_is_k_by_n) = (width, width, true);
+                self.blas.gemm(&o)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -25,6 +25,7 @@ pub struct Kernels {
 
 const ENTRY_POINTS: &[&str] = &[
     "rms_norm_bf16",
+    "rms_norm_narrow_bf16",
     "ada_layer_norm_bf16",
     "gated_residual_bf16",
     "activation_bf16",
@@ -42,6 +43,7 @@ const ENTRY_POINTS: &[&str] = &[
     "patchify_bf16",
     "unpatchify_bf16",
     "im2col_bf16",
+    "softmax_rows_bf16",
     "upsample_nearest2x_bf16",
 ];
 

@@ -115,6 +115,7 @@ impl Cuda {
                 stride_a: rows * hd,
                 stride_b: rows * hd,
                 stride_c: hd * hd,
+                b_is_k_by_n: false,
             })
         })?;
         let reduce = blocks((hd * hd).div_ceil(THREADS as usize), heads_total);
@@ -140,6 +141,7 @@ impl Cuda {
                 stride_a: padded_n * hd,
                 stride_b: hd * hd,
                 stride_c: padded_n * hd,
+                b_is_k_by_n: false,
             })
         })?;
         let finish = LaunchConfig { shared_mem_bytes: (d.heads * 4) as u32, ..blocks(tokens, 1) };

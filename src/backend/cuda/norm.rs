@@ -10,6 +10,8 @@ use crate::backend::{Activation, Modulation, TokenDims};
 
 /// One block per row; 256 threads cover D = 2240 in 9 strided passes.
 const THREADS: u32 = 256;
+/// Rows up to this wide get a warp each (kernels/norm.cu `rms_norm_narrow_bf16`).
+const NARROW_MAX: usize = 1024;
 
 fn per_row(rows: usize) -> LaunchConfig {
     LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
@@ -48,6 +50,15 @@ impl Cuda {
             act: act_code(act),
             pad: 0,
         };
+        if dim <= NARROW_MAX {
+            let rows_per_block = THREADS as usize / 32;
+            let cfg = LaunchConfig {
+                grid_dim: (rows.div_ceil(rows_per_block) as u32, 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            return self.kernels.launch(&self.stream, "rms_norm_narrow_bf16", cfg, &p);
+        }
         self.kernels.launch(&self.stream, "rms_norm_bf16", per_row(rows), &p)
     }
 

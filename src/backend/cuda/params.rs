@@ -242,6 +242,18 @@ pub struct UpsampleParams {
     pub c: i32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SoftmaxParams {
+    pub probs: DevPtr,
+    pub scores: DevPtr,
+    pub key_bias: DevPtr,
+    pub rows: i32,
+    pub cols: i32,
+    pub scale: f32,
+    pub pad: i32,
+}
+
 /// The ACT_* code of kernels/params.h.
 pub fn act_code(act: crate::backend::Activation) -> i32 {
     use crate::backend::Activation;
@@ -269,6 +281,7 @@ unsafe impl DeviceRepr for CausalAttnParams {}
 unsafe impl DeviceRepr for BinaryParams {}
 unsafe impl DeviceRepr for ConvParams {}
 unsafe impl DeviceRepr for UpsampleParams {}
+unsafe impl DeviceRepr for SoftmaxParams {}
 
 #[cfg(test)]
 mod tests {
@@ -293,6 +306,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<BinaryParams>(), 40);
         assert_eq!(std::mem::size_of::<ConvParams>(), 96);
         assert_eq!(std::mem::size_of::<UpsampleParams>(), 32);
+        assert_eq!(std::mem::size_of::<SoftmaxParams>(), 40);
         // every header field appears in the mirrors (a cheap textual cross-check)
         let header = crate::backend::cuda::kernels::PARAMS_H;
         for field in ["q_rot", "emb_chunks", "per_token", "padded_head_dim", "frames", "reflect", "c_out"] {

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""PyTorch/diffusers side of the autoencoder benchmark (issue 5).
+
+Times `AutoencoderKLWan.decode` of a (1, 16, T, H/8, W/8) latent and `.encode` of a
+(1, 3, F, H, W) clip with random weights built from a diffusers vae config.json (the released
+Wan2.1 config: tests/fixtures/configs/wan2.1_vae.json), in fp32 (what SanaVideoPipeline runs: it
+keeps the VAE in fp32) and bf16. Each call is timed with CUDA events after one warmup; peak memory
+is torch.cuda.max_memory_allocated over the timed call, with the weights counted.
+
+Run from the repository root (one GPU):
+  python3 tools/bench_vae.py --config tests/fixtures/configs/wan2.1_vae.json --frames 81 --size 480 832
+stdout: one JSON object per result.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+
+import diffusers
+import torch
+from diffusers import AutoencoderKLWan
+
+GIB = 1024**3
+diffusers.utils.logging.set_verbosity_error()
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def timed(fn, iters):
+    times, out = [], None
+    for _ in range(iters):
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        out = fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times), min(times), out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--frames", type=int, default=81)
+    ap.add_argument("--size", type=int, nargs=2, default=[480, 832], metavar=("H", "W"))
+    ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--ops", default="decode,encode")
+    ap.add_argument("--iters", type=int, default=2)
+    args = ap.parse_args()
+    with open(args.config) as f:
+        cfg = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
+    device = torch.device("cuda")
+    h, w = args.size
+    tf, sf = cfg.get("scale_factor_temporal", 4), cfg.get("scale_factor_spatial", 8)
+    latent = (1, cfg["z_dim"], (args.frames - 1) // tf + 1, h // sf, w // sf)
+    log(f"torch {torch.__version__}, diffusers {diffusers.__version__}, {torch.cuda.get_device_name(device)}, "
+        f"cudnn tf32 {torch.backends.cudnn.allow_tf32}")
+    for dtype_name in args.dtypes.split(","):
+        dtype = dict(fp32=torch.float32, bf16=torch.bfloat16)[dtype_name]
+        torch.manual_seed(0)
+        model = AutoencoderKLWan(**cfg).to(device, dtype).eval()
+        weights = torch.cuda.memory_allocated(device)
+        for op in args.ops.split(","):
+            with torch.inference_mode():
+                if op == "decode":
+                    x = torch.randn(latent, device=device, dtype=dtype)
+                    fn = lambda: model.decode(x).sample
+                else:
+                    x = torch.rand((1, 3, args.frames, h, w), device=device, dtype=dtype) * 2 - 1
+                    fn = lambda: model.encode(x).latent_dist.mode()
+                fn()  # warmup (cudnn autotuning, allocator)
+                torch.cuda.reset_peak_memory_stats(device)
+                median, best, out = timed(fn, args.iters)
+                peak = torch.cuda.max_memory_allocated(device)
+            r = dict(impl=f"diffusers-{dtype_name}", op=op, frames=args.frames, height=h, width=w,
+                     median_ms=median, min_ms=best, peak_gib=peak / GIB, weights_gib=weights / GIB,
+                     finite=bool(torch.isfinite(out).all()), out_shape=list(out.shape))
+            print(json.dumps(r), flush=True)
+            del x, out
+            torch.cuda.empty_cache()
+        del model
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

@@ -21,7 +21,8 @@ use super::sys::*;
 pub const IDENTIFIER: &CStr = c"org.sana-ofx.sana.Base";
 pub const VERSION: (u32, u32) = (1, 0);
 pub const LABEL: &str = "SANA Base";
-pub const DESCRIPTION: &str = "SANA-Video text-to-video: generates the whole clip once per set of parameters and serves \
+pub const DESCRIPTION: &str =
+    "SANA-Video text-to-video: generates the whole clip once per set of parameters and serves \
      it frame by frame. Set Model Folder to a diffusers SANA-Video folder.";
 
 /// The optional first-frame conditioning input of the general context.
@@ -46,10 +47,8 @@ const RESOLUTIONS: &[&str] = &["480p (Wan VAE model)", "720p (LTX-2 VAE model)",
 const ASPECTS: &[&str] = &["16:9 landscape", "9:16 portrait", "1:1 square", "4:3"];
 /// Width × height of each preset and aspect: the model's aspect-ratio bins nearest each
 /// aspect, all multiples of 32 as both VAEs require.
-const PRESET_SIZES: [[(usize, usize); 4]; 2] = [
-    [(832, 480), (480, 832), (640, 640), (640, 480)],
-    [(1280, 704), (704, 1280), (960, 960), (1024, 768)],
-];
+const PRESET_SIZES: [[(usize, usize); 4]; 2] =
+    [[(832, 480), (480, 832), (640, 640), (640, 480)], [(1280, 704), (704, 1280), (960, 960), (1024, 768)]];
 pub const DEVICES: &[&str] = &["CUDA GPU 0", "CPU (reference backend, slow)"];
 
 const PROMPT_PAGE: &str = "Prompt";
@@ -156,7 +155,10 @@ pub fn describe_common(props: &PropSet, label: &str, description: &str, contexts
     props.set_cstr(kOfxImageEffectPluginPropGrouping, 0, c"SANA")?;
     allow_missing(props.set_string(kOfxPropPluginDescription, 0, description))?;
     props.set_cstrs(kOfxImageEffectPropSupportedContexts, contexts)?;
-    props.set_cstrs(kOfxImageEffectPropSupportedPixelDepths, &[kOfxBitDepthFloat, kOfxBitDepthShort, kOfxBitDepthByte])?;
+    props.set_cstrs(
+        kOfxImageEffectPropSupportedPixelDepths,
+        &[kOfxBitDepthFloat, kOfxBitDepthShort, kOfxBitDepthByte],
+    )?;
     props.set_int(kOfxImageEffectPluginPropSingleInstance, 0, 0)?;
     // our own locks: a global engine lock and a per-instance clip cache (spec/OFX.md §7)
     props.set_cstr(kOfxImageEffectPluginRenderThreadSafety, 0, kOfxImageEffectRenderFullySafe)?;
@@ -177,12 +179,7 @@ pub fn describe_common(props: &PropSet, label: &str, description: &str, contexts
 
 pub fn describe(suites: &Suites, effect: OfxImageEffectHandle) -> OfxResult<()> {
     let props = effect_props(suites, effect)?;
-    describe_common(
-        &props,
-        LABEL,
-        DESCRIPTION,
-        &[kOfxImageEffectContextGenerator, kOfxImageEffectContextGeneral],
-    )
+    describe_common(&props, LABEL, DESCRIPTION, &[kOfxImageEffectContextGenerator, kOfxImageEffectContextGeneral])
 }
 
 pub fn describe_in_context(suites: &Suites, effect: OfxImageEffectHandle, context: &str) -> OfxResult<()> {
@@ -215,7 +212,26 @@ pub struct BaseSettings {
     pub frames: usize,
     pub motion_score: i32,
     pub device: Device,
-    pub output_colourspace: i32,
+    pub output_colourspace: Colourspace,
+}
+
+/// How frames are handed to (or read from) the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Colourspace {
+    /// The host's pixels are scene-linear: convert to/from sRGB for the model.
+    Linear,
+    /// Already display-referred: pass as is.
+    Srgb,
+}
+
+impl Colourspace {
+    pub fn from_choice(index: i32) -> Self {
+        if index == 1 {
+            Colourspace::Srgb
+        } else {
+            Colourspace::Linear
+        }
+    }
 }
 
 /// Where Base runs.
@@ -231,10 +247,9 @@ pub fn size(values: &Values) -> OfxResult<(usize, usize)> {
     let preset = values.choice(RESOLUTION)?;
     let aspect = values.choice(ASPECT)?;
     match preset {
-        0 | 1 => PRESET_SIZES[preset as usize]
-            .get(aspect as usize)
-            .copied()
-            .ok_or_else(|| OfxError::Setting(format!("Aspect option {aspect} is unknown to this version of SANA Base"))),
+        0 | 1 => PRESET_SIZES[preset as usize].get(aspect as usize).copied().ok_or_else(|| {
+            OfxError::Setting(format!("Aspect option {aspect} is unknown to this version of SANA Base"))
+        }),
         _ => {
             let (w, h) = (values.count(WIDTH, 32)?, values.count(HEIGHT, 32)?);
             if !w.is_multiple_of(32) || !h.is_multiple_of(32) {
@@ -293,7 +308,7 @@ impl BaseSettings {
                 1 => Device::Cpu,
                 _ => Device::Cuda(0),
             },
-            output_colourspace: values.choice(params::OUTPUT_COLOURSPACE)?,
+            output_colourspace: Colourspace::from_choice(values.choice(params::OUTPUT_COLOURSPACE)?),
         })
     }
 }

@@ -13,8 +13,10 @@ use super::suites::Suites;
 use super::sys::*;
 
 pub fn effect_props(suites: &Suites, effect: OfxImageEffectHandle) -> OfxResult<PropSet> {
-    let f =
-        suites.effect.getPropertySet.ok_or(OfxError::MissingFunction { suite: "image effect", function: "getPropertySet" })?;
+    let f = suites
+        .effect
+        .getPropertySet
+        .ok_or(OfxError::MissingFunction { suite: "image effect", function: "getPropertySet" })?;
     let mut props: OfxPropertySetHandle = std::ptr::null_mut();
     // SAFETY: effect handle from the host for the current action; out-pointer to a live handle.
     let status = unsafe { f(effect, &mut props) };
@@ -26,12 +28,16 @@ pub fn effect_props(suites: &Suites, effect: OfxImageEffectHandle) -> OfxResult<
 
 /// Defines a clip on a descriptor (DescribeInContext) and returns its properties.
 pub fn define_clip(suites: &Suites, effect: OfxImageEffectHandle, name: &CStr) -> OfxResult<PropSet> {
-    let f = suites.effect.clipDefine.ok_or(OfxError::MissingFunction { suite: "image effect", function: "clipDefine" })?;
+    let f =
+        suites.effect.clipDefine.ok_or(OfxError::MissingFunction { suite: "image effect", function: "clipDefine" })?;
     let mut props: OfxPropertySetHandle = std::ptr::null_mut();
     // SAFETY: descriptor handle of this DescribeInContext; the host copies the name.
     let status = unsafe { f(effect, name.as_ptr(), &mut props) };
     if status != kOfxStatOK || props.is_null() {
-        return Err(OfxError::Clip { clip: name.to_string_lossy().into_owned(), problem: format!("clipDefine failed ({status})") });
+        return Err(OfxError::Clip {
+            clip: name.to_string_lossy().into_owned(),
+            problem: format!("clipDefine failed ({status})"),
+        });
     }
     Ok(PropSet::new(props, suites.prop))
 }
@@ -44,7 +50,10 @@ pub struct Clip {
 }
 
 pub fn clip(suites: &Suites, effect: OfxImageEffectHandle, name: &'static CStr) -> OfxResult<Clip> {
-    let f = suites.effect.clipGetHandle.ok_or(OfxError::MissingFunction { suite: "image effect", function: "clipGetHandle" })?;
+    let f = suites
+        .effect
+        .clipGetHandle
+        .ok_or(OfxError::MissingFunction { suite: "image effect", function: "clipGetHandle" })?;
     let mut handle: OfxImageClipHandle = std::ptr::null_mut();
     let mut props: OfxPropertySetHandle = std::ptr::null_mut();
     // SAFETY: instance handle of the current action; out-pointers to live handles.
@@ -92,14 +101,12 @@ pub enum EffectKind {
 /// Frames are served from it in any order and on any thread.
 pub struct Instance {
     pub kind: EffectKind,
-    pub context: String,
     pub clip: Mutex<Option<Arc<GeneratedClip>>>,
 }
 
 pub fn create_instance(suites: &Suites, effect: OfxImageEffectHandle, kind: EffectKind) -> OfxResult<()> {
     let props = effect_props(suites, effect)?;
-    let context = props.get_string(kOfxImageEffectPropContext, 0).unwrap_or_default();
-    let instance = Box::new(Instance { kind, context, clip: Mutex::new(None) });
+    let instance = Box::new(Instance { kind, clip: Mutex::new(None) });
     props.set_pointer(kOfxPropInstanceData, 0, Box::into_raw(instance) as *mut c_void)
 }
 

@@ -11,15 +11,11 @@ use super::sys::*;
 /// One channel value of a host image.
 pub trait Pixel: Copy {
     fn from_f32(v: f32) -> Self;
-    fn to_f32(self) -> f32;
 }
 
 impl Pixel for f32 {
     fn from_f32(v: f32) -> Self {
         v
-    }
-    fn to_f32(self) -> f32 {
-        self
     }
 }
 
@@ -27,17 +23,11 @@ impl Pixel for u16 {
     fn from_f32(v: f32) -> Self {
         (v.clamp(0.0, 1.0) * 65535.0).round() as u16
     }
-    fn to_f32(self) -> f32 {
-        self as f32 / 65535.0
-    }
 }
 
 impl Pixel for u8 {
     fn from_f32(v: f32) -> Self {
         (v.clamp(0.0, 1.0) * 255.0).round() as u8
-    }
-    fn to_f32(self) -> f32 {
-        self as f32 / 255.0
     }
 }
 
@@ -65,13 +55,19 @@ pub struct HostImage<'s> {
 impl<'s> HostImage<'s> {
     /// `clipGetImage` at `time`; a failed fetch names the clip and the time.
     pub fn fetch(suites: &'s Suites, clip: &Clip, time: f64) -> OfxResult<Self> {
-        let f = suites.effect.clipGetImage.ok_or(OfxError::MissingFunction { suite: "image effect", function: "clipGetImage" })?;
+        let f = suites
+            .effect
+            .clipGetImage
+            .ok_or(OfxError::MissingFunction { suite: "image effect", function: "clipGetImage" })?;
         let mut handle: OfxPropertySetHandle = std::ptr::null_mut();
         // SAFETY: clip handle of this instance, NULL region = the whole image, out-pointer live.
         let status = unsafe { f(clip.handle, time, std::ptr::null(), &mut handle) };
         let name = clip.name.to_string_lossy();
         if status != kOfxStatOK || handle.is_null() {
-            return Err(OfxError::Clip { clip: name.into_owned(), problem: format!("no image at time {time} (status {status})") });
+            return Err(OfxError::Clip {
+                clip: name.into_owned(),
+                problem: format!("no image at time {time} (status {status})"),
+            });
         }
         // from here on the guard releases the image, also on the errors below
         let mut image = HostImage {
@@ -122,14 +118,6 @@ impl<'s> HostImage<'s> {
             });
         }
         Ok(image)
-    }
-
-    pub fn width(&self) -> usize {
-        (self.bounds[2] - self.bounds[0]) as usize
-    }
-
-    pub fn height(&self) -> usize {
-        (self.bounds[3] - self.bounds[1]) as usize
     }
 
     /// Writes an RGBA frame (top row first, `width × height`, anchored at the origin) into the

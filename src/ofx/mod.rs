@@ -8,16 +8,16 @@
 //! - `base`, `refine`: each effect's identity card, parameters, clips and non-render actions
 //! - `render`: whole-clip generation per parameter hash, served frame by frame
 
-pub mod base;
-pub mod effect;
-pub mod entry;
-pub mod error;
-pub mod image;
-pub mod params;
-pub mod props;
-pub mod refine;
-pub mod render;
-pub mod suites;
+pub(crate) mod base;
+pub(crate) mod effect;
+pub(crate) mod entry;
+pub(crate) mod error;
+pub(crate) mod image;
+pub(crate) mod params;
+pub(crate) mod props;
+pub(crate) mod refine;
+pub(crate) mod render;
+pub(crate) mod suites;
 pub mod sys;
 
 use std::ffi::c_int;

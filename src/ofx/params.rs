@@ -12,7 +12,6 @@ use super::sys::*;
 /// How a string parameter is edited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StringMode {
-    SingleLine,
     MultiLine,
     Directory,
 }
@@ -107,7 +106,10 @@ pub fn describe(suites: &Suites, effect: OfxImageEffectHandle, defs: &[ParamDef]
 }
 
 pub fn param_set(suites: &Suites, effect: OfxImageEffectHandle) -> OfxResult<OfxParamSetHandle> {
-    let f = suites.effect.getParamSet.ok_or(OfxError::MissingFunction { suite: "image effect", function: "getParamSet" })?;
+    let f = suites
+        .effect
+        .getParamSet
+        .ok_or(OfxError::MissingFunction { suite: "image effect", function: "getParamSet" })?;
     let mut set: OfxParamSetHandle = std::ptr::null_mut();
     // SAFETY: effect handle from the host for this action, out-pointer to a live handle.
     let status = unsafe { f(effect, &mut set) };
@@ -118,7 +120,8 @@ pub fn param_set(suites: &Suites, effect: OfxImageEffectHandle) -> OfxResult<Ofx
 }
 
 fn define_raw(suites: &Suites, set: OfxParamSetHandle, ty: &CStr, name: &CStr) -> OfxResult<PropSet> {
-    let f = suites.param.paramDefine.ok_or(OfxError::MissingFunction { suite: "parameter", function: "paramDefine" })?;
+    let f =
+        suites.param.paramDefine.ok_or(OfxError::MissingFunction { suite: "parameter", function: "paramDefine" })?;
     let mut props: OfxPropertySetHandle = std::ptr::null_mut();
     // SAFETY: descriptor param set from this describe action; the host copies the names.
     let status = unsafe { f(set, ty.as_ptr(), name.as_ptr(), &mut props) };
@@ -147,7 +150,6 @@ fn define(suites: &Suites, set: OfxParamSetHandle, def: &ParamDef) -> OfxResult<
     match def.kind {
         Kind::String { mode, default } => {
             let mode = match mode {
-                StringMode::SingleLine => kOfxParamStringIsSingleLine,
                 StringMode::MultiLine => kOfxParamStringIsMultiLine,
                 StringMode::Directory => kOfxParamStringIsDirectoryPath,
             };
@@ -204,9 +206,14 @@ pub fn read_all(suites: &Suites, effect: OfxImageEffectHandle, defs: &[ParamDef]
 
 fn read(suites: &Suites, set: OfxParamSetHandle, def: &ParamDef) -> OfxResult<(Value, String)> {
     let name = def.name.to_string_lossy().into_owned();
-    let handle_fn =
-        suites.param.paramGetHandle.ok_or(OfxError::MissingFunction { suite: "parameter", function: "paramGetHandle" })?;
-    let get = suites.param.paramGetValue.ok_or(OfxError::MissingFunction { suite: "parameter", function: "paramGetValue" })?;
+    let handle_fn = suites
+        .param
+        .paramGetHandle
+        .ok_or(OfxError::MissingFunction { suite: "parameter", function: "paramGetHandle" })?;
+    let get = suites
+        .param
+        .paramGetValue
+        .ok_or(OfxError::MissingFunction { suite: "parameter", function: "paramGetValue" })?;
     let mut handle: OfxParamHandle = std::ptr::null_mut();
     // SAFETY: instance param set, NUL-terminated name, out-pointer to a live handle.
     let status = unsafe { handle_fn(set, def.name.as_ptr(), &mut handle, std::ptr::null_mut()) };
@@ -227,7 +234,8 @@ fn read(suites: &Suites, set: OfxParamSetHandle, def: &ParamDef) -> OfxResult<(V
         Kind::String { .. } => {
             let mut p: *const c_char = std::ptr::null();
             check(unsafe { get(handle, &mut p as *mut *const c_char) })?;
-            let s = if p.is_null() { String::new() } else { unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned() };
+            let s =
+                if p.is_null() { String::new() } else { unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned() };
             Value::String(s)
         }
         Kind::Int { .. } | Kind::Choice { .. } | Kind::Bool { .. } => {
@@ -256,11 +264,9 @@ pub struct Values {
 
 impl Values {
     fn find(&self, name: &CStr) -> OfxResult<&(Value, String)> {
-        self.names
-            .iter()
-            .position(|n| *n == name)
-            .map(|i| &self.values[i])
-            .ok_or_else(|| OfxError::Setting(format!("internal: no parameter `{}` on this effect", name.to_string_lossy())))
+        self.names.iter().position(|n| *n == name).map(|i| &self.values[i]).ok_or_else(|| {
+            OfxError::Setting(format!("internal: no parameter `{}` on this effect", name.to_string_lossy()))
+        })
     }
 
     fn wrong(&self, name: &CStr, expected: &str) -> OfxError {
@@ -302,13 +308,6 @@ impl Values {
         match self.find(name)? {
             (Value::Choice(v), _) => Ok(*v),
             _ => Err(self.wrong(name, "a choice")),
-        }
-    }
-
-    pub fn bool(&self, name: &CStr) -> OfxResult<bool> {
-        match self.find(name)? {
-            (Value::Bool(v), _) => Ok(*v),
-            _ => Err(self.wrong(name, "a checkbox")),
         }
     }
 

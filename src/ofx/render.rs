@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::base::{self, BaseSettings, Device};
+use super::base::{self, BaseSettings, Colourspace, Device};
 use super::effect::{clip, instance, EffectKind, Instance};
 use super::error::{OfxError, OfxResult};
 use super::image::HostImage;
@@ -30,7 +30,9 @@ use super::suites::Suites;
 use super::sys::*;
 use crate::backend::{cpu::Cpu, cuda::Cuda, Backend};
 use crate::engine::cache::{default_cache_dir, CacheKey, CachedLatent, KeyBuilder, LatentCache};
-use crate::engine::pipeline::job::{plan_base, run_base, BaseModels, BaseRequest, Binning, NoiseSource, TextEncoderAfter};
+use crate::engine::pipeline::job::{
+    plan_base, run_base, BaseModels, BaseRequest, Binning, NoiseSource, TextEncoderAfter,
+};
 use crate::engine::progress::Progress;
 
 /// A whole generated clip in the host's colourspace, frame by frame: RGBA f32, top row first.
@@ -159,7 +161,7 @@ fn generate_base(
     for warning in cache.take_warnings() {
         suites.set_persistent_message(effect as *mut c_void, super::suites::Severity::Warning, &warning);
     }
-    let frames = decode_latents_to_frames(&latents, &settings.model_folder)?;
+    let frames = decode_latents_to_frames(&latents, &settings.model_folder, settings.output_colourspace)?;
     Ok(GeneratedClip { key, width: settings.width, height: settings.height, frames })
 }
 
@@ -168,8 +170,12 @@ fn generate_base(
 /// the model's [−1, 1] display-referred values to [0, 1], then the sRGB EOTF for "Linear"), top
 /// row first, width × height of the request. Until `engine::vae` exists this fails, and Base
 /// reports it on the node: no fake pixels.
-pub fn decode_latents_to_frames(latents: &CachedLatent, model_folder: &Path) -> OfxResult<Vec<Vec<f32>>> {
-    let _ = (latents, model_folder);
+pub fn decode_latents_to_frames(
+    latents: &CachedLatent,
+    model_folder: &Path,
+    colourspace: Colourspace,
+) -> OfxResult<Vec<Vec<f32>>> {
+    let _ = (latents, model_folder, colourspace);
     Err(OfxError::NotBuilt("decoding latents to frames needs the VAE (issue 5), not built yet"))
 }
 

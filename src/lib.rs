@@ -5,6 +5,7 @@ pub mod backend;
 pub mod engine;
 pub mod error;
 pub mod io;
+pub mod ofx;
 pub mod testing;
 
 pub use error::{Error, Result};

@@ -8,16 +8,12 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use sana::backend::{cpu::Cpu, cuda::Cuda, Backend, Tensor};
-use sana::engine::cache::{
-    add_model_identity, default_cache_dir, CacheKey, CachedLatent, DiskStore, KeyBuilder, LatentCache,
-};
+use sana::engine::cache::{default_cache_dir, CacheKey, DiskStore, LatentCache};
 use sana::engine::dit::{DitInput, DitInputFile, SanaVideoTransformer, Timesteps};
 use sana::engine::inspect::inspect;
-use sana::engine::pipeline::base::{denoise_text_to_video, BaseSampling, Captions};
-use sana::engine::pipeline::binning::binned_resolution;
-use sana::engine::pipeline::geometry::LatentGeometry;
-use sana::engine::pipeline::noise::seeded_noise;
-use sana::engine::pipeline::LatentVideo;
+use sana::engine::pipeline::job::{
+    plan_base, run_base, BaseModels, BaseRequest, Binning, NoiseSource, TextEncoderAfter,
+};
 use sana::engine::progress::Progress;
 use sana::engine::text::{
     encode_prompts, Gemma2Encoder, Instruction, PromptOptions, PromptTokenizer, DEFAULT_NEGATIVE_PROMPT,
@@ -404,107 +400,48 @@ impl Progress for StepLog {
 }
 
 fn generate<B: Backend>(be: &B, args: &GenerateArgs) -> Result<()> {
-    let folder = ModelFolder::new(&args.model)?;
-    let transformer = SanaVideoTransformer::from_folder(be, &folder)?;
-    let geometry = LatentGeometry::from_folder(&folder)?;
-    if geometry.channels != transformer.config.in_channels {
-        bail!(
-            "`{}` makes {}-channel latents but the transformer takes {}: the VAE and transformer come from different models",
-            folder.root.join("vae/config.json").display(),
-            geometry.channels,
-            transformer.config.in_channels
-        );
-    }
-    let is_720 = transformer.config.sample_size == 22;
-    let requested =
-        (args.height.unwrap_or(if is_720 { 704 } else { 480 }), args.width.unwrap_or(if is_720 { 1280 } else { 832 }));
-    let (height, width) = if args.no_binning {
-        requested
-    } else {
-        binned_resolution(requested.0, requested.1, transformer.config.sample_size)?
+    let mut models = BaseModels::load(be, &args.model)?;
+    let request = BaseRequest {
+        prompt: args.prompt.clone(),
+        negative: args.negative.clone(),
+        height: args.height,
+        width: args.width,
+        frames: args.frames,
+        steps: args.steps,
+        guidance: args.guidance,
+        flow_shift: args.flow_shift,
+        motion_score: (!args.no_motion_score).then_some(args.motion_score),
+        noise: match &args.noise {
+            Some(path) => NoiseSource::File(path.clone()),
+            None => NoiseSource::Seed(args.seed),
+        },
+        binning: if args.no_binning { Binning::Exact } else { Binning::Nearest },
     };
-    let [t, h, w] = geometry.latent_size(args.frames, height, width)?;
-    let shape = [1, geometry.channels, t, h, w];
-    let noise = match &args.noise {
-        Some(path) => {
-            let files = sana::io::TensorFiles::open(path)?;
-            // `noise` first: a file may also hold a run's final `latents`
-            let tensor = match sana::engine::dit::HostTensor::read(&files, "noise")? {
-                Some(t) => t,
-                None => {
-                    sana::engine::dit::HostTensor::read_required(&files, "latents", "(1, C, T, H, W) initial latents")?
-                }
-            };
-            if tensor.shape != shape {
-                bail!("`{}` holds noise of shape {:?}; this request needs {shape:?}", path.display(), tensor.shape);
-            }
-            LatentVideo { shape, data: tensor.data }
-        }
-        None => seeded_noise(shape, args.seed),
-    };
-    let flow_shift = match args.flow_shift {
-        Some(s) => s,
-        None => folder
-            .component_config("scheduler")
-            .ok()
-            .and_then(|c| c.get_or::<Option<f64>>("flow_shift", None).ok().flatten())
-            .unwrap_or(8.0),
-    };
-    let sampling = BaseSampling { steps: args.steps, guidance: args.guidance, flow_shift };
+    let plan = plan_base(be, &models, &request)?;
     eprintln!(
-        "generate: {} on {}, {}x{} ({}x{} requested), {} frames, latent {shape:?}, {} steps, guidance {}, shift {flow_shift}",
+        "generate: {} on {}, {}x{} ({}x{} requested), {} frames, latent {:?}, {} steps, guidance {}, shift {}",
         args.model.display(),
         be.name(),
-        height,
-        width,
-        requested.0,
-        requested.1,
-        args.frames,
-        args.steps,
-        args.guidance
+        plan.height,
+        plan.width,
+        plan.requested.0,
+        plan.requested.1,
+        plan.frames,
+        plan.shape,
+        plan.sampling.steps,
+        plan.sampling.guidance,
+        plan.sampling.flow_shift
     );
-    let opts = PromptOptions {
-        motion_score: (!args.no_motion_score).then_some(args.motion_score),
-        instruction: Instruction::Diffusers,
-    };
-    let negative = args.negative.as_deref().unwrap_or(DEFAULT_NEGATIVE_PROMPT);
-    // everything that changes the latents; the device does not (bf16 vs f32 aside, documented)
-    let mut key = KeyBuilder::new("base-latents/v1");
-    add_model_identity(&mut key, &folder)?;
-    key.str("prompt", &args.prompt)
-        .str("negative", negative)
-        .u64("motion", opts.motion_score.map_or(u64::MAX, |m| m as u64));
-    key.u64("steps", args.steps as u64).f64("guidance", args.guidance as f64).f64("shift", flow_shift);
-    let device = be.name();
-    key.tensor("noise", &noise.shape, &noise.data).str("device", device.split(" (").next().unwrap_or(&device));
-    let key = key.finish();
     let cache = (!args.no_cache).then(|| LatentCache::new(0, default_cache_dir()));
-    if let Some(hit) = cache.as_ref().and_then(|c| c.get(&key)) {
-        eprintln!("cache hit {key}: not recomputed");
-        write_f32(&args.out, &[("latents", &hit.shape, hit.data.as_slice())])?;
-        println!("{}", args.out.display());
-        return Ok(());
+    let progress = StepLog(Instant::now().into());
+    let outcome = run_base(be, &mut models, &plan, cache.as_ref(), TextEncoderAfter::Release, &progress)?;
+    if outcome.cache_hit {
+        eprintln!("cache hit {}: not recomputed", plan.key);
     }
-    let encoder = Gemma2Encoder::from_folder(be, &folder)?;
-    sana::engine::text::check_matches_transformer(&folder, &encoder.config)?;
-    let tokenizer = PromptTokenizer::from_folder(&folder)?;
-    let (pos, neg) = encode_prompts(be, &encoder, &tokenizer, std::slice::from_ref(&args.prompt), negative, &opts)?;
-    drop(encoder);
-    let latents = denoise_text_to_video(
-        be,
-        &transformer,
-        Captions { positive: &pos, negative: &neg },
-        &noise,
-        &sampling,
-        &StepLog(Instant::now().into()),
-    )?;
-    write_f32(&args.out, &[("latents", &latents.shape, &latents.data)])?;
-    if let Some(cache) = cache {
-        let meta = std::collections::BTreeMap::from([("model".to_string(), args.model.display().to_string())]);
-        cache.put(key, CachedLatent::new(latents.shape.to_vec(), latents.data, meta));
-        for warning in cache.take_warnings() {
-            eprintln!("warning: {warning}");
-        }
+    let latents = &outcome.latents;
+    write_f32(&args.out, &[("latents", &latents.shape, latents.data.as_slice())])?;
+    for warning in cache.iter().flat_map(|c| c.take_warnings()) {
+        eprintln!("warning: {warning}");
     }
     println!("{}", args.out.display());
     Ok(())

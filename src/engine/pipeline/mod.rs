@@ -4,6 +4,7 @@
 pub mod base;
 pub mod binning;
 pub mod geometry;
+pub mod job;
 pub mod noise;
 
 /// A latent video on the host: (B, C, T, H, W) f32.

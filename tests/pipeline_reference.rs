@@ -88,6 +88,32 @@ fn text_to_video_latents_match_diffusers() {
     let cmp = compare(&out.data, &expected.data);
     eprintln!("t2v latents: {cmp}");
     assert!(cmp.rel_l2 <= tolerance::REFERENCE_LOW_PRECISION, "{cmp}");
+
+    // on to frames: our latents through our VAE against diffusers' output_type="pt" video
+    let vae = sana::engine::vae::VideoVae::from_folder(&be, &folder).unwrap();
+    let video = sana::engine::pipeline::frames::decode_to_size(&be, &vae, &out, (32, 32), &Silent).unwrap();
+    let reference = HostTensor::read(&files, "video").unwrap().unwrap();
+    let ours = unit_range_bfchw(&video);
+    assert_eq!(reference.shape, vec![1, 5, 3, 32, 32]);
+    let cmp = compare(&ours, &reference.data);
+    eprintln!("t2v frames: {cmp}");
+    assert!(cmp.rel_l2 <= tolerance::REFERENCE_LOW_PRECISION, "{cmp}");
+}
+
+/// A decoded (B, 3, F, H, W) clip in [−1, 1] as diffusers' `output_type="pt"` returns it:
+/// (B, F, 3, H, W), x/2 + 0.5 clamped to [0, 1].
+fn unit_range_bfchw(video: &sana::engine::pipeline::frames::DecodedVideo) -> Vec<f32> {
+    let [b, c, f, h, w] = video.shape;
+    let mut out = Vec::with_capacity(video.data.len());
+    for bi in 0..b {
+        for fi in 0..f {
+            for ci in 0..c {
+                let plane = &video.data[((bi * c + ci) * f + fi) * h * w..][..h * w];
+                out.extend(plane.iter().map(|v| (v * 0.5 + 0.5).clamp(0.0, 1.0)));
+            }
+        }
+    }
+    out
 }
 
 /// A cancelled run stops between steps with `Error::Cancelled` and returns no latents.
@@ -154,6 +180,27 @@ fn cli_generate_reproduces_diffusers_and_is_seeded() {
         assert!(status.success());
         HostTensor::read(&common::open(out), "latents").unwrap().unwrap()
     };
+    // frames: EXR holds linear light, read back and re-encoded to sRGB to compare with diffusers
+    let pattern = dir.path().join("frames.%04d.exr");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_sana"))
+        .args(["generate", "--model"])
+        .arg(common::fixtures().join("pipeline/tiny-sana-video"))
+        .args(["--prompt", &meta["prompt"], "--negative", &meta["negative_prompt"], "--no-motion-score"])
+        .args(["--height", "32", "--width", "32", "--frames", "5", "--steps", "4", "--no-binning", "--no-cache"])
+        .args(["--noise", fixture.to_str().unwrap(), "--out"])
+        .arg(&pattern)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let seq = sana::io::frames::SequencePattern::parse(pattern.to_str().unwrap()).unwrap();
+    let frames = sana::io::frames::read_sequence(&seq, 1, 5).unwrap();
+    let video = HostTensor::read(&common::open(&fixture), "video").unwrap().unwrap(); // (1, F, 3, H, W)
+    let ours: Vec<f32> =
+        frames.iter().flat_map(|f| (0..3).flat_map(move |c| (0..32 * 32).map(move |p| f.rgb[p * 3 + c]))).collect();
+    let cmp = compare(&ours, &video.data);
+    eprintln!("cli t2v frames (EXR): {cmp}");
+    assert!(cmp.rel_l2 <= tolerance::REFERENCE_LOW_PRECISION, "{cmp}");
+
     let reproduced = run(&dir.path().join("a.safetensors"), &["--noise", fixture.to_str().unwrap()]);
     let expected = HostTensor::read(&common::open(&fixture), "latents").unwrap().unwrap();
     let cmp = compare(&reproduced.data, &expected.data);
@@ -229,4 +276,31 @@ fn cli_generate_uses_the_latent_cache() {
     assert!(!hit1 && hit2 && !hit3, "hits: {hit1} {hit2} {hit3}");
     assert_eq!(first, second);
     assert_ne!(first, other);
+}
+
+/// Image-to-video's conditioning latent: the image (8-bit RGB, as PIL gives it) to [−1, 1], one
+/// frame through our VAE encoder, normalised — against the latent diffusers pinned at frame 0.
+#[test]
+fn image_latent_matches_diffusers() {
+    use sana::backend::cpu::Cpu;
+    use sana::engine::progress::Silent;
+    use sana::io::ModelFolder;
+    let path = common::fixtures().join("pipeline/i2v.safetensors");
+    let files = common::open(&path);
+    let image = HostTensor::read(&files, "image").unwrap().unwrap(); // (H, W, 3) in 0..255
+    let expected = HostTensor::read(&files, "image_latent").unwrap().unwrap();
+    let [h, w, _]: [usize; 3] = image.shape.clone().try_into().unwrap();
+    let mut video = vec![0.0f32; 3 * h * w];
+    for p in 0..h * w {
+        for c in 0..3 {
+            video[c * h * w + p] = image.data[p * 3 + c] / 255.0 * 2.0 - 1.0;
+        }
+    }
+    let folder = ModelFolder::new(&common::fixtures().join("pipeline/tiny-sana-video")).unwrap();
+    let vae = sana::engine::vae::VideoVae::from_folder(&Cpu, &folder).unwrap();
+    let latent = sana::engine::pipeline::frames::encode_video(&Cpu, &vae, &video, [1, 3, 1, h, w], &Silent).unwrap();
+    assert_eq!(latent.shape.to_vec(), expected.shape);
+    let cmp = compare(&latent.data, &expected.data);
+    eprintln!("i2v image latent: {cmp}");
+    assert!(cmp.rel_l2 <= tolerance::REFERENCE_LOW_PRECISION, "{cmp}");
 }

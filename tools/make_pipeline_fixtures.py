@@ -67,7 +67,14 @@ def main():
         latents = pipe(prompt=PROMPT, negative_prompt=NEGATIVE, height=32, width=32, frames=5,
                        num_inference_steps=4, guidance_scale=6.0, latents=noise.clone(), output_type="latent",
                        use_resolution_binning=False, return_dict=False)[0]
-    save_file({"noise": noise.contiguous(), "latents": latents.float().contiguous()},
+    with torch.no_grad():
+        # the same run to frames: the VAE decode and diffusers' post-processing to [0, 1]
+        video = pipe(prompt=PROMPT, negative_prompt=NEGATIVE, height=32, width=32, frames=5,
+                     num_inference_steps=4, guidance_scale=6.0, latents=noise.clone(), output_type="pt",
+                     use_resolution_binning=False, return_dict=False)[0]
+    # (B, F, C, H, W) as diffusers returns it
+    save_file({"noise": noise.contiguous(), "latents": latents.float().contiguous(),
+               "video": video.float().contiguous()},
               os.path.join(ROOT, "t2v.safetensors"),
               metadata=dict(script=COMMAND, diffusers=diffusers.__version__, torch=torch.__version__, seed=str(SEED),
                             prompt=PROMPT, negative_prompt=NEGATIVE, steps="4", guidance="6.0", flow_shift="8.0"))
@@ -95,8 +102,13 @@ def main():
         latents = i2v(image=image, prompt=PROMPT, negative_prompt=NEGATIVE, height=32, width=32, frames=5,
                       num_inference_steps=4, guidance_scale=6.0, latents=noise_i2v.clone(), output_type="latent",
                       use_resolution_binning=False, return_dict=False)[0]
+    with torch.no_grad():
+        video = i2v(image=image, prompt=PROMPT, negative_prompt=NEGATIVE, height=32, width=32, frames=5,
+                    num_inference_steps=4, guidance_scale=6.0, latents=noise_i2v.clone(), output_type="pt",
+                    use_resolution_binning=False, return_dict=False)[0]
     save_file({"noise": noise_i2v.contiguous(), "image_latent": recorded["image_latent"].float().contiguous(),
-               "latents": latents.float().contiguous()},
+               "latents": latents.float().contiguous(), "video": video.float().contiguous(),
+               "image": torch.from_numpy(np.asarray(pixels)).float().contiguous()},
               os.path.join(ROOT, "i2v.safetensors"),
               metadata=dict(script=COMMAND, diffusers=diffusers.__version__, torch=torch.__version__, seed=str(SEED),
                             prompt=PROMPT, negative_prompt=NEGATIVE, steps="4", guidance="6.0", flow_shift="8.0"))

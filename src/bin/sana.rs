@@ -9,16 +9,20 @@ use clap::{Args, Parser, Subcommand};
 
 use sana::backend::{cpu::Cpu, cuda::Cuda, Backend, Tensor};
 use sana::engine::cache::{default_cache_dir, CacheKey, DiskStore, LatentCache};
+use sana::engine::dit::HostTensor;
 use sana::engine::dit::{DitInput, DitInputFile, SanaVideoTransformer, Timesteps};
 use sana::engine::inspect::inspect;
+use sana::engine::pipeline::frames::{decode_to_size, encode_video, DecodedVideo};
 use sana::engine::pipeline::job::{
     plan_base, run_base, BaseModels, BaseRequest, Binning, NoiseSource, TextEncoderAfter,
 };
+use sana::engine::pipeline::LatentVideo;
 use sana::engine::progress::Progress;
 use sana::engine::text::{
     encode_prompts, Gemma2Encoder, Instruction, PromptOptions, PromptTokenizer, DEFAULT_NEGATIVE_PROMPT,
 };
-use sana::engine::vae::WanVae;
+use sana::engine::vae::{VideoVae, WanVae};
+use sana::io::frames::{frames_from_video, read_sequence, video_from_frames, write_frame, PngDepth, SequencePattern};
 use sana::io::{write_f32, ModelFolder};
 
 /// SANA-Video generation and reference tools.
@@ -34,8 +38,12 @@ enum Command {
     /// Run one model component on tensors from a safetensors file (reference comparisons).
     #[command(subcommand)]
     Run(RunCommand),
-    /// Base: prompt → latent video (decoding to frames comes with the VAE).
+    /// Base: prompt → frames (an image-sequence pattern) or latents (a .safetensors file).
     Generate(GenerateArgs),
+    /// Latents (as `sana generate` writes them) → an image sequence, through the model's VAE.
+    Decode(DecodeArgs),
+    /// An image sequence → latents, through the model's VAE.
+    Encode(EncodeArgs),
     /// Time one model component at a released config with random weights.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -205,12 +213,57 @@ struct GenerateArgs {
     /// Generate at the requested size instead of the nearest aspect-ratio bin.
     #[arg(long)]
     no_binning: bool,
-    /// safetensors file to write `latents` (B, C, T, H, W) to.
+    /// Frames to write: `shot.%04d.exr` (linear light) or `shot.####.png` (sRGB, 16 bit); or a
+    /// `.safetensors` file for the latents (B, C, T, H, W) alone.
     #[arg(long)]
     out: PathBuf,
+    /// Also write the latents here (when --out is frames).
+    #[arg(long)]
+    save_latents: Option<PathBuf>,
+    /// Number of the first frame written.
+    #[arg(long, default_value_t = 1)]
+    first_frame: usize,
     /// Neither read nor write the latent cache (SANA_CACHE_DIR).
     #[arg(long)]
     no_cache: bool,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
+}
+
+#[derive(Args)]
+struct DecodeArgs {
+    /// safetensors file with `latents` (1, C, T, H, W), transformer-space (normalised).
+    latents: PathBuf,
+    /// The model folder whose `vae/` decodes them.
+    #[arg(long)]
+    model: PathBuf,
+    /// `shot.%04d.exr` (linear light) or `shot.####.png` (sRGB, 16 bit).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    first_frame: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
+}
+
+#[derive(Args)]
+struct EncodeArgs {
+    /// The plate: `plate.%04d.exr` (linear light) or `plate.####.png` (sRGB).
+    #[arg(long)]
+    input: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    first_frame: usize,
+    /// How many frames to read: 1 + 4k for the Wan VAE.
+    #[arg(long)]
+    frames: usize,
+    /// The model folder whose `vae/` encodes them.
+    #[arg(long)]
+    model: PathBuf,
+    /// safetensors file to write `latents` (1, C, T, H, W) to, transformer-space.
+    #[arg(long)]
+    out: PathBuf,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
@@ -291,6 +344,14 @@ fn main() -> Result<()> {
         Command::Generate(args) => match args.device {
             Device::Cpu => generate(&Cpu, &args),
             Device::Cuda(n) => generate(&Cuda::new(n)?, &args),
+        },
+        Command::Decode(args) => match args.device {
+            Device::Cpu => decode_command(&Cpu, &args),
+            Device::Cuda(n) => decode_command(&Cuda::new(n)?, &args),
+        },
+        Command::Encode(args) => match args.device {
+            Device::Cpu => encode_command(&Cpu, &args),
+            Device::Cuda(n) => encode_command(&Cuda::new(n)?, &args),
         },
         Command::Bench(BenchCommand::Dit(args)) => match args.device {
             Device::Cpu => bench_dit(&Cpu, "sana-cpu", &args, |_| Ok(()), || Ok(None)),
@@ -439,10 +500,91 @@ fn generate<B: Backend>(be: &B, args: &GenerateArgs) -> Result<()> {
         eprintln!("cache hit {}: not recomputed", plan.key);
     }
     let latents = &outcome.latents;
-    write_f32(&args.out, &[("latents", &latents.shape, latents.data.as_slice())])?;
     for warning in cache.iter().flat_map(|c| c.take_warnings()) {
         eprintln!("warning: {warning}");
     }
+    let latents_path = match (&args.save_latents, is_latent_file(&args.out)) {
+        (Some(path), _) => Some(path.clone()),
+        (None, true) => Some(args.out.clone()),
+        (None, false) => None,
+    };
+    if let Some(path) = &latents_path {
+        write_f32(path, &[("latents", &latents.shape, latents.data.as_slice())])?;
+        println!("{}", path.display());
+    }
+    if !is_latent_file(&args.out) {
+        drop(models); // the transformer's memory goes back before the VAE runs
+        let vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)?;
+        let latent = LatentVideo { shape: plan.shape, data: latents.data.to_vec() };
+        let video = decode_to_size(be, &vae, &latent, plan.requested, &progress)?;
+        for path in write_sequence(&args.out, &video, args.first_frame)? {
+            println!("{}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// `.safetensors` outputs hold latents; anything else is an image-sequence pattern.
+fn is_latent_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+}
+
+/// Writes sample 0 of a decoded clip as `pattern` frames numbered from `first`: EXR (linear) or
+/// PNG (sRGB, 16 bit) by the pattern's extension. Returns the paths written.
+fn write_sequence(pattern: &Path, video: &DecodedVideo, first: usize) -> Result<Vec<PathBuf>> {
+    let pattern = SequencePattern::parse(&pattern.to_string_lossy())?;
+    let (values, shape) = video.sample(0);
+    let mut written = Vec::new();
+    for (i, frame) in frames_from_video(values, shape)?.iter().enumerate() {
+        let path = pattern.path(first + i);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+        }
+        write_frame(&path, frame, PngDepth::Sixteen)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// `sana decode`: latents (as `sana generate` writes them) → an image sequence.
+fn decode_command<B: Backend>(be: &B, args: &DecodeArgs) -> Result<()> {
+    let files = sana::io::TensorFiles::open(&args.latents)?;
+    let tensor = HostTensor::read_required(&files, "latents", "(1, C, T, H, W) transformer-space latents")?;
+    let shape: [usize; 5] = tensor.shape.clone().try_into().map_err(|_| {
+        anyhow::anyhow!("`{}`: latents have shape {:?}, expected (1, C, T, H, W)", args.latents.display(), tensor.shape)
+    })?;
+    let vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)?;
+    let (tf, sf) = vae.factors();
+    eprintln!(
+        "decode: {} with {}'s VAE on {}: {} frames of {}x{}",
+        args.latents.display(),
+        args.model.display(),
+        be.name(),
+        1 + tf * (shape[2] - 1),
+        shape[3] * sf,
+        shape[4] * sf
+    );
+    let progress = StepLog(Instant::now().into());
+    let latent = LatentVideo { shape, data: tensor.data };
+    let size = (shape[3] * sf, shape[4] * sf);
+    let video = decode_to_size(be, &vae, &latent, size, &progress)?;
+    for path in write_sequence(&args.out, &video, args.first_frame)? {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+/// `sana encode`: an image sequence → transformer-space latents.
+fn encode_command<B: Backend>(be: &B, args: &EncodeArgs) -> Result<()> {
+    let pattern = SequencePattern::parse(&args.input.to_string_lossy())?;
+    let frames = read_sequence(&pattern, args.first_frame, args.frames)?;
+    let names: Vec<PathBuf> = (0..args.frames).map(|i| pattern.path(args.first_frame + i)).collect();
+    let (video, [c, t, h, w]) = video_from_frames(&frames, &names)?;
+    let vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)?;
+    eprintln!("encode: {} frames of {w}x{h} from {} on {}", t, args.input.display(), be.name());
+    let progress = StepLog(Instant::now().into());
+    let latents = encode_video(be, &vae, &video, [1, c, t, h, w], &progress)?;
+    write_f32(&args.out, &[("latents", &latents.shape, latents.data.as_slice())])?;
     println!("{}", args.out.display());
     Ok(())
 }

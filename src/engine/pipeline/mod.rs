@@ -3,6 +3,7 @@
 
 pub mod base;
 pub mod binning;
+pub mod frames;
 pub mod geometry;
 pub mod job;
 pub mod noise;

@@ -152,3 +152,13 @@ typedef struct {
     float scale;
     int32_t pad;
 } SoftmaxParams;
+
+// Implicit-GEMM 3D convolution over one channels-last clip (backend::ConvDims), C_in % 32 == 0.
+typedef struct {
+    uint64_t out, x, w, bias;  // bf16 (T',H',W',Co), (T,H,W,Ci), (Co, kt*kh*kw*Ci), (Co) or 0
+    int32_t t, h, w_in, c_in;
+    int32_t t_out, h_out, w_out, c_out;
+    int32_t kt, kh, kw, reflect;
+    int32_t st, sh, sw, pt;    // strides; pt: zeros before frame 0
+    int32_t ph, pw;            // spatial padding before
+} ConvGemmParams;

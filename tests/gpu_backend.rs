@@ -487,6 +487,30 @@ fn conv3d_matches_cpu() {
             ops::ConvSpec { stride: [1, 2, 2], pad_before: [0; 3], pad_after: [0, 1, 1], ..same([0; 3]) },
         ),
         ([5, 6, 7, 8], [8, 3, 1, 1, 8], ops::ConvSpec { stride: [2, 1, 1], ..same([0; 3]) }),
+        // the implicit-GEMM path (C_in % 32 == 0): partial row and channel tiles, two channel tiles,
+        // strides, reflect padding
+        (
+            [2, 9, 11, 32],
+            [16, 3, 3, 3, 32],
+            ops::ConvSpec { pad_before: [2, 1, 1], pad_after: [0, 1, 1], ..same([0; 3]) },
+        ),
+        (
+            [3, 7, 13, 64],
+            [200, 3, 3, 3, 64],
+            ops::ConvSpec { pad_before: [1, 1, 1], pad_after: [0, 1, 1], ..same([0; 3]) },
+        ),
+        (
+            [4, 10, 14, 64],
+            [64, 1, 3, 3, 64],
+            ops::ConvSpec { stride: [1, 2, 2], pad_before: [0; 3], pad_after: [0, 1, 1], ..same([0; 3]) },
+        ),
+        ([5, 6, 7, 32], [32, 3, 1, 1, 32], ops::ConvSpec { stride: [2, 1, 1], ..same([0; 3]) }),
+        ([3, 6, 5, 32], [96, 3, 3, 3, 32], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),
+        (
+            [3, 30, 52, 192],
+            [192, 3, 3, 3, 192],
+            ops::ConvSpec { pad_before: [0, 1, 1], pad_after: [0, 1, 1], ..same([0; 3]) },
+        ),
         // pointwise (1×1×1), and reflect padding (LTX-2's decoder)
         ([2, 5, 6, 32], [16, 1, 1, 1, 32], same([0; 3])),
         ([3, 6, 5, 8], [4, 3, 3, 3, 8], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),

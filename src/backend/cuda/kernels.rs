@@ -43,6 +43,7 @@ const ENTRY_POINTS: &[&str] = &[
     "patchify_bf16",
     "unpatchify_bf16",
     "im2col_bf16",
+    "conv3d_igemm_bf16",
     "softmax_rows_bf16",
     "upsample_nearest2x_bf16",
 ];

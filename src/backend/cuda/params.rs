@@ -254,6 +254,33 @@ pub struct SoftmaxParams {
     pub pad: i32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConvGemmParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub w: DevPtr,
+    pub bias: DevPtr,
+    pub t: i32,
+    pub h: i32,
+    pub w_in: i32,
+    pub c_in: i32,
+    pub t_out: i32,
+    pub h_out: i32,
+    pub w_out: i32,
+    pub c_out: i32,
+    pub kt: i32,
+    pub kh: i32,
+    pub kw: i32,
+    pub reflect: i32,
+    pub st: i32,
+    pub sh: i32,
+    pub sw: i32,
+    pub pt: i32,
+    pub ph: i32,
+    pub pw: i32,
+}
+
 /// The ACT_* code of kernels/params.h.
 pub fn act_code(act: crate::backend::Activation) -> i32 {
     use crate::backend::Activation;
@@ -282,6 +309,7 @@ unsafe impl DeviceRepr for BinaryParams {}
 unsafe impl DeviceRepr for ConvParams {}
 unsafe impl DeviceRepr for UpsampleParams {}
 unsafe impl DeviceRepr for SoftmaxParams {}
+unsafe impl DeviceRepr for ConvGemmParams {}
 
 #[cfg(test)]
 mod tests {
@@ -307,6 +335,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<ConvParams>(), 96);
         assert_eq!(std::mem::size_of::<UpsampleParams>(), 32);
         assert_eq!(std::mem::size_of::<SoftmaxParams>(), 40);
+        assert_eq!(std::mem::size_of::<ConvGemmParams>(), 104);
         // every header field appears in the mirrors (a cheap textual cross-check)
         let header = crate::backend::cuda::kernels::PARAMS_H;
         for field in ["q_rot", "emb_chunks", "per_token", "padded_head_dim", "frames", "reflect", "c_out"] {

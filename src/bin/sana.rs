@@ -106,6 +106,8 @@ enum BenchCommand {
     Dit(BenchDitArgs),
     /// Autoencoder decode and encode of one clip.
     Vae(BenchVaeArgs),
+    /// The Gemma-2 text encoder on one prompt.
+    Text(BenchTextArgs),
 }
 
 /// Where to compute: `cpu` (the f32 reference backend) or `cuda` / `cuda:N` (bf16).
@@ -301,6 +303,23 @@ struct BenchDitArgs {
 }
 
 #[derive(Args)]
+struct BenchTextArgs {
+    /// `gemma-2-2b` (the released config) or a text_encoder config.json.
+    #[arg(long, default_value = "gemma-2-2b")]
+    config: String,
+    /// Prompt tokens (300: a prompt as the pipelines pad it).
+    #[arg(long, default_value_t = 300)]
+    tokens: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cuda", value_parser = parse_device)]
+    device: Device,
+}
+
+#[derive(Args)]
 struct BenchVaeArgs {
     /// `wan2.1` (the released config) or a vae config.json.
     #[arg(long, default_value = "wan2.1")]
@@ -358,6 +377,14 @@ fn main() -> Result<()> {
             Device::Cuda(n) => {
                 let be = Cuda::new(n)?;
                 bench_dit(&be, "sana-cuda", &args, |b| Ok(b.synchronize()?), || Ok(Some(be.peak_memory()?)))?;
+                print_profile(&be)
+            }
+        },
+        Command::Bench(BenchCommand::Text(args)) => match args.device {
+            Device::Cpu => bench_text(&Cpu, "sana-cpu", &args, |_| Ok(()), || Ok(None)),
+            Device::Cuda(n) => {
+                let be = Cuda::new(n)?;
+                bench_text(&be, "sana-cuda", &args, |b| Ok(b.synchronize()?), || Ok(Some(be.peak_memory()?)))?;
                 print_profile(&be)
             }
         },
@@ -685,6 +712,56 @@ fn bench_dit<B: Backend>(
         "weights_gib": gib(weights),
         "tflop": flops / 1e12,
         "tflops": flops / 1e12 / (median / 1e3),
+    });
+    println!("{result}");
+    Ok(())
+}
+
+/// One Gemma-2 forward over `tokens` ids at a released config, random weights; one JSON line,
+/// comparable with tools/bench_text.py.
+fn bench_text<B: Backend>(
+    be: &B,
+    impl_name: &str,
+    args: &BenchTextArgs,
+    sync: impl Fn(&B) -> Result<()>,
+    peak_memory: impl Fn() -> Result<Option<usize>>,
+) -> Result<()> {
+    let config_path = match args.config.as_str() {
+        "gemma-2-2b" => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/configs/gemma_2_2b.json"),
+        path => PathBuf::from(path),
+    };
+    let encoder = sana::engine::text::Gemma2Encoder::random(be, &config_path, 42)?;
+    sync(be)?;
+    let weights = peak_memory()?;
+    let mut state = 7u64;
+    let vocab = encoder.config.vocab_size as u64;
+    let ids: Vec<u32> =
+        (0..args.tokens).map(|_| (sana::engine::weights::splitmix64(&mut state) % vocab) as u32).collect();
+    let mask = vec![1.0f32; args.tokens];
+    for _ in 0..args.warmup {
+        encoder.forward(be, &ids, &mask, 1)?;
+    }
+    sync(be)?;
+    let mut times = Vec::new();
+    for _ in 0..args.iters.max(1) {
+        let t0 = Instant::now();
+        let out = encoder.forward(be, &ids, &mask, 1)?;
+        sync(be)?;
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+        drop(out);
+    }
+    let out = encoder.forward(be, &ids, &mask, 1)?.to_host(be)?;
+    times.sort_by(f64::total_cmp);
+    let gib = |b: Option<usize>| b.map(|b| b as f64 / (1u64 << 30) as f64);
+    let result = serde_json::json!({
+        "impl": impl_name,
+        "device": be.name(),
+        "tokens": args.tokens,
+        "median_ms": times[times.len() / 2],
+        "min_ms": times[0],
+        "peak_gib": gib(peak_memory()?),
+        "weights_gib": gib(weights),
+        "finite": out.iter().all(|v| v.is_finite()),
     });
     println!("{result}");
     Ok(())

@@ -304,3 +304,34 @@ fn image_latent_matches_diffusers() {
     eprintln!("i2v image latent: {cmp}");
     assert!(cmp.rel_l2 <= tolerance::REFERENCE_LOW_PRECISION, "{cmp}");
 }
+
+/// `sana generate --image`: the first frame read from a PNG, encoded, pinned — the latents of
+/// diffusers' `SanaImageToVideoPipeline` from the same image and noise.
+#[test]
+fn cli_image_to_video_reproduces_diffusers() {
+    use sana::io::frames::{write_frame, Frame, PngDepth};
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = common::fixtures().join("pipeline/i2v.safetensors");
+    let meta = common::metadata(&fixture);
+    let files = common::open(&fixture);
+    let image = HostTensor::read(&files, "image").unwrap().unwrap(); // (H, W, 3) in 0..255
+    let png = dir.path().join("first.png");
+    let frame = Frame { width: 32, height: 32, rgb: image.data.iter().map(|v| v / 255.0).collect() };
+    write_frame(&png, &frame, PngDepth::Eight).unwrap(); // 8-bit holds the PIL image exactly
+    let out = dir.path().join("i2v.safetensors");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_sana"))
+        .args(["generate", "--model"])
+        .arg(common::fixtures().join("pipeline/tiny-sana-video"))
+        .args(["--prompt", &meta["prompt"], "--negative", &meta["negative_prompt"], "--no-motion-score"])
+        .args(["--height", "32", "--width", "32", "--frames", "5", "--steps", "4", "--no-binning", "--no-cache"])
+        .args(["--noise", fixture.to_str().unwrap(), "--image", png.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ours = HostTensor::read(&common::open(&out), "latents").unwrap().unwrap();
+    let expected = HostTensor::read(&files, "latents").unwrap().unwrap();
+    let cmp = compare(&ours.data, &expected.data);
+    eprintln!("cli i2v latents: {cmp}");
+    assert!(cmp.rel_l2 <= tolerance::REFERENCE_LOW_PRECISION, "{cmp}");
+}

@@ -184,6 +184,10 @@ struct GenerateArgs {
     /// The negative prompt (default: the SANA-Video docs' one).
     #[arg(long)]
     negative: Option<String>,
+    /// Image-to-video: the first frame (PNG, or EXR in linear light), resized to cover the
+    /// generation size and centre-cropped.
+    #[arg(long)]
+    image: Option<PathBuf>,
     /// Height in pixels (default: 480 for the 480p model, 704 for the 720p one).
     #[arg(long)]
     height: Option<usize>,
@@ -504,6 +508,7 @@ fn generate<B: Backend>(be: &B, args: &GenerateArgs) -> Result<()> {
             None => NoiseSource::Seed(args.seed),
         },
         binning: if args.no_binning { Binning::Exact } else { Binning::Nearest },
+        image: args.image.as_deref().map(sana::io::frames::read_frame).transpose()?,
     };
     let plan = plan_base(be, &models, &request)?;
     eprintln!(

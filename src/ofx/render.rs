@@ -223,6 +223,7 @@ fn base_latents<B: Backend>(
         noise: NoiseSource::Seed(settings.seed),
         // the presets are bins already, and the region of definition promised this exact size
         binning: Binning::Exact,
+        image: None,
     };
     let plan = plan_base(be, &loaded.models, &request).map_err(engine_error)?;
     let outcome =

@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::base::{denoise_text_to_video, BaseSampling, Captions};
-use super::binning::binned_resolution;
+use super::base::{denoise_image_to_video, denoise_text_to_video, BaseSampling, Captions};
+use super::binning::{binned_resolution, resize_and_center_crop};
+use super::frames::encode_video;
 use super::geometry::LatentGeometry;
 use super::noise::seeded_noise;
 use super::LatentVideo;
@@ -19,7 +20,9 @@ use crate::engine::text::{
     check_matches_transformer, encode_prompts, Gemma2Encoder, Instruction, PromptOptions, PromptTokenizer,
     DEFAULT_NEGATIVE_PROMPT,
 };
+use crate::engine::vae::VideoVae;
 use crate::error::{Error, Result};
+use crate::io::frames::Frame;
 use crate::io::{ModelFolder, TensorFiles};
 
 /// Where the initial noise comes from.
@@ -58,6 +61,9 @@ pub struct BaseRequest {
     pub motion_score: Option<i32>,
     pub noise: NoiseSource,
     pub binning: Binning,
+    /// Image-to-video: the first frame (display-referred RGB), resized to cover the generation
+    /// size and centre-cropped (bilinear; diffusers resizes with PIL, so equal sizes are exact).
+    pub image: Option<Frame>,
 }
 
 /// What to do with the text encoder once the prompt is encoded.
@@ -76,6 +82,7 @@ pub struct BaseModels<B: Backend> {
     pub transformer: SanaVideoTransformer<B>,
     pub geometry: LatentGeometry,
     text: Option<(Gemma2Encoder<B>, PromptTokenizer)>,
+    vae: Option<VideoVae<B>>,
 }
 
 impl<B: Backend> BaseModels<B> {
@@ -94,7 +101,15 @@ impl<B: Backend> BaseModels<B> {
                 ),
             ));
         }
-        Ok(BaseModels { folder, transformer, geometry, text: None })
+        Ok(BaseModels { folder, transformer, geometry, text: None, vae: None })
+    }
+
+    /// The VAE, loaded on first need (image-to-video encodes its first frame with it).
+    pub fn vae(&mut self, be: &B) -> Result<&VideoVae<B>> {
+        if self.vae.is_none() {
+            self.vae = Some(VideoVae::from_folder(be, &self.folder)?);
+        }
+        self.vae.as_ref().ok_or_else(|| Error::shape("vae", "not loaded"))
     }
 
     fn text(&mut self, be: &B) -> Result<&(Gemma2Encoder<B>, PromptTokenizer)> {
@@ -124,6 +139,7 @@ pub struct BasePlan {
     pub prompt: String,
     pub negative: String,
     pub options: PromptOptions,
+    pub image: Option<Frame>,
     pub key: CacheKey,
 }
 
@@ -165,6 +181,9 @@ pub fn plan_base<B: Backend>(be: &B, models: &BaseModels<B>, request: &BaseReque
         .str("negative", &negative)
         .u64("motion", options.motion_score.map_or(u64::MAX, |m| m as u64));
     key.u64("steps", request.steps as u64).f64("guidance", request.guidance as f64).f64("shift", flow_shift);
+    if let Some(image) = &request.image {
+        key.tensor("image", &[image.height, image.width, 3], &image.rgb);
+    }
     let device = be.name();
     key.tensor("noise", &noise.shape, &noise.data).str("device", device.split(" (").next().unwrap_or(&device));
     Ok(BasePlan {
@@ -176,10 +195,33 @@ pub fn plan_base<B: Backend>(be: &B, models: &BaseModels<B>, request: &BaseReque
         noise,
         sampling,
         prompt: request.prompt.clone(),
+        image: request.image.clone(),
         negative,
         options,
         key: key.finish(),
     })
+}
+
+/// The conditioning frame as SanaImageToVideoPipeline prepares it: to the generation size, to
+/// [−1, 1], one frame through the VAE encoder, normalised.
+fn encode_first_frame<B: Backend>(
+    be: &B,
+    vae: &VideoVae<B>,
+    image: &Frame,
+    (height, width): (usize, usize),
+    progress: &dyn Progress,
+) -> Result<LatentVideo> {
+    if let Some(bad) = image.rgb.iter().position(|v| !v.is_finite()) {
+        return Err(Error::InputShape {
+            name: "first-frame image".into(),
+            expected: "finite pixel values".into(),
+            got: format!("{} at pixel {} channel {}", image.rgb[bad], bad / 3, bad % 3),
+        });
+    }
+    let (h, w) = (image.height, image.width);
+    let planes: Vec<f32> = (0..3).flat_map(|c| (0..h * w).map(move |p| image.rgb[p * 3 + c] * 2.0 - 1.0)).collect();
+    let sized = resize_and_center_crop(&planes, 3, [h, w], height, width);
+    encode_video(be, vae, &sized, [1, 3, 1, height, width], progress)
 }
 
 fn read_noise(path: &Path, shape: [usize; 5]) -> Result<LatentVideo> {
@@ -226,14 +268,16 @@ pub fn run_base<B: Backend>(
     if text_after == TextEncoderAfter::Release {
         models.text = None;
     }
-    let latents = denoise_text_to_video(
-        be,
-        &models.transformer,
-        Captions { positive: &pos, negative: &neg },
-        &plan.noise,
-        &plan.sampling,
-        progress,
-    )?;
+    let captions = Captions { positive: &pos, negative: &neg };
+    let latents = match &plan.image {
+        None => denoise_text_to_video(be, &models.transformer, captions, &plan.noise, &plan.sampling, progress)?,
+        Some(image) => {
+            progress.update(0.0, "encoding the first frame");
+            let latent = encode_first_frame(be, models.vae(be)?, image, (plan.height, plan.width), progress)?;
+            let transformer = &models.transformer;
+            denoise_image_to_video(be, transformer, captions, &plan.noise, &latent.data, &plan.sampling, progress)?
+        }
+    };
     let meta = BTreeMap::from([("model".to_string(), models.folder.root.display().to_string())]);
     let latents = CachedLatent::new(latents.shape.to_vec(), latents.data, meta);
     if let Some(cache) = cache {

@@ -12,10 +12,12 @@ use sana::engine::cache::{default_cache_dir, CacheKey, DiskStore, LatentCache};
 use sana::engine::dit::HostTensor;
 use sana::engine::dit::{DitInput, DitInputFile, SanaVideoTransformer, Timesteps};
 use sana::engine::inspect::inspect;
+use sana::engine::pipeline::base::Captions;
 use sana::engine::pipeline::frames::{decode_to_size, encode_video, DecodedVideo};
 use sana::engine::pipeline::job::{
     plan_base, run_base, BaseModels, BaseRequest, Binning, NoiseSource, TextEncoderAfter,
 };
+use sana::engine::pipeline::noise::seeded_noise;
 use sana::engine::pipeline::LatentVideo;
 use sana::engine::progress::Progress;
 use sana::engine::text::{
@@ -40,6 +42,8 @@ enum Command {
     Run(RunCommand),
     /// Base: prompt → frames (an image-sequence pattern) or latents (a .safetensors file).
     Generate(GenerateArgs),
+    /// Refine: latents (Base's) or a plate → re-noised and denoised again (detail pass) → frames.
+    Refine(RefineArgs),
     /// Latents (as `sana generate` writes them) → an image sequence, through the model's VAE.
     Decode(DecodeArgs),
     /// An image sequence → latents, through the model's VAE.
@@ -238,6 +242,49 @@ struct GenerateArgs {
 }
 
 #[derive(Args)]
+struct RefineArgs {
+    /// A diffusers SANA-Video folder (the refiner is its transformer in refine mode).
+    #[arg(long)]
+    model: PathBuf,
+    /// Latents to refine (`latents` (1, C, T, H, W), as `sana generate` writes them): no decode
+    /// and re-encode between Base and Refine.
+    #[arg(long, conflicts_with = "input")]
+    latents: Option<PathBuf>,
+    /// Or a plate to refine: `plate.%04d.exr` (linear light) or `plate.####.png` (sRGB).
+    #[arg(long, requires = "frames")]
+    input: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    first_frame: usize,
+    /// Plate frames to read (1 + 4k for the Wan VAE).
+    #[arg(long)]
+    frames: Option<usize>,
+    #[arg(long)]
+    prompt: String,
+    #[arg(long)]
+    negative: Option<String>,
+    /// Fraction of the schedule re-run, (0, 1]: how much noise goes back in.
+    #[arg(long, default_value_t = 0.3)]
+    strength: f64,
+    /// Steps of the full schedule (Refine runs about steps·strength of them).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    #[arg(long, default_value_t = 4.5)]
+    guidance: f32,
+    #[arg(long, default_value_t = 3.0)]
+    flow_shift: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// A safetensors file whose `noise` tensor is the re-noising noise (reproduces a reference).
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    /// Frames (`shot.%04d.exr`, `shot.####.png`) or a `.safetensors` file for the latents.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
+}
+
+#[derive(Args)]
 struct DecodeArgs {
     /// safetensors file with `latents` (1, C, T, H, W), transformer-space (normalised).
     latents: PathBuf,
@@ -367,6 +414,10 @@ fn main() -> Result<()> {
         Command::Generate(args) => match args.device {
             Device::Cpu => generate(&Cpu, &args),
             Device::Cuda(n) => generate(&Cuda::new(n)?, &args),
+        },
+        Command::Refine(args) => match args.device {
+            Device::Cpu => refine_command(&Cpu, &args),
+            Device::Cuda(n) => refine_command(&Cuda::new(n)?, &args),
         },
         Command::Decode(args) => match args.device {
             Device::Cpu => decode_command(&Cpu, &args),
@@ -576,6 +627,83 @@ fn write_sequence(pattern: &Path, video: &DecodedVideo, first: usize) -> Result<
         written.push(path);
     }
     Ok(written)
+}
+
+/// `sana refine`: latents or a plate → Refine with the SANA-Video transformer → frames or latents.
+fn refine_command<B: Backend>(be: &B, args: &RefineArgs) -> Result<()> {
+    use sana::engine::pipeline::refine::{refine_latents, RefineSampling};
+    let folder = ModelFolder::new(&args.model)?;
+    let progress = StepLog(Instant::now().into());
+    let read_latents = |path: &Path, name: &str| -> Result<LatentVideo> {
+        let t = HostTensor::read_required(&sana::io::TensorFiles::open(path)?, name, "(1, C, T, H, W) latents")?;
+        let shape: [usize; 5] = t.shape.clone().try_into().map_err(|_| {
+            anyhow::anyhow!("`{}`: `{name}` has shape {:?}, expected (1, C, T, H, W)", path.display(), t.shape)
+        })?;
+        Ok(LatentVideo { shape, data: t.data })
+    };
+    let mut vae = None;
+    let latents = match (&args.latents, &args.input) {
+        (Some(path), _) => read_latents(path, "latents")?,
+        (None, Some(input)) => {
+            let pattern = SequencePattern::parse(&input.to_string_lossy())?;
+            let count = args.frames.context("--frames is required with --input")?;
+            let frames = read_sequence(&pattern, args.first_frame, count)?;
+            let names: Vec<PathBuf> = (0..count).map(|i| pattern.path(args.first_frame + i)).collect();
+            let (video, [c, t, h, w]) = video_from_frames(&frames, &names)?;
+            let v = VideoVae::from_folder(be, &folder)?;
+            let latents = encode_video(be, &v, &video, [1, c, t, h, w], &progress)?;
+            vae = Some(v);
+            latents
+        }
+        (None, None) => bail!("give the clip to refine: --latents FILE or --input PATTERN --frames N"),
+    };
+    let transformer = SanaVideoTransformer::from_folder(be, &folder)?;
+    let (pos, neg) = {
+        let encoder = Gemma2Encoder::from_folder(be, &folder)?;
+        let tokenizer = PromptTokenizer::from_folder(&folder)?;
+        let opts = PromptOptions { motion_score: None, instruction: Instruction::Diffusers };
+        let negative = args.negative.as_deref().unwrap_or(DEFAULT_NEGATIVE_PROMPT);
+        encode_prompts(be, &encoder, &tokenizer, std::slice::from_ref(&args.prompt), negative, &opts)?
+    };
+    let noise = match &args.noise {
+        Some(path) => read_latents(path, "noise")?,
+        None => seeded_noise(latents.shape, args.seed),
+    };
+    let sampling = RefineSampling {
+        steps: args.steps,
+        strength: args.strength,
+        guidance: args.guidance,
+        flow_shift: args.flow_shift,
+    };
+    eprintln!(
+        "refine: {} on {}, latent {:?}, strength {} of {} steps, guidance {}, shift {}",
+        args.model.display(),
+        be.name(),
+        latents.shape,
+        sampling.strength,
+        sampling.steps,
+        sampling.guidance,
+        sampling.flow_shift
+    );
+    let captions = Captions { positive: &pos, negative: &neg };
+    let refined = refine_latents(be, &transformer, captions, &latents, &noise, &sampling, &progress)?;
+    if is_latent_file(&args.out) {
+        write_f32(&args.out, &[("latents", &refined.shape, refined.data.as_slice())])?;
+        println!("{}", args.out.display());
+        return Ok(());
+    }
+    drop(transformer);
+    let vae = match vae {
+        Some(v) => v,
+        None => VideoVae::from_folder(be, &folder)?,
+    };
+    let (_, sf) = vae.factors();
+    let size = (refined.shape[3] * sf, refined.shape[4] * sf);
+    let video = decode_to_size(be, &vae, &refined, size, &progress)?;
+    for path in write_sequence(&args.out, &video, args.first_frame)? {
+        println!("{}", path.display());
+    }
+    Ok(())
 }
 
 /// `sana decode`: latents (as `sana generate` writes them) → an image sequence.

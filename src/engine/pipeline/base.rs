@@ -8,7 +8,7 @@ use super::LatentVideo;
 use crate::backend::{Backend, Tensor};
 use crate::engine::dit::{DitInput, SanaVideoTransformer, Timesteps};
 use crate::engine::progress::Progress;
-use crate::engine::sampler::{classifier_free_guidance, flow_dpm_schedule, DpmSolverPP};
+use crate::engine::sampler::{classifier_free_guidance, flow_dpm_schedule, DpmSolverPP, Sampler};
 use crate::engine::text::PromptEmbeddings;
 use crate::error::{Error, Result};
 
@@ -36,7 +36,8 @@ pub fn denoise_text_to_video<B: Backend>(
     sampling: &BaseSampling,
     progress: &dyn Progress,
 ) -> Result<LatentVideo> {
-    denoise(be, transformer, captions, noise, None, sampling, progress)
+    let sampler = Sampler::DpmSolver(DpmSolverPP::new(flow_dpm_schedule(sampling.steps, sampling.flow_shift)?));
+    denoise(be, transformer, captions, noise, None, sampling.guidance, sampler, progress)
 }
 
 /// Image to video (MODEL.md §6; diffusers `SanaImageToVideoPipeline`): latent frame 0 is the
@@ -51,7 +52,8 @@ pub fn denoise_image_to_video<B: Backend>(
     sampling: &BaseSampling,
     progress: &dyn Progress,
 ) -> Result<LatentVideo> {
-    denoise(be, transformer, captions, noise, Some(image_latent), sampling, progress)
+    let sampler = Sampler::DpmSolver(DpmSolverPP::new(flow_dpm_schedule(sampling.steps, sampling.flow_shift)?));
+    denoise(be, transformer, captions, noise, Some(image_latent), sampling.guidance, sampler, progress)
 }
 
 /// The caption embeddings of one run: classifier-free guidance uses both.
@@ -82,13 +84,19 @@ fn write_back(x: &mut [f32], part: &[f32], [b, c, t, h, w]: [usize; 5], skip_fir
     }
 }
 
-fn denoise<B: Backend>(
+/// The denoising loop shared by Base and Refine: from `noise` (the starting latents), one
+/// transformer pass per timestep of `sampler` on [x, x] with captions [negative, positive] (x alone
+/// when guidance is 1), classifier-free guidance, then the sampler's step; with `first_frame`,
+/// latent frame 0 is pinned (image-to-video).
+#[allow(clippy::too_many_arguments)] // the loop's natural inputs
+pub(super) fn denoise<B: Backend>(
     be: &B,
     transformer: &SanaVideoTransformer<B>,
     captions: Captions<B>,
     noise: &LatentVideo,
     first_frame: Option<&[f32]>,
-    sampling: &BaseSampling,
+    guidance: f32,
+    mut solver: Sampler,
     progress: &dyn Progress,
 ) -> Result<LatentVideo> {
     let Captions { positive, negative } = captions;
@@ -114,7 +122,7 @@ fn denoise<B: Backend>(
             x[bc * t * h * w..][..h * w].copy_from_slice(&image[bc * h * w..][..h * w]);
         }
     }
-    let guided = sampling.guidance != 1.0;
+    let guided = guidance != 1.0;
     let copies = if guided { 2 } else { 1 };
     // captions [negative; positive] and their masks, uploaded once
     let (caption, mask) = if guided {
@@ -128,18 +136,15 @@ fn denoise<B: Backend>(
     let [pt, ph, pw] = transformer.config.patch_size;
     let frame_tokens = (h / ph) * (w / pw);
     let tokens = (t / pt) * frame_tokens;
-    let mut solver = DpmSolverPP::new(flow_dpm_schedule(sampling.steps, sampling.flow_shift)?);
     let per_sample = x.len();
     let mut model_shape = latent_shape;
     model_shape[0] *= copies;
     let mut velocity = vec![0.0f32; per_sample];
     let pinned = first_frame.is_some();
-    for i in 0..sampling.steps {
-        if progress.cancelled() {
-            return Err(Error::Cancelled);
-        }
-        progress.update(i as f32 / sampling.steps as f32, &format!("denoising {}/{}", i + 1, sampling.steps));
-        let step_t = solver.schedule().timesteps[i];
+    let steps = solver.timesteps().len();
+    for i in 0..steps {
+        progress.step(i, steps, &format!("denoising {}/{steps}", i + 1))?;
+        let step_t = solver.timesteps()[i];
         let input = if guided { [x.as_slice(), x.as_slice()].concat() } else { x.clone() };
         let latent = Tensor::from_vec(be, &model_shape, input)?;
         let timesteps = if pinned {
@@ -158,7 +163,7 @@ fn denoise<B: Backend>(
             .to_host(be)?;
         if guided {
             let (uncond, cond) = out.split_at(per_sample);
-            classifier_free_guidance(&mut velocity, uncond, cond, sampling.guidance);
+            classifier_free_guidance(&mut velocity, uncond, cond, guidance);
         } else {
             velocity.copy_from_slice(&out);
         }

@@ -7,6 +7,7 @@ pub mod frames;
 pub mod geometry;
 pub mod job;
 pub mod noise;
+pub mod refine;
 
 /// A latent video on the host: (B, C, T, H, W) f32.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,6 +10,46 @@ mod schedule;
 pub use dpm_solver::DpmSolverPP;
 pub use schedule::{explicit_schedule, flow_dpm_schedule, flow_euler_schedule, Schedule};
 
+/// The stepper of one denoising loop: Base's multistep DPM-Solver++, or flow Euler over a schedule
+/// (Refine's tail of a shifted schedule, or explicit sigmas).
+pub enum Sampler {
+    DpmSolver(DpmSolverPP),
+    Euler { schedule: Schedule, step: usize },
+}
+
+impl Sampler {
+    pub fn euler(schedule: Schedule) -> Self {
+        Sampler::Euler { schedule, step: 0 }
+    }
+
+    /// The model's timestep at each step.
+    pub fn timesteps(&self) -> &[f32] {
+        match self {
+            Sampler::DpmSolver(s) => &s.schedule().timesteps,
+            Sampler::Euler { schedule, .. } => &schedule.timesteps,
+        }
+    }
+
+    /// Advances x (in place) by one step given the velocity at the current sigma.
+    pub fn step(&mut self, x: &mut [f32], v: &[f32]) -> crate::error::Result<()> {
+        match self {
+            Sampler::DpmSolver(s) => s.step(x, v),
+            Sampler::Euler { schedule, step } => {
+                if *step >= schedule.timesteps.len() || v.len() != x.len() {
+                    return Err(crate::error::Error::InputShape {
+                        name: "sampler step".into(),
+                        expected: format!("step < {} with a velocity the latent's size", schedule.timesteps.len()),
+                        got: format!("step {step}, velocity of {} for {}", v.len(), x.len()),
+                    });
+                }
+                euler_step(x, v, schedule.sigmas[*step], schedule.sigmas[*step + 1]);
+                *step += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Euler step of a flow ODE: x ← x + (σ_next − σ)·v.
 pub fn euler_step(x: &mut [f32], v: &[f32], sigma: f32, sigma_next: f32) {
     let dt = sigma_next - sigma;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: GPU tests, then our benchmark and the diffusers reference on the same GPU.
 # Run from the repository root on the GPU machine with the binaries in .devrun/ (see BENCHMARKS.md):
-#   bash tools/gpu_run.sh [tests] [bench-sana] [bench-ref] [bench-compile] [bench-vae] [bench-text]
+#   bash tools/gpu_run.sh [tests] [bench-sana] [bench-ref] [bench-compile] [bench-vae] [bench-text] [bench-e2e]
 set -uo pipefail
 out=${OUT:-/tmp/sana-gpu}
 mkdir -p "$out"
@@ -17,8 +17,15 @@ if [[ " $ARGS " == *" bench-sana "* ]]; then
     .devrun/sana bench dit --config tests/fixtures/configs/sana_video_2b_$c.json --device cuda --warmup 2 --iters 5 2>&1 | tee -a "$out/bench_sana.log" | tail -2
   done
 fi
-if [[ " $ARGS " == *" bench-ref "* ]] || [[ " $ARGS " == *" bench-compile "* ]] || [[ " $ARGS " == *" bench-vae "* ]] || [[ " $ARGS " == *" bench-text "* ]]; then
+if [[ " $ARGS " == *" bench-ref "* ]] || [[ " $ARGS " == *" bench-compile "* ]] || [[ " $ARGS " == *" bench-vae "* ]] || [[ " $ARGS " == *" bench-text "* ]] || [[ " $ARGS " == *" bench-e2e "* ]]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/site .devrun/whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+if [[ " $ARGS " == *" bench-e2e "* ]]; then
+  # Base end to end at 480p (81 frames, 50 steps, CFG): ours, then diffusers' SanaVideoPipeline
+  .devrun/sana bench generate --device cuda 2>"$out/bench_e2e_sana.err" | tee "$out/bench_e2e.jsonl"
+  tail -3 "$out/bench_e2e_sana.err"
+  PYTHONUNBUFFERED=1 python3 tools/bench_pipeline.py 2>"$out/bench_e2e_ref.err" | tee -a "$out/bench_e2e.jsonl"
+  tail -3 "$out/bench_e2e_ref.err"
 fi
 if [[ " $ARGS " == *" bench-text "* ]]; then
   # ours then transformers' eager bf16: Gemma-2-2B, one 300-token prompt

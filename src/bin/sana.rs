@@ -242,6 +242,10 @@ struct GenerateArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
+    /// Print what was written as one JSON object (paths, model, device, seconds) instead of one
+    /// path per line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -285,6 +289,10 @@ struct RefineArgs {
     out: PathBuf,
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
+    /// Print what was written as one JSON object (paths, model, device, seconds) instead of one
+    /// path per line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -302,6 +310,10 @@ struct DecodeArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
+    /// Print what was written as one JSON object (paths, model, device, seconds) instead of one
+    /// path per line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -323,6 +335,10 @@ struct EncodeArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
+    /// Print what was written as one JSON object (paths, model, device, seconds) instead of one
+    /// path per line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -413,7 +429,30 @@ struct InspectArgs {
     json: bool,
 }
 
-fn main() -> Result<()> {
+/// Set by Ctrl-C: long runs stop between steps and write nothing (a second Ctrl-C quits at once).
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn main() {
+    let handler = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("interrupted: stopping after the current step (Ctrl-C again to quit at once)");
+    });
+    if let Err(e) = handler {
+        eprintln!("warning: Ctrl-C will kill the run without cleanup ({e})");
+    }
+    if let Err(e) = run_cli() {
+        if matches!(e.downcast_ref::<sana::error::Error>(), Some(sana::error::Error::Cancelled)) {
+            eprintln!("cancelled: nothing was written");
+            std::process::exit(130);
+        }
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run_cli() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(RunCommand::Dit(args)) => match args.device {
@@ -558,11 +597,12 @@ impl Progress for StepLog {
         *last = Instant::now();
     }
     fn cancelled(&self) -> bool {
-        false
+        INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
 fn generate<B: Backend>(be: &B, args: &GenerateArgs) -> Result<()> {
+    let mut written = Written::new("generate", &args.model, be.name());
     let mut models = BaseModels::load(be, &args.model)?;
     let request = BaseRequest {
         prompt: args.prompt.clone(),
@@ -602,6 +642,7 @@ fn generate<B: Backend>(be: &B, args: &GenerateArgs) -> Result<()> {
     if outcome.cache_hit {
         eprintln!("cache hit {}: not recomputed", plan.key);
     }
+    written.cache_hit = Some(outcome.cache_hit);
     let latents = &outcome.latents;
     for warning in cache.iter().flat_map(|c| c.take_warnings()) {
         eprintln!("warning: {warning}");
@@ -613,18 +654,62 @@ fn generate<B: Backend>(be: &B, args: &GenerateArgs) -> Result<()> {
     };
     if let Some(path) = &latents_path {
         write_f32(path, &[("latents", &latents.shape, latents.data.as_slice())])?;
-        println!("{}", path.display());
+        written.latents = Some(path.clone());
     }
     if !is_latent_file(&args.out) {
         drop(models); // the transformer's memory goes back before the VAE runs
         let vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)?;
         let latent = LatentVideo { shape: plan.shape, data: latents.data.to_vec() };
         let video = decode_to_size(be, &vae, &latent, plan.requested, &progress)?;
-        for path in write_sequence(&args.out, &video, args.first_frame)? {
+        written.frames = write_sequence(&args.out, &video, args.first_frame)?;
+    }
+    written.print(args.json);
+    Ok(())
+}
+
+/// What a command wrote: one path per line on stdout, or with `--json` one object a pipeline can
+/// parse (the progress log stays on stderr either way).
+struct Written {
+    command: &'static str,
+    model: PathBuf,
+    device: String,
+    started: Instant,
+    latents: Option<PathBuf>,
+    frames: Vec<PathBuf>,
+    cache_hit: Option<bool>,
+}
+
+impl Written {
+    fn new(command: &'static str, model: &Path, device: String) -> Self {
+        Written {
+            command,
+            model: model.to_path_buf(),
+            device,
+            started: Instant::now(),
+            latents: None,
+            frames: Vec::new(),
+            cache_hit: None,
+        }
+    }
+
+    fn print(&self, json: bool) {
+        if json {
+            let report = serde_json::json!({
+                "command": self.command,
+                "model": self.model,
+                "device": self.device,
+                "latents": self.latents,
+                "frames": self.frames,
+                "cache_hit": self.cache_hit,
+                "seconds": self.started.elapsed().as_secs_f64(),
+            });
+            println!("{report}");
+            return;
+        }
+        for path in self.latents.iter().chain(&self.frames) {
             println!("{}", path.display());
         }
     }
-    Ok(())
 }
 
 /// `.safetensors` outputs hold latents; anything else is an image-sequence pattern.
@@ -652,6 +737,7 @@ fn write_sequence(pattern: &Path, video: &DecodedVideo, first: usize) -> Result<
 /// `sana refine`: latents or a plate → Refine with the SANA-Video transformer → frames or latents.
 fn refine_command<B: Backend>(be: &B, args: &RefineArgs) -> Result<()> {
     use sana::engine::pipeline::refine::{refine_latents, RefineSampling};
+    let mut written = Written::new("refine", &args.model, be.name());
     let folder = ModelFolder::new(&args.model)?;
     let progress = StepLog(Instant::now().into());
     let read_latents = |path: &Path, name: &str| -> Result<LatentVideo> {
@@ -709,7 +795,8 @@ fn refine_command<B: Backend>(be: &B, args: &RefineArgs) -> Result<()> {
     let refined = refine_latents(be, &transformer, captions, &latents, &noise, &sampling, &progress)?;
     if is_latent_file(&args.out) {
         write_f32(&args.out, &[("latents", &refined.shape, refined.data.as_slice())])?;
-        println!("{}", args.out.display());
+        written.latents = Some(args.out.clone());
+        written.print(args.json);
         return Ok(());
     }
     drop(transformer);
@@ -720,14 +807,14 @@ fn refine_command<B: Backend>(be: &B, args: &RefineArgs) -> Result<()> {
     let (_, sf) = vae.factors();
     let size = (refined.shape[3] * sf, refined.shape[4] * sf);
     let video = decode_to_size(be, &vae, &refined, size, &progress)?;
-    for path in write_sequence(&args.out, &video, args.first_frame)? {
-        println!("{}", path.display());
-    }
+    written.frames = write_sequence(&args.out, &video, args.first_frame)?;
+    written.print(args.json);
     Ok(())
 }
 
 /// `sana decode`: latents (as `sana generate` writes them) → an image sequence.
 fn decode_command<B: Backend>(be: &B, args: &DecodeArgs) -> Result<()> {
+    let mut written = Written::new("decode", &args.model, be.name());
     let files = sana::io::TensorFiles::open(&args.latents)?;
     let tensor = HostTensor::read_required(&files, "latents", "(1, C, T, H, W) transformer-space latents")?;
     let shape: [usize; 5] = tensor.shape.clone().try_into().map_err(|_| {
@@ -748,14 +835,14 @@ fn decode_command<B: Backend>(be: &B, args: &DecodeArgs) -> Result<()> {
     let latent = LatentVideo { shape, data: tensor.data };
     let size = (shape[3] * sf, shape[4] * sf);
     let video = decode_to_size(be, &vae, &latent, size, &progress)?;
-    for path in write_sequence(&args.out, &video, args.first_frame)? {
-        println!("{}", path.display());
-    }
+    written.frames = write_sequence(&args.out, &video, args.first_frame)?;
+    written.print(args.json);
     Ok(())
 }
 
 /// `sana encode`: an image sequence → transformer-space latents.
 fn encode_command<B: Backend>(be: &B, args: &EncodeArgs) -> Result<()> {
+    let mut written = Written::new("encode", &args.model, be.name());
     let pattern = SequencePattern::parse(&args.input.to_string_lossy())?;
     let frames = read_sequence(&pattern, args.first_frame, args.frames)?;
     let names: Vec<PathBuf> = (0..args.frames).map(|i| pattern.path(args.first_frame + i)).collect();
@@ -765,7 +852,8 @@ fn encode_command<B: Backend>(be: &B, args: &EncodeArgs) -> Result<()> {
     let progress = StepLog(Instant::now().into());
     let latents = encode_video(be, &vae, &video, [1, c, t, h, w], &progress)?;
     write_f32(&args.out, &[("latents", &latents.shape, latents.data.as_slice())])?;
-    println!("{}", args.out.display());
+    written.latents = Some(args.out.clone());
+    written.print(args.json);
     Ok(())
 }
 

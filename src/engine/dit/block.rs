@@ -66,30 +66,29 @@ pub struct Block<B: Backend> {
 /// Activations of one block, allocated once per (B, N, L) and reused by every block and step.
 pub struct BlockScratch<B: Backend> {
     normed: Tensor<B>, // (B, N, D): adaLN outputs, then the cross-attention query
-    qkv: Tensor<B>,    // (B, N, 3D)
     attn: Tensor<B>,   // (B, N, D)
     proj: Tensor<B>,   // (B, N, D)
     k: Tensor<B>,      // (B, L, D)
     k_normed: Tensor<B>,
-    v: Tensor<B>,      // (B, L, D)
-    hidden: Tensor<B>, // (B, N, 2F)
-    glu: Tensor<B>,    // (B, N, F)
+    v: Tensor<B>, // (B, L, D)
+    /// The widest activations — q|k|v (B, N, 3D) and the Mix-FFN's (B, N, 2F) and (B, N, F) —
+    /// are allocated where they are used and dropped right after: on CUDA they come from the
+    /// stream-ordered pool, so the attention's scratch and the FFN's reuse the same memory
+    /// instead of both being resident (the forward's peak, BENCHMARKS.md).
+    dims: [usize; 4],
 }
 
 impl<B: Backend> BlockScratch<B> {
     pub fn new(be: &B, cfg: &DitConfig, b: usize, n: usize, l: usize) -> Result<Self> {
         let d = cfg.inner_dim();
-        let f = cfg.ffn_hidden();
         Ok(BlockScratch {
             normed: Tensor::empty(be, &[b, n, d])?,
-            qkv: Tensor::empty(be, &[b, n, 3 * d])?,
             attn: Tensor::empty(be, &[b, n, d])?,
             proj: Tensor::empty(be, &[b, n, d])?,
             k: Tensor::empty(be, &[b, l, d])?,
             k_normed: Tensor::empty(be, &[b, l, d])?,
             v: Tensor::empty(be, &[b, l, d])?,
-            hidden: Tensor::empty(be, &[b, n, 2 * f])?,
-            glu: Tensor::empty(be, &[b, n, f])?,
+            dims: [b, n, d, cfg.ffn_hidden()],
         })
     }
 }
@@ -163,12 +162,14 @@ impl<B: Backend> Block<B> {
 
         // (1) self-attention: x += gate_msa · attn1(LN(x)·(1 + scale_msa) + shift_msa)
         let a = &self.attn1;
+        let [b, n, d, ffn] = s.dims;
         ops::ada_layer_norm(be, &mut s.normed, x, &m, SHIFT_MSA, SCALE_MSA, self.norm_eps)?;
-        ops::linear(be, &mut s.qkv, &s.normed, &a.qkv, a.qkv_bias.as_ref(), Activation::Identity, Write::Overwrite)?;
+        let mut qkv = Tensor::empty(be, &[b, n, 3 * d])?;
+        ops::linear(be, &mut qkv, &s.normed, &a.qkv, a.qkv_bias.as_ref(), Activation::Identity, Write::Overwrite)?;
         ops::relu_linear_attention(
             be,
             &mut s.attn,
-            &s.qkv,
+            &qkv,
             &a.norm_q,
             &a.norm_k,
             rope,
@@ -176,6 +177,7 @@ impl<B: Backend> Block<B> {
             QK_NORM_EPS,
             LINEAR_ATTN_EPS,
         )?;
+        drop(qkv);
         ops::linear(be, &mut s.proj, &s.attn, &a.out, Some(&a.out_bias), Activation::Identity, Write::Overwrite)?;
         ops::gated_residual(be, x, &s.proj, &m, GATE_MSA)?;
 
@@ -194,9 +196,13 @@ impl<B: Backend> Block<B> {
         ops::ada_layer_norm(be, &mut s.normed, x, &m, SHIFT_MLP, SCALE_MLP, self.norm_eps)?;
         // conv_inverted's SiLU is applied by depthwise3x3_glu as it reads `hidden`
         let inverted = Some(&f.inverted_bias);
-        ops::linear(be, &mut s.hidden, &s.normed, &f.inverted, inverted, Activation::Identity, Write::Overwrite)?;
-        ops::depthwise3x3_glu(be, &mut s.glu, &s.hidden, &f.depth, &f.depth_bias, grid)?;
-        ops::linear(be, &mut s.proj, &s.glu, &f.point, None, Activation::Identity, Write::Overwrite)?;
+        let mut hidden = Tensor::empty(be, &[b, n, 2 * ffn])?;
+        ops::linear(be, &mut hidden, &s.normed, &f.inverted, inverted, Activation::Identity, Write::Overwrite)?;
+        let mut glu = Tensor::empty(be, &[b, n, ffn])?;
+        ops::depthwise3x3_glu(be, &mut glu, &hidden, &f.depth, &f.depth_bias, grid)?;
+        drop(hidden);
+        ops::linear(be, &mut s.proj, &glu, &f.point, None, Activation::Identity, Write::Overwrite)?;
+        drop(glu); // the temporal conv's scratch reuses this memory
         ops::temporal_conv3_residual(be, &mut s.attn, &s.proj, &f.temporal, grid)?;
         ops::gated_residual(be, x, &s.attn, &m, GATE_MLP)
     }

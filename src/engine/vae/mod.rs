@@ -16,8 +16,9 @@ use crate::io::ModelFolder;
 
 /// The autoencoder of a model folder's `vae/`, chosen by its `_class_name`.
 pub enum VideoVae<B: Backend> {
-    Wan(WanVae<B>),
-    Ltx2(Ltx2Vae<B>),
+    // boxed: the two models differ in size by a few kB of layer tables
+    Wan(Box<WanVae<B>>),
+    Ltx2(Box<Ltx2Vae<B>>),
 }
 
 impl<B: Backend> VideoVae<B> {
@@ -25,9 +26,9 @@ impl<B: Backend> VideoVae<B> {
         let config = folder.component_config("vae")?;
         let class = config.expect_class(&[wan::CLASS_NAME, ltx2::CLASS_NAME])?;
         if class == wan::CLASS_NAME {
-            Ok(VideoVae::Wan(WanVae::from_folder(be, folder)?))
+            Ok(VideoVae::Wan(Box::new(WanVae::from_folder(be, folder)?)))
         } else {
-            Ok(VideoVae::Ltx2(Ltx2Vae::from_folder(be, folder)?))
+            Ok(VideoVae::Ltx2(Box::new(Ltx2Vae::from_folder(be, folder)?)))
         }
     }
 

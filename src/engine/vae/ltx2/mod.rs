@@ -62,7 +62,7 @@ impl<B: Backend> Encoder<B> {
             let downsampler = match kind {
                 Some(kind) => {
                     let s: usize = kind.stride().iter().product();
-                    if c_out % s != 0 || (width * s) % c_out != 0 {
+                    if !c_out.is_multiple_of(s) || !(width * s).is_multiple_of(c_out) {
                         return Err(bad_widths(
                             path,
                             "block_out_channels",
@@ -178,7 +178,7 @@ impl<B: Backend> Decoder<B> {
             let upsampler = match *up {
                 Some(spec @ (kind, _, factor)) => {
                     let s: usize = kind.stride().iter().product();
-                    if width % s != 0 || s % factor != 0 {
+                    if !width.is_multiple_of(s) || !s.is_multiple_of(factor) {
                         return Err(bad_widths(
                             path,
                             "upsample_factor",

@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<RopeHalfParams>(), 48);
         assert_eq!(std::mem::size_of::<CausalAttnParams>(), 72);
         assert_eq!(std::mem::size_of::<BinaryParams>(), 40);
-        assert_eq!(std::mem::size_of::<ConvParams>(), 96);
+        assert_eq!(std::mem::size_of::<ConvParams>(), 104);
         assert_eq!(std::mem::size_of::<UpsampleParams>(), 32);
         assert_eq!(std::mem::size_of::<ShuffleParams>(), 56);
         assert_eq!(std::mem::size_of::<SoftmaxParams>(), 40);

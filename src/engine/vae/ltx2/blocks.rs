@@ -2,10 +2,9 @@
 //! clips (T, H, W, C) of one sample.
 
 use super::config::{Resampling, TimePadding};
-use crate::backend::copy_frames;
 use crate::backend::{
-    add, conv3d, depth_to_space, rms_norm_act, space_to_depth, Activation, Backend, ConvSpec, PadMode, SubpixelOrder,
-    Tensor,
+    add, conv3d, copy_frames, depth_to_space, rms_norm_act, space_to_depth, Activation, Backend, ConvSpec, PadMode,
+    SubpixelOrder, Tensor,
 };
 use crate::engine::vae::clip::{concat_frames, frames};
 use crate::engine::weights::WeightLoader;
@@ -159,10 +158,13 @@ impl<B: Backend> Downsampler<B> {
     /// x (T, H, W, C_in) → ((T + st − 1)/st, H/sh, W/sw, C_out).
     pub fn forward(&self, be: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
         let st = self.stride[0];
+        // diffusers prepends x[:, :, :st − 1] so that 1 + st·k frames become 1 + k
+        let padded;
         let x = if st > 1 {
-            concat_frames(be, Some(&frames(be, x, 0, st - 1)?), x)?
+            padded = concat_frames(be, Some(&frames(be, x, 0, st - 1)?), x)?;
+            &padded
         } else {
-            frames(be, x, 0, x.shape()[0])?
+            x
         };
         let coarse = |c: usize| -> Vec<usize> {
             let s = x.shape();
@@ -170,8 +172,8 @@ impl<B: Backend> Downsampler<B> {
         };
         let c_out = self.conv.c_out() * self.stride.iter().product::<usize>();
         let mut residual = Tensor::empty(be, &coarse(c_out))?;
-        space_to_depth(be, &mut residual, &x, self.stride, SubpixelOrder::Thw, self.group)?;
-        let h = self.conv.forward(be, &x)?;
+        space_to_depth(be, &mut residual, x, self.stride, SubpixelOrder::Thw, self.group)?;
+        let h = self.conv.forward(be, x)?;
         let mut out = Tensor::empty(be, &coarse(c_out))?;
         space_to_depth(be, &mut out, &h, self.stride, SubpixelOrder::Thw, 1)?;
         add(be, &mut out, &residual)?;

@@ -98,6 +98,16 @@ typedef struct {
     int32_t pt, ph, pw;
 } PatchParams;
 
+// Space-to-depth / depth-to-space between a fine clip (t, h, w, c) and a coarse one
+// (t/st, h/sh, w/sw, c·st·sh·sw), channels last; `order` 0 = (c, it, ih, iw), 1 = (c, it, iw, ih);
+// `k` = the group averaged by space_to_depth or the channel tiling of depth_to_space.
+typedef struct {
+    uint64_t out, x;     // bf16
+    int32_t t, h, w, c;
+    int32_t st, sh, sw;
+    int32_t order, k, pad;
+} ShuffleParams;
+
 typedef struct {
     uint64_t out, table, ids;  // bf16 (rows, dim), bf16 (V, dim), u32 (rows)
     int32_t rows, dim;

@@ -316,6 +316,49 @@ fn patchify_and_unpatchify_match_cpu() {
     }
 }
 
+/// space_to_depth (group mean) then depth_to_space (channel tiling) of the result, both orders.
+fn shuffle_case<B: Backend>(
+    be: &B,
+    v: &[f32],
+    [tt, h, w, c]: [usize; 4],
+    factors: [usize; 3],
+    order: ops::SubpixelOrder,
+    k: usize,
+) -> Vec<f32> {
+    let x = t(be, &[tt, h, w, c], v);
+    let [st, sh, sw] = factors;
+    let coarse_c = c * st * sh * sw / k;
+    let mut coarse = poisoned(be, &[tt / st, h / sh, w / sw, coarse_c]);
+    ops::space_to_depth(be, &mut coarse, &x, factors, order, k).unwrap();
+    // depth_to_space of the grouped result: fine channels coarse_c / (st·sh·sw), tiled k times
+    let mut fine = poisoned(be, &[tt, h, w, coarse_c / (st * sh * sw) * k]);
+    ops::depth_to_space(be, &mut fine, &coarse, factors, order, k).unwrap();
+    let mut out = coarse.to_host(be).unwrap();
+    out.extend(fine.to_host(be).unwrap());
+    out
+}
+
+#[test]
+fn space_to_depth_and_depth_to_space_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    // (T, H, W, C), factors, group / repeat: the LTX-2 patchify (4×4, w before h), a spatial
+    // downsampler (groups of 2), a spatiotemporal one (groups of 4) at awkward sizes
+    for (dims, factors, order, k) in [
+        ([3, 8, 12, 3], [1, 4, 4], ops::SubpixelOrder::Twh, 1),
+        ([2, 10, 6, 5], [1, 2, 2], ops::SubpixelOrder::Thw, 2),
+        ([4, 6, 10, 7], [2, 2, 2], ops::SubpixelOrder::Thw, 4),
+        ([2, 6, 4, 3], [2, 3, 2], ops::SubpixelOrder::Twh, 3),
+    ] {
+        let v = random(dims.iter().product(), 1.0, &mut s);
+        let name = format!("space_to_depth/depth_to_space {dims:?} {factors:?} {order:?} k={k}");
+        let (ours, theirs) =
+            (shuffle_case(&gpu, &v, dims, factors, order, k), shuffle_case(&Cpu, &v, dims, factors, order, k));
+        // group 1 is pure data movement (exact); a group mean rounds its f32 sum to bf16
+        check(&name, &ours, &theirs, if k == 1 { 0.0 } else { tolerance::CUDA_KERNEL });
+    }
+}
+
 /// The whole forward on every transformer fixture: CUDA (bf16) against the CPU (f32).
 #[test]
 fn transformer_fixtures_match_cpu() {
@@ -611,4 +654,41 @@ fn wan_vae_encode_matches_cpu() {
 fn wan_vae_decode_matches_cpu() {
     wan_vae_case("decode.3x4x6");
     wan_vae_case("decode.b2.2x5x3");
+}
+
+/// The LTX-2 autoencoder on the GPU against the CPU, on a reference fixture's input.
+fn ltx2_vae_case(case: &str) {
+    use sana::engine::progress::Silent;
+    use sana::engine::vae::Ltx2Vae;
+    let Some(gpu) = gpu() else { return };
+    let dir = common::fixtures().join("vae");
+    let folder = ModelFolder::new(&dir.join("tiny-ltx2")).unwrap();
+    let (cpu_vae, gpu_vae) =
+        (Ltx2Vae::from_folder(&Cpu, &folder).unwrap(), Ltx2Vae::from_folder(&gpu, &folder).unwrap());
+    let decode = case.starts_with("decode");
+    let files = common::open(&dir.join(format!("tiny-ltx2.{case}.safetensors")));
+    let input = files.get(if decode { "latents" } else { "video" }).unwrap().unwrap();
+    let shape: [usize; 5] = input.shape.to_vec().try_into().unwrap();
+    let data = input.to_f32();
+    let (ours, theirs) = if decode {
+        (gpu_vae.decode(&gpu, &data, shape, &Silent).unwrap().0, cpu_vae.decode(&Cpu, &data, shape, &Silent).unwrap().0)
+    } else {
+        (
+            gpu_vae.encode_parameters(&gpu, &data, shape, &Silent).unwrap().0,
+            cpu_vae.encode_parameters(&Cpu, &data, shape, &Silent).unwrap().0,
+        )
+    };
+    check(&format!("ltx2 vae {case}"), &ours, &theirs, tolerance::CUDA_END_TO_END);
+}
+
+#[test]
+fn ltx2_vae_encode_matches_cpu() {
+    ltx2_vae_case("encode.17x32x32");
+    ltx2_vae_case("encode.1x32x64");
+}
+
+#[test]
+fn ltx2_vae_decode_matches_cpu() {
+    ltx2_vae_case("decode.2x2x2");
+    ltx2_vae_case("decode.b2.1x2x2");
 }

@@ -1,12 +1,13 @@
-//! The CPU autoencoders against diffusers 0.42.1 on the fixtures of tools/make_vae_fixtures.py:
-//! encode (the posterior's mean and log-variance) and decode (before and after the clamp).
+//! The CPU autoencoders against diffusers 0.42.1 on the fixtures of tools/make_vae_fixtures.py
+//! (Wan2.1) and tools/make_ltx2_fixtures.py (LTX-2): encode (the posterior's mean and
+//! log-variance) and decode (Wan: before and after the clamp; LTX-2 does not clamp).
 
 mod common;
 
 use sana::backend::cpu::Cpu;
 use sana::engine::dit::HostTensor;
 use sana::engine::progress::Silent;
-use sana::engine::vae::WanVae;
+use sana::engine::vae::{Ltx2Vae, VideoVae, WanVae};
 use sana::io::ModelFolder;
 use sana::testing::{compare, tolerance};
 
@@ -106,6 +107,12 @@ fn every_vae_fixture_has_a_test() {
         "tiny-wan.encode.1x32x48",
         "tiny-wan.encode.5x32x48",
         "tiny-wan.encode.9x40x24",
+        "tiny-ltx2.decode.1x2x2",
+        "tiny-ltx2.decode.2x2x2",
+        "tiny-ltx2.decode.b2.1x2x2",
+        "tiny-ltx2.encode.1x32x64",
+        "tiny-ltx2.encode.9x32x32",
+        "tiny-ltx2.encode.17x32x32",
     ];
     let dir = common::fixtures().join("vae");
     let on_disk: Vec<String> = std::fs::read_dir(&dir)
@@ -135,4 +142,115 @@ fn wan_decode_refuses_wrong_channels() {
     let z = vec![0.0; 8 * 2 * 4 * 6];
     let err = vae.decode(&Cpu, &z, [1, 8, 2, 4, 6], &Silent).unwrap_err().to_string();
     assert!(err.contains("latents") && err.contains("16"), "{err}");
+}
+
+fn ltx2_folder() -> ModelFolder {
+    ModelFolder::new(&common::fixtures().join("vae").join("tiny-ltx2")).unwrap()
+}
+
+fn ltx2() -> Ltx2Vae<Cpu> {
+    Ltx2Vae::from_folder(&Cpu, &ltx2_folder()).unwrap()
+}
+
+fn ltx2_decode_case(case: &str) {
+    let name = format!("tiny-ltx2.decode.{case}");
+    let (files, _) = fixture(&name);
+    let z = tensor(&files, "latents");
+    let (video, shape) = ltx2().decode(&Cpu, &z.data, shape5(&z), &Silent).unwrap();
+    let reference = tensor(&files, "sample");
+    assert_eq!(shape.to_vec(), reference.shape, "{name}: output shape");
+    assert_close(&name, &video, &reference.data);
+}
+
+fn ltx2_encode_case(case: &str) {
+    let name = format!("tiny-ltx2.encode.{case}");
+    let (files, _) = fixture(&name);
+    let video = tensor(&files, "video");
+    let vae = ltx2();
+    let (params, shape) = vae.encode_parameters(&Cpu, &video.data, shape5(&video), &Silent).unwrap();
+    let reference = tensor(&files, "latent_params");
+    assert_eq!(shape.to_vec(), reference.shape, "{name}: output shape");
+    assert_close(&format!("{name} mean | logvar"), &params, &reference.data);
+    // `encode` is the mean half of each sample
+    let (mean, [b, z, t, h, w]) = vae.encode(&Cpu, &video.data, shape5(&video), &Silent).unwrap();
+    let per = z * t * h * w;
+    assert_eq!(mean.len(), b * per);
+    for s in 0..b {
+        assert_eq!(&mean[s * per..][..per], &params[s * 2 * per..][..per]);
+    }
+}
+
+#[test]
+fn ltx2_decode_one_latent_frame() {
+    ltx2_decode_case("1x2x2");
+}
+
+#[test]
+fn ltx2_decode_two_latent_frames() {
+    ltx2_decode_case("2x2x2");
+}
+
+#[test]
+fn ltx2_decode_batch_of_two() {
+    ltx2_decode_case("b2.1x2x2");
+}
+
+#[test]
+fn ltx2_encode_one_frame() {
+    ltx2_encode_case("1x32x64");
+}
+
+#[test]
+fn ltx2_encode_nine_frames() {
+    ltx2_encode_case("9x32x32");
+}
+
+#[test]
+fn ltx2_encode_seventeen_frames() {
+    ltx2_encode_case("17x32x32");
+}
+
+/// The latent statistics are the checkpoint's buffers, and `VideoVae` picks the LTX-2 VAE by
+/// `_class_name` with its factors.
+#[test]
+fn ltx2_through_video_vae() {
+    let files = common::open(&common::fixtures().join("vae/tiny-ltx2/vae/diffusion_pytorch_model.safetensors"));
+    let vae = VideoVae::from_folder(&Cpu, &ltx2_folder()).unwrap();
+    let (mean, std) = vae.latent_statistics();
+    assert_eq!(mean, tensor(&files, "latents_mean").data.as_slice());
+    assert_eq!(std, tensor(&files, "latents_std").data.as_slice());
+    assert_eq!(vae.factors(), (8, 32));
+}
+
+/// 8k + 1 frames only: anything else is refused with the nearest valid counts.
+#[test]
+fn ltx2_encode_refuses_a_bad_frame_count() {
+    let video = vec![0.0; 3 * 12 * 32 * 32];
+    let err = ltx2().encode(&Cpu, &video, [1, 3, 12, 32, 32], &Silent).unwrap_err().to_string();
+    assert!(err.contains("12 frames") && err.contains("9 or 17"), "{err}");
+}
+
+/// Latents with the wrong channel count name the config's count (8 in the tiny model, 128 in
+/// the release).
+#[test]
+fn ltx2_decode_refuses_wrong_channels() {
+    let z = vec![0.0; 16 * 2 * 2 * 2];
+    let err = ltx2().decode(&Cpu, &z, [1, 16, 2, 2, 2], &Silent).unwrap_err().to_string();
+    assert!(err.contains("latents") && err.contains("(B, 8,") && err.contains("latent_channels"), "{err}");
+}
+
+/// The released config parses, with the factors the pipelines use (32×, 8×) and its 128 latent
+/// channels; a timestep-conditioned decoder is refused by name.
+#[test]
+fn ltx2_released_config_and_unsupported_variants() {
+    use sana::engine::vae::Ltx2Config;
+    use sana::io::ConfigFile;
+    let path = common::fixtures().join("configs").join("ltx2_vae.json");
+    let config = Ltx2Config::from_file(&ConfigFile::open(&path).unwrap()).unwrap();
+    assert_eq!((config.spatial_factor(), config.temporal_factor(), config.latent_channels), (32, 8, 128));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let conditioned = text.replace("\"timestep_conditioning\": false", "\"timestep_conditioning\": true");
+    assert_ne!(conditioned, text);
+    let err = Ltx2Config::from_file(&ConfigFile::parse(&path, &conditioned).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("timestep_conditioning") && err.contains("not implement"), "{err}");
 }

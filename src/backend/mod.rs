@@ -190,6 +190,39 @@ impl PatchDims {
     }
 }
 
+/// The order of the sub-position indices inside one space-to-depth channel block: channel
+/// ((c·st + it)·s1 + i1)·s2 + i2 of the coarse clip holds fine channel c at sub-position
+/// (it, ih, iw), with (s1, i1, s2, i2) = (sh, ih, sw, iw) for `Thw`, (sw, iw, sh, ih) for `Twh`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubpixelOrder {
+    /// (c, it, ih, iw): LTX-2's down- and upsamplers (MODEL.md §3.2).
+    Thw,
+    /// (c, it, iw, ih), w before h: LTX-2's 4×4 input patchify and output unpatchify.
+    Twh,
+}
+
+/// Space-to-depth between a fine channels-last clip (T, H, W, C) and a coarse one
+/// (T/st, H/sh, W/sw, C·st·sh·sw): `fine` = (T, H, W), `c` = C, `factors` = (st, sh, sw).
+#[derive(Clone, Copy, Debug)]
+pub struct ShuffleDims {
+    pub fine: [usize; 3],
+    pub c: usize,
+    pub factors: [usize; 3],
+    pub order: SubpixelOrder,
+}
+
+impl ShuffleDims {
+    /// (T/st, H/sh, W/sw).
+    pub fn coarse(&self) -> [usize; 3] {
+        std::array::from_fn(|i| self.fine[i] / self.factors[i])
+    }
+
+    /// Channels of the coarse clip before any grouping: C·st·sh·sw.
+    pub fn coarse_channels(&self) -> usize {
+        self.c * self.factors.iter().product::<usize>()
+    }
+}
+
 /// The ops the models need. Each backend implements each op once; shapes are already checked by
 /// the wrappers in `ops.rs`, so implementations may index freely within the stated sizes.
 pub trait Backend: Send + Sync + Sized + 'static {
@@ -376,6 +409,16 @@ pub trait Backend: Send + Sync + Sized + 'static {
         src_offset: usize,
         len: usize,
     ) -> Result<()>;
+
+    /// Space-to-depth with a group mean: x (T, H, W, C) fine → out (T/st, H/sh, W/sw, C·P/group),
+    /// P = st·sh·sw, out[.., j] = mean of the shuffled channels j·group .. (j + 1)·group (see
+    /// [`SubpixelOrder`]; group 1 = the plain reshuffle). LTX-2's patchify and downsamplers.
+    fn space_to_depth(&self, out: &mut Self::Buf, x: &Self::Buf, dims: ShuffleDims, group: usize) -> Result<()>;
+
+    /// Depth-to-space with channel tiling: x (T/st, H/sh, W/sw, C·P) coarse → out (T, H, W, C·repeat),
+    /// out[.., j] = the fine channel j mod C (torch `repeat` on channels; repeat 1 = the plain
+    /// reshuffle). LTX-2's upsamplers (and their residual path) and the output unpatchify.
+    fn depth_to_space(&self, out: &mut Self::Buf, x: &Self::Buf, dims: ShuffleDims, repeat: usize) -> Result<()>;
 
     /// (B, C, T, H, W) → tokens (B, N, C·pt·ph·pw), tokens in (t, h, w) order, features in
     /// (c, it, ih, iw) order — the layout that makes a stride=kernel Conv3d a matrix product.

@@ -4,7 +4,7 @@
 
 use super::{
     Activation, AttnDims, Backend, Buffer, ConvDims, GridDims, LinearDims, Modulation, NormWeight, PadMode, PatchDims,
-    RopeTables, Tensor, TokenDims, Write,
+    RopeTables, ShuffleDims, SubpixelOrder, Tensor, TokenDims, Write,
 };
 use crate::error::{Error, Result};
 
@@ -479,4 +479,68 @@ pub fn copy_frames<B: Backend>(
     }
     let frame: usize = dtrail.iter().product();
     be.copy_range(&mut dst.buf, dst_frame * frame, &src.buf, src_frame * frame, count * frame)
+}
+
+/// The shape checks shared by both reshuffles: x or out fine (T, H, W, C_fine), divisible by the
+/// factors. Returns the dims for `c` fine channels.
+fn shuffle_dims(
+    op: &'static str,
+    fine: &[usize],
+    c: usize,
+    factors: [usize; 3],
+    order: SubpixelOrder,
+) -> Result<ShuffleDims> {
+    let [t, h, w, _] = *fine else {
+        return Err(Error::shape(op, format!("fine clip has shape {fine:?}, expected (T, H, W, C)")));
+    };
+    if factors.contains(&0) || t % factors[0] != 0 || h % factors[1] != 0 || w % factors[2] != 0 {
+        return Err(Error::shape(
+            op,
+            format!("(T, H, W) = ({t}, {h}, {w}) is not a multiple of the factors {factors:?}"),
+        ));
+    }
+    Ok(ShuffleDims { fine: [t, h, w], c, factors, order })
+}
+
+/// out (T/st, H/sh, W/sw, C·st·sh·sw/group) ← space-to-depth of x (T, H, W, C), each output
+/// channel the mean of `group` consecutive shuffled channels.
+pub fn space_to_depth<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    factors: [usize; 3],
+    order: SubpixelOrder,
+    group: usize,
+) -> Result<()> {
+    const OP: &str = "space_to_depth";
+    let c = x.shape().last().copied().unwrap_or(0);
+    let dims = shuffle_dims(OP, x.shape(), c, factors, order)?;
+    let shuffled = dims.coarse_channels();
+    if group == 0 || shuffled % group != 0 {
+        return Err(Error::shape(OP, format!("{shuffled} shuffled channels do not split into groups of {group}")));
+    }
+    let [to, ho, wo] = dims.coarse();
+    expect_shape(OP, "out", out, &[to, ho, wo, shuffled / group])?;
+    be.space_to_depth(&mut out.buf, &x.buf, dims, group)
+}
+
+/// out (T, H, W, C·repeat) ← depth-to-space of x (T/st, H/sh, W/sw, C·st·sh·sw), the C fine
+/// channels tiled `repeat` times; (T, H, W) is out's.
+pub fn depth_to_space<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    factors: [usize; 3],
+    order: SubpixelOrder,
+    repeat: usize,
+) -> Result<()> {
+    const OP: &str = "depth_to_space";
+    let c_out = out.shape().last().copied().unwrap_or(0);
+    if repeat == 0 || c_out % repeat != 0 {
+        return Err(Error::shape(OP, format!("out has {c_out} channels, not a multiple of repeat {repeat}")));
+    }
+    let dims = shuffle_dims(OP, out.shape(), c_out / repeat, factors, order)?;
+    let [to, ho, wo] = dims.coarse();
+    expect_shape(OP, "x", x, &[to, ho, wo, dims.coarse_channels()])?;
+    be.depth_to_space(&mut out.buf, &x.buf, dims, repeat)
 }

@@ -10,10 +10,11 @@ mod linear_attn;
 mod mix_ffn;
 mod norm;
 mod patch;
+mod shuffle;
 
 use super::{
     Activation, AttnDims, Backend, Buffer, ConvDims, GridDims, LinearDims, Modulation, NormWeight, PatchDims,
-    RopeTables, TokenDims, Write,
+    RopeTables, ShuffleDims, TokenDims, Write,
 };
 use crate::error::Result;
 
@@ -238,6 +239,16 @@ impl Backend for Cpu {
 
     fn unpatchify(&self, out: &mut Vec<f32>, x: &Vec<f32>, dims: PatchDims) -> Result<()> {
         patch::unpatchify(out, x, dims);
+        Ok(())
+    }
+
+    fn space_to_depth(&self, out: &mut Vec<f32>, x: &Vec<f32>, dims: ShuffleDims, group: usize) -> Result<()> {
+        shuffle::space_to_depth(out, x, dims, group);
+        Ok(())
+    }
+
+    fn depth_to_space(&self, out: &mut Vec<f32>, x: &Vec<f32>, dims: ShuffleDims, repeat: usize) -> Result<()> {
+        shuffle::depth_to_space(out, x, dims, repeat);
         Ok(())
     }
 }

@@ -46,6 +46,8 @@ const ENTRY_POINTS: &[&str] = &[
     "conv3d_igemm_bf16",
     "softmax_rows_bf16",
     "upsample_nearest2x_bf16",
+    "space_to_depth_bf16",
+    "depth_to_space_bf16",
 ];
 
 impl Kernels {

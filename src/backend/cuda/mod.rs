@@ -17,6 +17,7 @@ mod norm;
 mod params;
 mod patch;
 pub mod profile;
+mod shuffle;
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use half::bf16;
 
 use super::{
     Activation, AttnDims, Backend, Buffer, ConvDims, GridDims, LinearDims, Modulation, NormWeight, PatchDims,
-    RopeTables, TokenDims, Write,
+    RopeTables, ShuffleDims, TokenDims, Write,
 };
 use crate::error::{Error, Result};
 use blas::Blas;
@@ -430,5 +431,31 @@ impl Backend for Cuda {
 
     fn unpatchify(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, dims: PatchDims) -> Result<()> {
         self.launch_patch("unpatchify_bf16", out, x, dims).map_err(|e| self.err(e))
+    }
+
+    fn space_to_depth(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        dims: ShuffleDims,
+        group: usize,
+    ) -> Result<()> {
+        self.timed(
+            || format!("space_to_depth {:?}x{} /{:?}", dims.fine, dims.c, dims.factors),
+            || self.launch_shuffle("space_to_depth_bf16", out, x, dims, group).map_err(|e| self.err(e)),
+        )
+    }
+
+    fn depth_to_space(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        dims: ShuffleDims,
+        repeat: usize,
+    ) -> Result<()> {
+        self.timed(
+            || format!("depth_to_space {:?}x{} *{:?}", dims.fine, dims.c, dims.factors),
+            || self.launch_shuffle("depth_to_space_bf16", out, x, dims, repeat).map_err(|e| self.err(e)),
+        )
     }
 }

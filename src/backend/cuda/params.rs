@@ -233,6 +233,23 @@ pub struct ConvParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
+pub struct ShuffleParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub t: i32,
+    pub h: i32,
+    pub w: i32,
+    pub c: i32,
+    pub st: i32,
+    pub sh: i32,
+    pub sw: i32,
+    pub order: i32,
+    pub k: i32,
+    pub pad: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct UpsampleParams {
     pub out: DevPtr,
     pub x: DevPtr,
@@ -308,6 +325,7 @@ unsafe impl DeviceRepr for CausalAttnParams {}
 unsafe impl DeviceRepr for BinaryParams {}
 unsafe impl DeviceRepr for ConvParams {}
 unsafe impl DeviceRepr for UpsampleParams {}
+unsafe impl DeviceRepr for ShuffleParams {}
 unsafe impl DeviceRepr for SoftmaxParams {}
 unsafe impl DeviceRepr for ConvGemmParams {}
 
@@ -332,8 +350,9 @@ mod tests {
         assert_eq!(std::mem::size_of::<RopeHalfParams>(), 48);
         assert_eq!(std::mem::size_of::<CausalAttnParams>(), 72);
         assert_eq!(std::mem::size_of::<BinaryParams>(), 40);
-        assert_eq!(std::mem::size_of::<ConvParams>(), 96);
+        assert_eq!(std::mem::size_of::<ConvParams>(), 104);
         assert_eq!(std::mem::size_of::<UpsampleParams>(), 32);
+        assert_eq!(std::mem::size_of::<ShuffleParams>(), 56);
         assert_eq!(std::mem::size_of::<SoftmaxParams>(), 40);
         assert_eq!(std::mem::size_of::<ConvGemmParams>(), 104);
         // every header field appears in the mirrors (a cheap textual cross-check)

@@ -1,42 +1,44 @@
-//! Video autoencoders (MODEL.md §3): latents ↔ frames. The Wan2.1 VAE (480p model) so far; the
-//! LTX-2 VAE (720p model, refiner) is next. Clips are channels-last on the backend and streamed
-//! over time (see `clip`).
+//! Video autoencoders (MODEL.md §3): latents ↔ frames. The Wan2.1 VAE (480p model) and the
+//! LTX-2 VAE (720p model). Clips are channels-last on the backend; the Wan VAE streams them over
+//! time (see `clip`), the LTX-2 VAE runs whole clips (see `ltx2`).
 
 pub mod clip;
+pub mod ltx2;
 pub mod wan;
 
+pub use ltx2::{Ltx2Config, Ltx2Vae};
 pub use wan::{check_frame_count, WanConfig, WanVae};
 
 use crate::backend::Backend;
 use crate::engine::progress::Progress;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::io::ModelFolder;
 
 /// The autoencoder of a model folder's `vae/`, chosen by its `_class_name`.
 pub enum VideoVae<B: Backend> {
-    Wan(WanVae<B>),
+    // boxed: the two models differ in size by a few kB of layer tables
+    Wan(Box<WanVae<B>>),
+    Ltx2(Box<Ltx2Vae<B>>),
 }
 
 impl<B: Backend> VideoVae<B> {
     pub fn from_folder(be: &B, folder: &ModelFolder) -> Result<Self> {
         let config = folder.component_config("vae")?;
-        let class = config.expect_class(&[wan::CLASS_NAME, "AutoencoderKLLTX2Video"])?;
-        match class.as_str() {
-            wan::CLASS_NAME => Ok(VideoVae::Wan(WanVae::from_folder(be, folder)?)),
-            _ => Err(Error::config_key(
-                &config.path,
-                "_class_name",
-                "is AutoencoderKLLTX2Video (the 720p model's VAE), which is not built yet (issue 5): \
-                 decoding and encoding work with the 480p model's Wan2.1 VAE today",
-            )),
+        let class = config.expect_class(&[wan::CLASS_NAME, ltx2::CLASS_NAME])?;
+        if class == wan::CLASS_NAME {
+            Ok(VideoVae::Wan(Box::new(WanVae::from_folder(be, folder)?)))
+        } else {
+            Ok(VideoVae::Ltx2(Box::new(Ltx2Vae::from_folder(be, folder)?)))
         }
     }
 
     /// Per-channel (mean, std) the pipelines normalise latents with: the transformer sees
-    /// (z − mean) / std.
+    /// (z − mean) / std. (LTX-2's also multiply by `scaling_factor`, which the config check
+    /// holds at 1.0.)
     pub fn latent_statistics(&self) -> (&[f32], &[f32]) {
         match self {
             VideoVae::Wan(v) => (&v.config.latents_mean, &v.config.latents_std),
+            VideoVae::Ltx2(v) => (&v.latents_mean, &v.latents_std),
         }
     }
 
@@ -44,10 +46,13 @@ impl<B: Backend> VideoVae<B> {
     pub fn factors(&self) -> (usize, usize) {
         match self {
             VideoVae::Wan(v) => (v.config.temporal_factor(), v.config.spatial_factor()),
+            VideoVae::Ltx2(v) => (v.config.temporal_factor(), v.config.spatial_factor()),
         }
     }
 
-    /// VAE latents (B, C, T, h, w) → video (B, 3, F, H, W) in [−1, 1].
+    /// VAE latents (B, C, T, h, w) → video (B, 3, F, H, W), nominally [−1, 1]: clamped there by
+    /// the Wan VAE, not by LTX-2's (each as its diffusers `decode`; the pipelines clamp after
+    /// mapping to [0, 1], so the frames agree).
     pub fn decode(
         &self,
         be: &B,
@@ -57,6 +62,7 @@ impl<B: Backend> VideoVae<B> {
     ) -> Result<(Vec<f32>, [usize; 5])> {
         match self {
             VideoVae::Wan(v) => v.decode(be, z, shape, progress),
+            VideoVae::Ltx2(v) => v.decode(be, z, shape, progress),
         }
     }
 
@@ -70,6 +76,7 @@ impl<B: Backend> VideoVae<B> {
     ) -> Result<(Vec<f32>, [usize; 5])> {
         match self {
             VideoVae::Wan(v) => v.encode(be, video, shape, progress),
+            VideoVae::Ltx2(v) => v.encode(be, video, shape, progress),
         }
     }
 }

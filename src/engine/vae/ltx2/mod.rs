@@ -1,0 +1,387 @@
+//! The LTX-2 video autoencoder (diffusers 0.42.1 `AutoencoderKLLTX2Video`, MODEL.md §3.1–3.2),
+//! the 720p model's: 32× spatial, 8× temporal, 128 latent channels. Input 4×4 space-to-depth
+//! (channels in (c, p_w, p_h) order), a causal encoder (time padded by repeating the first frame),
+//! a non-causal decoder (first and last frames repeated, reflect padding in space) with residual
+//! depth-to-space upsamplers, and the latent statistics stored as buffers in the checkpoint.
+//!
+//! Whole clips at once, not streamed like the Wan VAE: the decoder is non-causal (every output
+//! frame sees the next latent frame), so a chunked decode would need overlapping context to be
+//! exact; correctness first, a memory-bounded decode is a later step. The encoder is causal and
+//! could stream, but its temporal downsamplers re-pad each chunk, so it runs whole too for now.
+
+mod blocks;
+mod config;
+
+pub use config::{Ltx2Config, Resampling, TimePadding, CLASS_NAME};
+
+use std::cell::RefCell;
+
+use blocks::{Conv, Downsampler, NormSilu, ResBlock, Upsampler};
+
+use super::check_frame_count;
+use super::clip::{sample_to_channels_last, write_channels_last};
+use crate::backend::{depth_to_space, space_to_depth, Backend, PadMode, SubpixelOrder, Tensor};
+use crate::engine::progress::Progress;
+use crate::engine::weights::{check_no_unknown_tensors, LoadLog, WeightLoader, WeightSource};
+use crate::error::{Error, Result};
+use crate::io::{ConfigFile, ModelFolder};
+
+/// `LTX2VideoDownBlock3D`: resnets, then an optional downsampler.
+struct DownBlock<B: Backend> {
+    resnets: Vec<ResBlock<B>>,
+    downsampler: Option<Downsampler<B>>,
+}
+
+struct Encoder<B: Backend> {
+    patch: usize,
+    conv_in: Conv<B>,
+    down_blocks: Vec<DownBlock<B>>,
+    mid: Vec<ResBlock<B>>,
+    norm_out: NormSilu<B>,
+    conv_out: Conv<B>,
+}
+
+/// A config whose channel counts do not chain the way diffusers builds them.
+fn bad_widths(path: &std::path::Path, key: &str, why: String) -> Error {
+    Error::config_key(path, key, why)
+}
+
+impl<B: Backend> Encoder<B> {
+    fn load(w: &WeightLoader<B>, c: &Ltx2Config, path: &std::path::Path) -> Result<Self> {
+        let (time, pad) = (c.encoder_time, c.encoder_spatial_padding);
+        let p = c.patch_size;
+        // conv_in emits latent_channels (128), the width of the first down block
+        let conv_in = Conv::load(&w.pp("conv_in"), c.in_channels * p * p, c.latent_channels, time, pad)?;
+        let mut width = c.latent_channels;
+        let mut down_blocks = Vec::new();
+        for (i, (&c_out, &kind)) in c.block_out_channels.iter().zip(&c.downsamplers).enumerate() {
+            let bw = w.pp(format!("down_blocks.{i}"));
+            let resnets = (0..c.layers_per_block[i])
+                .map(|r| ResBlock::load(&bw.pp(format!("resnets.{r}")), width, time, pad))
+                .collect::<Result<Vec<_>>>()?;
+            let downsampler = match kind {
+                Some(kind) => {
+                    let s: usize = kind.stride().iter().product();
+                    if !c_out.is_multiple_of(s) || !(width * s).is_multiple_of(c_out) {
+                        return Err(bad_widths(
+                            path,
+                            "block_out_channels",
+                            format!(
+                                "down block {i} goes {width} → {c_out} channels by {kind:?}: {c_out} must be a multiple \
+                                 of {s} and divide {}",
+                                width * s
+                            ),
+                        ));
+                    }
+                    let d = Downsampler::load(&bw.pp("downsamplers.0"), width, c_out, kind, time, pad)?;
+                    width = c_out;
+                    Some(d)
+                }
+                // diffusers declares the next block at c_out although the channels did not change
+                None if c_out != width => {
+                    return Err(bad_widths(
+                        path,
+                        "block_out_channels",
+                        format!("down block {i} has no downsampler but changes width {width} → {c_out}"),
+                    ))
+                }
+                None => None,
+            };
+            down_blocks.push(DownBlock { resnets, downsampler });
+        }
+        let mid_layers = *c.layers_per_block.last().expect("layers_per_block checked non-empty");
+        let mid = (0..mid_layers)
+            .map(|r| ResBlock::load(&w.pp(format!("mid_block.resnets.{r}")), width, time, pad))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Encoder {
+            patch: p,
+            conv_in,
+            down_blocks,
+            mid,
+            norm_out: NormSilu::new(w.backend(), width)?,
+            // mean (latent_channels) + one shared log-variance channel
+            conv_out: Conv::load(&w.pp("conv_out"), width, c.latent_channels + 1, time, pad)?,
+        })
+    }
+
+    /// Video (T, H, W, 3) → (T', H/32, W/32, latent_channels + 1).
+    fn forward(&self, be: &B, x: &Tensor<B>, progress: &mut dyn FnMut(&str) -> Result<()>) -> Result<Tensor<B>> {
+        let [t, h, w, c] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };
+        let p = self.patch;
+        // (T, H, W, 3) → (T, H/p, W/p, 3·p·p), channels (c, p_w, p_h): diffusers' "weird patching order"
+        let mut patches = Tensor::empty(be, &[t, h / p, w / p, c * p * p])?;
+        space_to_depth(be, &mut patches, x, [1, p, p], SubpixelOrder::Twh, 1)?;
+        let mut x = self.conv_in.forward(be, &patches)?;
+        for (i, block) in self.down_blocks.iter().enumerate() {
+            progress(&format!("encoder block {}/{}", i + 1, self.down_blocks.len()))?;
+            for res in &block.resnets {
+                x = res.forward(be, &x)?;
+            }
+            if let Some(down) = &block.downsampler {
+                x = down.forward(be, &x)?;
+            }
+        }
+        for res in &self.mid {
+            x = res.forward(be, &x)?;
+        }
+        self.conv_out.forward(be, &self.norm_out.forward(be, &x)?)
+    }
+}
+
+/// `LTX2VideoUpBlock3d`: an optional upsampler, then resnets (no conv_in: see `Decoder::load`).
+struct UpBlock<B: Backend> {
+    upsampler: Option<Upsampler<B>>,
+    resnets: Vec<ResBlock<B>>,
+}
+
+struct Decoder<B: Backend> {
+    patch: usize,
+    out_channels: usize,
+    conv_in: Conv<B>,
+    mid: Vec<ResBlock<B>>,
+    up_blocks: Vec<UpBlock<B>>,
+    norm_out: NormSilu<B>,
+    conv_out: Conv<B>,
+}
+
+impl<B: Backend> Decoder<B> {
+    fn load(w: &WeightLoader<B>, c: &Ltx2Config, path: &std::path::Path) -> Result<Self> {
+        let (time, pad) = (c.decoder_time, c.decoder_spatial_padding);
+        // diffusers reverses every per-block list: the decoder runs the widest block first
+        let widths: Vec<usize> = c.decoder_block_out_channels.iter().rev().copied().collect();
+        let layers: Vec<usize> = c.decoder_layers_per_block.iter().rev().copied().collect();
+        let ups: Vec<_> = c.upsamplers.iter().rev().copied().collect();
+        let mut width = widths[0];
+        let conv_in = Conv::load(&w.pp("conv_in"), c.latent_channels, width, time, pad)?;
+        let mid = (0..layers[0])
+            .map(|r| ResBlock::load(&w.pp(format!("mid_block.resnets.{r}")), width, time, pad))
+            .collect::<Result<Vec<_>>>()?;
+        let mut up_blocks = Vec::new();
+        for (i, up) in ups.iter().enumerate() {
+            let bw = w.pp(format!("up_blocks.{i}"));
+            let factor = up.map_or(1, |(_, _, f)| f);
+            // diffusers: out_channels = widths[i] / factor; the upsampler takes out · factor
+            // channels and gives out. A block whose input differs would get a conv_in resnet
+            // (LayerNorm + 1×1 shortcut) that no LTX-2 VAE has: refused.
+            let c_out = widths[i] / factor;
+            let needs = if up.is_some() { c_out * factor } else { c_out };
+            if width != needs {
+                return Err(bad_widths(
+                    path,
+                    "decoder_block_out_channels",
+                    format!(
+                        "up block {i} receives {width} channels but is built for {needs} (a conv_in resnet between \
+                         widths, which no LTX-2 VAE has and this engine does not implement)"
+                    ),
+                ));
+            }
+            let upsampler = match *up {
+                Some(spec @ (kind, _, factor)) => {
+                    let s: usize = kind.stride().iter().product();
+                    if !width.is_multiple_of(s) || !s.is_multiple_of(factor) {
+                        return Err(bad_widths(
+                            path,
+                            "upsample_factor",
+                            format!("up block {i}: {width} channels by {kind:?} with factor {factor} do not divide"),
+                        ));
+                    }
+                    width = c_out;
+                    Some(Upsampler::load(&bw.pp("upsamplers.0"), width * factor, spec, time, pad)?)
+                }
+                None => None,
+            };
+            let resnets = (0..layers[i + 1])
+                .map(|r| ResBlock::load(&bw.pp(format!("resnets.{r}")), width, time, pad))
+                .collect::<Result<Vec<_>>>()?;
+            up_blocks.push(UpBlock { upsampler, resnets });
+        }
+        let p = c.patch_size;
+        Ok(Decoder {
+            patch: p,
+            out_channels: c.out_channels,
+            conv_in,
+            mid,
+            up_blocks,
+            norm_out: NormSilu::new(w.backend(), width)?,
+            conv_out: Conv::load(&w.pp("conv_out"), width, c.out_channels * p * p, time, pad)?,
+        })
+    }
+
+    /// Latents (T, h, w, C) → video (1 + 8(T − 1), 32h, 32w, 3).
+    fn forward(&self, be: &B, z: &Tensor<B>, progress: &mut dyn FnMut(&str) -> Result<()>) -> Result<Tensor<B>> {
+        let mut x = self.conv_in.forward(be, z)?;
+        for res in &self.mid {
+            x = res.forward(be, &x)?;
+        }
+        for (i, block) in self.up_blocks.iter().enumerate() {
+            progress(&format!("decoder block {}/{}", i + 1, self.up_blocks.len()))?;
+            if let Some(up) = &block.upsampler {
+                x = up.forward(be, &x)?;
+            }
+            for res in &block.resnets {
+                x = res.forward(be, &x)?;
+            }
+        }
+        let x = self.conv_out.forward(be, &self.norm_out.forward(be, &x)?)?;
+        // (T, H, W, 3·p·p) → (T, H·p, W·p, 3), channels (c, p_w, p_h) as the encoder's patches
+        let [t, h, w, _] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };
+        let p = self.patch;
+        let mut out = Tensor::empty(be, &[t, h * p, w * p, self.out_channels])?;
+        depth_to_space(be, &mut out, &x, [1, p, p], SubpixelOrder::Twh, 1)?;
+        Ok(out)
+    }
+}
+
+pub struct Ltx2Vae<B: Backend> {
+    pub config: Ltx2Config,
+    encoder: Encoder<B>,
+    decoder: Decoder<B>,
+    /// The checkpoint's `latents_mean` / `latents_std` buffers (latent_channels each).
+    pub latents_mean: Vec<f32>,
+    pub latents_std: Vec<f32>,
+    pub parameter_count: usize,
+}
+
+impl<B: Backend> Ltx2Vae<B> {
+    pub fn from_folder(be: &B, folder: &ModelFolder) -> Result<Self> {
+        let cfg = folder.component_config("vae")?;
+        let config = Ltx2Config::from_file(&cfg)?;
+        Self::load(be, config, &cfg.path, &WeightSource::Files(folder.component_weights("vae")?))
+    }
+
+    /// The architecture of `config_path` with seeded random weights (benchmarks).
+    pub fn random(be: &B, config_path: &std::path::Path, seed: u64) -> Result<Self> {
+        let config = Ltx2Config::from_file(&ConfigFile::open(config_path)?)?;
+        Self::load(be, config, config_path, &WeightSource::Random { seed })
+    }
+
+    pub fn load(be: &B, config: Ltx2Config, config_path: &std::path::Path, source: &WeightSource) -> Result<Self> {
+        let log = RefCell::new(LoadLog::default());
+        let w = WeightLoader::new(be, source, &log);
+        let n = config.latent_channels;
+        let encoder = Encoder::load(&w.pp("encoder"), &config, config_path)?;
+        let decoder = Decoder::load(&w.pp("decoder"), &config, config_path)?;
+        let latents_mean = w.host("latents_mean", &[n])?;
+        let mut latents_std = w.host("latents_std", &[n])?;
+        let log = log.into_inner();
+        match source {
+            WeightSource::Files(files) => {
+                check_no_unknown_tensors(files, &log)?;
+                if let Some(bad) = latents_std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+                    return Err(Error::config_key(
+                        config_path,
+                        "latents_std",
+                        format!("(the checkpoint buffer) holds {bad}; the latent statistics must be positive"),
+                    ));
+                }
+            }
+            // random weights are not statistics: normalise by 1
+            WeightSource::Random { .. } => latents_std.iter_mut().for_each(|s| *s = 1.0),
+        }
+        Ok(Ltx2Vae { config, encoder, decoder, latents_mean, latents_std, parameter_count: log.parameters })
+    }
+
+    /// Frames a clip of `latent_frames` decodes to (1 + 8·(T − 1)).
+    pub fn decoded_frames(&self, latent_frames: usize) -> usize {
+        1 + self.config.temporal_factor() * latent_frames.saturating_sub(1)
+    }
+
+    /// Latents (B, C, T, h, w), as the VAE made them (not the transformer's normalised ones) →
+    /// video (B, 3, 1 + 8(T − 1), 32h, 32w). Like diffusers' `AutoencoderKLLTX2Video.decode`,
+    /// not clamped (the pipelines clamp after mapping to [0, 1]).
+    pub fn decode(
+        &self,
+        be: &B,
+        z: &[f32],
+        shape: [usize; 5],
+        progress: &dyn Progress,
+    ) -> Result<(Vec<f32>, [usize; 5])> {
+        let [b, c, t, h, w] = shape;
+        // reflect padding needs two pixels to reflect (PyTorch refuses a pad as wide as the input)
+        let min = if self.config.decoder_spatial_padding == PadMode::Reflect { 2 } else { 1 };
+        if c != self.config.latent_channels
+            || t == 0
+            || h < min
+            || w < min
+            || z.len() != shape.iter().product::<usize>()
+        {
+            return Err(Error::InputShape {
+                name: "latents".into(),
+                expected: format!(
+                    "(B, {}, T ≥ 1, H ≥ {min}, W ≥ {min}) for the LTX-2 VAE (`latent_channels` of its config)",
+                    self.config.latent_channels
+                ),
+                got: format!("{shape:?} ({} values)", z.len()),
+            });
+        }
+        let s = self.config.spatial_factor();
+        let out_shape = [b, self.config.out_channels, self.decoded_frames(t), h * s, w * s];
+        let mut out = vec![0.0; out_shape.iter().product()];
+        let stages = self.decoder.up_blocks.len();
+        for sample in 0..b {
+            let mut stage = 0;
+            let mut tick = |label: &str| {
+                stage += 1;
+                progress.step(sample * stages + stage - 1, b * stages, &format!("sample {}: {label}", sample + 1))
+            };
+            let x = Tensor::from_vec(be, &[t, h, w, c], sample_to_channels_last(z, shape, sample))?;
+            let video = self.decoder.forward(be, &x, &mut tick)?;
+            write_channels_last(&mut out, out_shape, sample, 0, &video.to_host(be)?);
+        }
+        Ok((out, out_shape))
+    }
+
+    /// Video (B, 3, T, H, W) in [−1, 1], T = 8k + 1, H and W multiples of 32 → the posterior's
+    /// parameters (B, 2C, k + 1, H/32, W/32): mean | log-variance, the encoder's one log-variance
+    /// channel repeated C times (`latent_dist.parameters`).
+    pub fn encode_parameters(
+        &self,
+        be: &B,
+        video: &[f32],
+        shape: [usize; 5],
+        progress: &dyn Progress,
+    ) -> Result<(Vec<f32>, [usize; 5])> {
+        let [b, c, t, h, w] = shape;
+        let (tf, s) = (self.config.temporal_factor(), self.config.spatial_factor());
+        if c != self.config.in_channels || video.len() != shape.iter().product::<usize>() || h % s != 0 || w % s != 0 {
+            return Err(Error::InputShape {
+                name: "video".into(),
+                expected: format!("(B, {}, T, H, W) with H and W multiples of {s}", self.config.in_channels),
+                got: format!("{shape:?} ({} values)", video.len()),
+            });
+        }
+        check_frame_count(t, tf)?;
+        let n = self.config.latent_channels;
+        let out_shape = [b, 2 * n, 1 + (t - 1) / tf, h / s, w / s];
+        let mut out = vec![0.0; out_shape.iter().product()];
+        let stages = self.encoder.down_blocks.len();
+        for sample in 0..b {
+            let mut stage = 0;
+            let mut tick = |label: &str| {
+                stage += 1;
+                progress.step(sample * stages + stage - 1, b * stages, &format!("sample {}: {label}", sample + 1))
+            };
+            let x = Tensor::from_vec(be, &[t, h, w, c], sample_to_channels_last(video, shape, sample))?;
+            let enc = self.encoder.forward(be, &x, &mut tick)?.to_host(be)?;
+            // (T', h, w, n + 1) → (T', h, w, 2n): the last channel repeated n − 1 more times
+            let params: Vec<f32> =
+                enc.chunks(n + 1).flat_map(|px| px.iter().chain(std::iter::repeat_n(&px[n], n - 1)).copied()).collect();
+            write_channels_last(&mut out, out_shape, sample, 0, &params);
+        }
+        Ok((out, out_shape))
+    }
+
+    /// The posterior mean (B, C, T', h, w): what the pipelines encode images and plates to.
+    pub fn encode(
+        &self,
+        be: &B,
+        video: &[f32],
+        shape: [usize; 5],
+        progress: &dyn Progress,
+    ) -> Result<(Vec<f32>, [usize; 5])> {
+        let (params, [b, n2, t, h, w]) = self.encode_parameters(be, video, shape, progress)?;
+        let n = n2 / 2;
+        let mean: Vec<f32> = params.chunks(n2 * t * h * w).flat_map(|p| p[..n * t * h * w].iter().copied()).collect();
+        Ok((mean, [b, n, t, h, w]))
+    }
+}

@@ -978,7 +978,7 @@ fn bench_generate<B: Backend>(
     let encoder = Gemma2Encoder::random(be, &configs.join("gemma_2_2b.json"), 1)?;
     let tokenizer = PromptTokenizer::from_folder(&tiny)?;
     let transformer = SanaVideoTransformer::random(be, &configs.join("sana_video_2b_480p.json"), 2)?;
-    let vae = VideoVae::Wan(WanVae::random(be, &configs.join("wan2.1_vae.json"), 3)?);
+    let vae = VideoVae::Wan(Box::new(WanVae::random(be, &configs.join("wan2.1_vae.json"), 3)?));
     sync(be)?;
     let weights = peak_memory()?;
     let shape = [1, 16, (args.frames - 1) / 4 + 1, 60, 104];

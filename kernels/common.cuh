@@ -48,7 +48,7 @@ __device__ __forceinline__ float block_max(float v) {
     __syncthreads();
     if (lane == 0) partial_max[warp] = v;
     __syncthreads();
-    v = (threadIdx.x < (blockDim.x >> 5)) ? partial_max[threadIdx.x] : -INFINITY;
+    v = (threadIdx.x < (blockDim.x >> 5)) ? partial_max[threadIdx.x] : neg_inf();
     if (warp == 0) v = warp_max(v);
     if (threadIdx.x == 0) partial_max[0] = v;
     __syncthreads();

@@ -168,7 +168,7 @@ extern "C" __global__ void __launch_bounds__(256) softmax_rows_bf16(const Softma
     const float* s = dptr<const float>(p.scores) + (int64_t)blockIdx.x * p.cols;
     const float* bias = dptr<const float>(p.key_bias);
     bf16* out = dptr<bf16>(p.probs) + (int64_t)blockIdx.x * p.cols;
-    float m = -INFINITY;
+    float m = neg_inf();
     for (int c = threadIdx.x; c < p.cols; c += blockDim.x) m = fmaxf(m, s[c] * p.scale + bias[c]);
     m = block_max(m);
     float z = 0.0f;

@@ -18,6 +18,10 @@ use sana::engine::pipeline::job::{
     plan_base, run_base, BaseModels, BaseRequest, Binning, NoiseSource, TextEncoderAfter,
 };
 use sana::engine::pipeline::noise::seeded_noise;
+use sana::engine::pipeline::refine::RefineSampling;
+use sana::engine::pipeline::refine_job::{
+    link_video_to_latents, run_refine, CachedSource, RefineRequest, RefineSource, SourceLatents, VideoClip,
+};
 use sana::engine::pipeline::LatentVideo;
 use sana::engine::progress::Progress;
 use sana::engine::text::{
@@ -284,6 +288,9 @@ struct RefineArgs {
     /// A safetensors file whose `noise` tensor is the re-noising noise (reproduces a reference).
     #[arg(long)]
     noise: Option<PathBuf>,
+    /// Neither read nor fill the latent cache.
+    #[arg(long)]
+    no_cache: bool,
     /// Frames (`shot.%04d.exr`, `shot.####.png`) or a `.safetensors` file for the latents.
     #[arg(long)]
     out: PathBuf,
@@ -658,10 +665,18 @@ fn generate<B: Backend>(be: &B, args: &GenerateArgs) -> Result<()> {
     }
     if !is_latent_file(&args.out) {
         drop(models); // the transformer's memory goes back before the VAE runs
-        let vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)?;
+        let folder = ModelFolder::new(&args.model)?;
+        let vae = VideoVae::from_folder(be, &folder)?;
         let latent = LatentVideo { shape: plan.shape, data: latents.data.to_vec() };
         let video = decode_to_size(be, &vae, &latent, plan.requested, &progress)?;
         written.frames = write_sequence(&args.out, &video, args.first_frame)?;
+        // `sana refine --input` on these frames finds the latents instead of encoding them: the
+        // key is over the frames as read back (PNG quantisation included). Only when the size
+        // was not changed by binning: resized frames are not the decode of these latents.
+        if let (Some(cache), true) = (&cache, plan.requested == (plan.height, plan.width)) {
+            let plate = read_plate(&args.out, args.first_frame, written.frames.len())?;
+            link_video_to_latents(cache, &folder, &plate, latents)?;
+        }
     }
     written.print(args.json);
     Ok(())
@@ -735,81 +750,93 @@ fn write_sequence(pattern: &Path, video: &DecodedVideo, first: usize) -> Result<
 }
 
 /// `sana refine`: latents or a plate → Refine with the SANA-Video transformer → frames or latents.
+/// A plate that `sana generate` wrote (EXR or PNG, read back exactly as written) is not
+/// re-encoded: its latents are found in the latent cache.
 fn refine_command<B: Backend>(be: &B, args: &RefineArgs) -> Result<()> {
-    use sana::engine::pipeline::refine::{refine_latents, RefineSampling};
     let mut written = Written::new("refine", &args.model, be.name());
-    let folder = ModelFolder::new(&args.model)?;
     let progress = StepLog(Instant::now().into());
-    let read_latents = |path: &Path, name: &str| -> Result<LatentVideo> {
-        let t = HostTensor::read_required(&sana::io::TensorFiles::open(path)?, name, "(1, C, T, H, W) latents")?;
-        let shape: [usize; 5] = t.shape.clone().try_into().map_err(|_| {
-            anyhow::anyhow!("`{}`: `{name}` has shape {:?}, expected (1, C, T, H, W)", path.display(), t.shape)
-        })?;
-        Ok(LatentVideo { shape, data: t.data })
-    };
-    let mut vae = None;
-    let latents = match (&args.latents, &args.input) {
-        (Some(path), _) => read_latents(path, "latents")?,
+    let source = match (&args.latents, &args.input) {
+        (Some(path), _) => {
+            let t =
+                HostTensor::read_required(&sana::io::TensorFiles::open(path)?, "latents", "(1, C, T, H, W) latents")?;
+            let shape: [usize; 5] = t.shape.clone().try_into().map_err(|_| {
+                anyhow::anyhow!("`{}`: `latents` has shape {:?}, expected (1, C, T, H, W)", path.display(), t.shape)
+            })?;
+            RefineSource::Latents(LatentVideo { shape, data: t.data })
+        }
         (None, Some(input)) => {
-            let pattern = SequencePattern::parse(&input.to_string_lossy())?;
             let count = args.frames.context("--frames is required with --input")?;
-            let frames = read_sequence(&pattern, args.first_frame, count)?;
-            let names: Vec<PathBuf> = (0..count).map(|i| pattern.path(args.first_frame + i)).collect();
-            let (video, [c, t, h, w]) = video_from_frames(&frames, &names)?;
-            let v = VideoVae::from_folder(be, &folder)?;
-            let latents = encode_video(be, &v, &video, [1, c, t, h, w], &progress)?;
-            vae = Some(v);
-            latents
+            RefineSource::Video(read_plate(input, args.first_frame, count)?)
         }
         (None, None) => bail!("give the clip to refine: --latents FILE or --input PATTERN --frames N"),
     };
-    let transformer = SanaVideoTransformer::from_folder(be, &folder)?;
-    let (pos, neg) = {
-        let encoder = Gemma2Encoder::from_folder(be, &folder)?;
-        let tokenizer = PromptTokenizer::from_folder(&folder)?;
-        let opts = PromptOptions { motion_score: None, instruction: Instruction::Diffusers };
-        let negative = args.negative.as_deref().unwrap_or(DEFAULT_NEGATIVE_PROMPT);
-        encode_prompts(be, &encoder, &tokenizer, std::slice::from_ref(&args.prompt), negative, &opts)?
+    let mut models = BaseModels::load(be, &args.model)?;
+    let request = RefineRequest {
+        source,
+        prompt: args.prompt.clone(),
+        negative: args.negative.clone(),
+        sampling: RefineSampling {
+            steps: args.steps,
+            strength: args.strength,
+            guidance: args.guidance,
+            flow_shift: args.flow_shift,
+        },
+        noise: match &args.noise {
+            Some(path) => NoiseSource::File(path.clone()),
+            None => NoiseSource::Seed(args.seed),
+        },
+        cached_source: CachedSource::Use,
     };
-    let noise = match &args.noise {
-        Some(path) => read_latents(path, "noise")?,
-        None => seeded_noise(latents.shape, args.seed),
-    };
-    let sampling = RefineSampling {
-        steps: args.steps,
-        strength: args.strength,
-        guidance: args.guidance,
-        flow_shift: args.flow_shift,
-    };
+    let s = &request.sampling;
     eprintln!(
-        "refine: {} on {}, latent {:?}, strength {} of {} steps, guidance {}, shift {}",
+        "refine: {} on {}, strength {} of {} steps, guidance {}, shift {}",
         args.model.display(),
         be.name(),
-        latents.shape,
-        sampling.strength,
-        sampling.steps,
-        sampling.guidance,
-        sampling.flow_shift
+        s.strength,
+        s.steps,
+        s.guidance,
+        s.flow_shift
     );
-    let captions = Captions { positive: &pos, negative: &neg };
-    let refined = refine_latents(be, &transformer, captions, &latents, &noise, &sampling, &progress)?;
+    let cache = (!args.no_cache).then(|| LatentCache::new(0, default_cache_dir()));
+    let outcome = run_refine(be, &mut models, &request, cache.as_ref(), &progress)?;
+    match outcome.source {
+        SourceLatents::Cached => eprintln!("the plate's latents were in the cache (sana generate's): not re-encoded"),
+        SourceLatents::Encoded => eprintln!("the plate was encoded by the VAE"),
+        SourceLatents::Given => {}
+    }
+    if outcome.cache_hit {
+        eprintln!("refined latents served from the cache: not recomputed");
+    }
+    for warning in cache.iter().flat_map(|c| c.take_warnings()) {
+        eprintln!("warning: {warning}");
+    }
+    written.cache_hit = Some(outcome.cache_hit);
+    let refined = &outcome.latents;
+    let shape: [usize; 5] =
+        refined.shape.clone().try_into().map_err(|_| anyhow::anyhow!("refined latents of rank 5"))?;
     if is_latent_file(&args.out) {
         write_f32(&args.out, &[("latents", &refined.shape, refined.data.as_slice())])?;
         written.latents = Some(args.out.clone());
         written.print(args.json);
         return Ok(());
     }
-    drop(transformer);
-    let vae = match vae {
-        Some(v) => v,
-        None => VideoVae::from_folder(be, &folder)?,
-    };
+    let vae = models.vae(be)?;
     let (_, sf) = vae.factors();
-    let size = (refined.shape[3] * sf, refined.shape[4] * sf);
-    let video = decode_to_size(be, &vae, &refined, size, &progress)?;
+    let latent = LatentVideo { shape, data: refined.data.to_vec() };
+    let video = decode_to_size(be, vae, &latent, (shape[3] * sf, shape[4] * sf), &progress)?;
     written.frames = write_sequence(&args.out, &video, args.first_frame)?;
     written.print(args.json);
     Ok(())
+}
+
+/// A plate (`plate.%04d.exr` or `plate.####.png`, `count` frames from `first`) as the VAE encoder
+/// takes it: (1, 3, F, H, W) in [−1, 1].
+fn read_plate(pattern: &Path, first: usize, count: usize) -> Result<VideoClip> {
+    let seq = SequencePattern::parse(&pattern.to_string_lossy())?;
+    let frames = read_sequence(&seq, first, count)?;
+    let names: Vec<PathBuf> = (0..count).map(|i| seq.path(first + i)).collect();
+    let (data, [c, t, h, w]) = video_from_frames(&frames, &names)?;
+    Ok(VideoClip { shape: [1, c, t, h, w], data })
 }
 
 /// `sana decode`: latents (as `sana generate` writes them) → an image sequence.
@@ -843,14 +870,12 @@ fn decode_command<B: Backend>(be: &B, args: &DecodeArgs) -> Result<()> {
 /// `sana encode`: an image sequence → transformer-space latents.
 fn encode_command<B: Backend>(be: &B, args: &EncodeArgs) -> Result<()> {
     let mut written = Written::new("encode", &args.model, be.name());
-    let pattern = SequencePattern::parse(&args.input.to_string_lossy())?;
-    let frames = read_sequence(&pattern, args.first_frame, args.frames)?;
-    let names: Vec<PathBuf> = (0..args.frames).map(|i| pattern.path(args.first_frame + i)).collect();
-    let (video, [c, t, h, w]) = video_from_frames(&frames, &names)?;
+    let plate = read_plate(&args.input, args.first_frame, args.frames)?;
     let vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)?;
+    let [_, _, t, h, w] = plate.shape;
     eprintln!("encode: {} frames of {w}x{h} from {} on {}", t, args.input.display(), be.name());
     let progress = StepLog(Instant::now().into());
-    let latents = encode_video(be, &vae, &video, [1, c, t, h, w], &progress)?;
+    let latents = encode_video(be, &vae, &plate.data, plate.shape, &progress)?;
     write_f32(&args.out, &[("latents", &latents.shape, latents.data.as_slice())])?;
     written.latents = Some(args.out.clone());
     written.print(args.json);

@@ -17,8 +17,8 @@ use crate::engine::cache::{add_model_identity, CacheKey, CachedLatent, KeyBuilde
 use crate::engine::dit::{HostTensor, SanaVideoTransformer};
 use crate::engine::progress::Progress;
 use crate::engine::text::{
-    check_matches_transformer, encode_prompts, Gemma2Encoder, Instruction, PromptOptions, PromptTokenizer,
-    DEFAULT_NEGATIVE_PROMPT,
+    check_matches_transformer, encode_prompts, Gemma2Encoder, Instruction, PromptEmbeddings, PromptOptions,
+    PromptTokenizer, DEFAULT_NEGATIVE_PROMPT,
 };
 use crate::engine::vae::VideoVae;
 use crate::error::{Error, Result};
@@ -110,6 +110,24 @@ impl<B: Backend> BaseModels<B> {
             self.vae = Some(VideoVae::from_folder(be, &self.folder)?);
         }
         self.vae.as_ref().ok_or_else(|| Error::shape("vae", "not loaded"))
+    }
+
+    /// The caption embeddings of one prompt and its negative prompt (the text encoder loads on
+    /// first need and stays loaded).
+    pub fn encode_captions(
+        &mut self,
+        be: &B,
+        prompt: &str,
+        negative: &str,
+        options: &PromptOptions,
+    ) -> Result<(PromptEmbeddings<B>, PromptEmbeddings<B>)> {
+        let (encoder, tokenizer) = self.text(be)?;
+        encode_prompts(be, encoder, tokenizer, &[prompt.to_string()], negative, options)
+    }
+
+    /// Frees the text encoder's memory (it loads again on the next need).
+    pub fn release_text_encoder(&mut self) {
+        self.text = None;
     }
 
     fn text(&mut self, be: &B) -> Result<&(Gemma2Encoder<B>, PromptTokenizer)> {
@@ -224,7 +242,8 @@ fn encode_first_frame<B: Backend>(
     encode_video(be, vae, &sized, [1, 3, 1, height, width], progress)
 }
 
-fn read_noise(path: &Path, shape: [usize; 5]) -> Result<LatentVideo> {
+/// The initial noise of `shape` from a safetensors file (`noise`, else `latents`).
+pub(super) fn read_noise(path: &Path, shape: [usize; 5]) -> Result<LatentVideo> {
     let files = TensorFiles::open(path)?;
     // `noise` first: a file may also hold a run's final `latents`
     let tensor = match HostTensor::read(&files, "noise")? {
@@ -261,12 +280,9 @@ pub fn run_base<B: Backend>(
         return Ok(BaseOutcome { latents: hit, cache_hit: true });
     }
     progress.update(0.0, "encoding the prompt");
-    let (pos, neg) = {
-        let (encoder, tokenizer) = models.text(be)?;
-        encode_prompts(be, encoder, tokenizer, std::slice::from_ref(&plan.prompt), &plan.negative, &plan.options)?
-    };
+    let (pos, neg) = models.encode_captions(be, &plan.prompt, &plan.negative, &plan.options)?;
     if text_after == TextEncoderAfter::Release {
-        models.text = None;
+        models.release_text_encoder();
     }
     let captions = Captions { positive: &pos, negative: &neg };
     let latents = match &plan.image {

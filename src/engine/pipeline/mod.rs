@@ -1,5 +1,5 @@
-//! The Base and Refine pipelines (MODEL.md §5, §6, §8). So far: resolution binning and Base's
-//! text-to-video denoising loop (to latents).
+//! The Base and Refine pipelines (MODEL.md §5, §6, §8): resolution binning and latent geometry,
+//! Base's denoising loops and job, Refine's pass and job, and the frames ↔ latents mapping.
 
 pub mod base;
 pub mod binning;
@@ -8,6 +8,7 @@ pub mod geometry;
 pub mod job;
 pub mod noise;
 pub mod refine;
+pub mod refine_job;
 
 /// A latent video on the host: (B, C, T, H, W) f32.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,0 +1,187 @@
+//! One Refine run as the CLI (`sana refine`) and the OFX plugin (SANA Refine) both do it: a clip —
+//! latents, or a video that is VAE-encoded unless its latents are already known — plus a prompt
+//! and settings → the source latents, the noise, the cache key → refined latents, read from or
+//! written to the latent cache. Kept in one place so both clients hash the same fields.
+//!
+//! "Already known" is the Base → Refine hand-off (DESIGN.md §1): whoever produces frames from
+//! latents (Base decoding its result) stores those latents under [`video_key`] of the frames as a
+//! consumer will read them back. Refine, given those frames, computes the same key and takes the
+//! latents instead of running the VAE encoder: no decode/encode round trip on the chained path.
+//! The key is over the exact values, so a clip that was changed in any way (graded, retimed,
+//! quantised to 8 bits by a host) misses and is encoded, which is what it should be. An encoded
+//! plate is stored under the same key, so re-refining it with other settings skips the encode.
+
+use std::collections::BTreeMap;
+
+use super::frames::encode_video;
+use super::job::{read_noise, BaseModels, NoiseSource};
+use super::noise::seeded_noise;
+use super::refine::{refine_latents, RefineSampling};
+use super::LatentVideo;
+use crate::backend::Backend;
+use crate::engine::cache::{add_model_identity, CacheKey, CachedLatent, KeyBuilder, LatentCache};
+use crate::engine::pipeline::base::Captions;
+use crate::engine::progress::Progress;
+use crate::engine::text::{Instruction, PromptOptions, DEFAULT_NEGATIVE_PROMPT};
+use crate::error::{Error, Result};
+use crate::io::ModelFolder;
+
+/// A video as the VAE encoder takes it: (B, 3, F, H, W) in [−1, 1].
+#[derive(Clone, Debug)]
+pub struct VideoClip {
+    pub shape: [usize; 5],
+    pub data: Vec<f32>,
+}
+
+/// What Refine starts from.
+#[derive(Clone, Debug)]
+pub enum RefineSource {
+    /// Transformer-space latents (Base's output, handed over without a decode).
+    Latents(LatentVideo),
+    /// Pixels: the latents cached under their [`video_key`], else a VAE encode.
+    Video(VideoClip),
+}
+
+/// Whether a video source may be served from the latents cached under its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CachedSource {
+    /// Take known latents (Base's, or an earlier encode) when the key matches.
+    Use,
+    /// Always run the VAE encoder (and store nothing under the video's key).
+    Encode,
+}
+
+/// What the caller asks of one Refine run.
+#[derive(Clone, Debug)]
+pub struct RefineRequest {
+    pub source: RefineSource,
+    /// The clip's prompt; Refine adds no motion score (MODEL.md §8.2, step 5).
+    pub prompt: String,
+    /// None: the SANA-Video docs' negative prompt.
+    pub negative: Option<String>,
+    pub sampling: RefineSampling,
+    pub noise: NoiseSource,
+    pub cached_source: CachedSource,
+}
+
+/// How the source latents were obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceLatents {
+    /// The request carried latents.
+    Given,
+    /// Found under the video's key: Base's latents (or an earlier encode); the VAE encoder did not run.
+    Cached,
+    /// The VAE encoder ran.
+    Encoded,
+}
+
+/// The result of a run: refined transformer-space latents (1, C, T, H, W).
+pub struct RefineOutcome {
+    pub latents: CachedLatent,
+    pub source: SourceLatents,
+    /// The refined latents came from the cache (nothing was denoised).
+    pub cache_hit: bool,
+}
+
+/// The key under which the latents of exactly `video` (as a VAE encode would take it) are found:
+/// the model folder's identity (so a different VAE never matches) and every value of the video.
+pub fn video_key(folder: &ModelFolder, video: &VideoClip) -> Result<CacheKey> {
+    let mut key = KeyBuilder::new("video-latents/v1");
+    add_model_identity(&mut key, folder)?;
+    key.tensor("video", &video.shape, &video.data);
+    Ok(key.finish())
+}
+
+/// Remembers that `video` is the decode of `latents`, so Refine given `video` takes `latents`.
+pub fn link_video_to_latents(
+    cache: &LatentCache,
+    folder: &ModelFolder,
+    video: &VideoClip,
+    latents: &CachedLatent,
+) -> Result<()> {
+    cache.put(video_key(folder, video)?, latents.clone());
+    Ok(())
+}
+
+/// Runs one Refine: source latents (given, cached or encoded), then a cache hit or a refine pass
+/// with the SANA-Video transformer (a cancelled or failed run stores no refined latents).
+pub fn run_refine<B: Backend>(
+    be: &B,
+    models: &mut BaseModels<B>,
+    request: &RefineRequest,
+    cache: Option<&LatentCache>,
+    progress: &dyn Progress,
+) -> Result<RefineOutcome> {
+    let (latents, source) = source_latents(be, models, request, cache, progress)?;
+    let channels = models.transformer.config.in_channels;
+    if latents.shape[1] != channels {
+        return Err(Error::InputShape {
+            name: "latents to refine".into(),
+            expected: format!("{channels} channels (the transformer's in_channels)"),
+            got: format!("shape {:?}", latents.shape),
+        });
+    }
+    let noise = match &request.noise {
+        NoiseSource::Seed(seed) => seeded_noise(latents.shape, *seed),
+        NoiseSource::File(path) => read_noise(path, latents.shape)?,
+    };
+    let negative = request.negative.clone().unwrap_or_else(|| DEFAULT_NEGATIVE_PROMPT.to_string());
+    let s = &request.sampling;
+    let mut key = KeyBuilder::new("refine-latents/v1");
+    add_model_identity(&mut key, &models.folder)?;
+    key.tensor("source", &latents.shape, &latents.data).str("prompt", &request.prompt).str("negative", &negative);
+    key.u64("steps", s.steps as u64).f64("strength", s.strength).f64("guidance", s.guidance as f64);
+    key.f64("shift", s.flow_shift);
+    let device = be.name();
+    key.tensor("noise", &noise.shape, &noise.data).str("device", device.split(" (").next().unwrap_or(&device));
+    let key = key.finish();
+    if let Some(hit) = cache.and_then(|c| c.get(&key)) {
+        return Ok(RefineOutcome { latents: hit, source, cache_hit: true });
+    }
+    progress.update(0.0, "encoding the prompt");
+    let options = PromptOptions { motion_score: None, instruction: Instruction::Diffusers };
+    let (pos, neg) = models.encode_captions(be, &request.prompt, &negative, &options)?;
+    let captions = Captions { positive: &pos, negative: &neg };
+    let refined = refine_latents(be, &models.transformer, captions, &latents, &noise, s, progress)?;
+    let meta = BTreeMap::from([("model".to_string(), models.folder.root.display().to_string())]);
+    let refined = CachedLatent::new(refined.shape.to_vec(), refined.data, meta);
+    if let Some(cache) = cache {
+        cache.put(key, refined.clone());
+    }
+    Ok(RefineOutcome { latents: refined, source, cache_hit: false })
+}
+
+fn source_latents<B: Backend>(
+    be: &B,
+    models: &mut BaseModels<B>,
+    request: &RefineRequest,
+    cache: Option<&LatentCache>,
+    progress: &dyn Progress,
+) -> Result<(LatentVideo, SourceLatents)> {
+    let video = match &request.source {
+        RefineSource::Latents(latents) => return Ok((latents.clone(), SourceLatents::Given)),
+        RefineSource::Video(video) => video,
+    };
+    let key = match (request.cached_source, cache) {
+        (CachedSource::Use, Some(cache)) => {
+            let key = video_key(&models.folder, video)?;
+            if let Some(hit) = cache.get(&key) {
+                let shape: [usize; 5] = hit.shape.clone().try_into().map_err(|_| Error::InputShape {
+                    name: "cached source latents".into(),
+                    expected: "(1, C, T, H, W)".into(),
+                    got: format!("{:?}", hit.shape),
+                })?;
+                return Ok((LatentVideo { shape, data: hit.data.to_vec() }, SourceLatents::Cached));
+            }
+            Some((cache, key))
+        }
+        _ => None,
+    };
+    progress.update(0.0, "encoding the clip");
+    let latents = encode_video(be, models.vae(be)?, &video.data, video.shape, progress)?;
+    if let Some((cache, key)) = key {
+        let meta = BTreeMap::from([("encoded".to_string(), models.folder.root.display().to_string())]);
+        cache.put(key, CachedLatent::new(latents.shape.to_vec(), latents.data.clone(), meta));
+    }
+    Ok((latents, SourceLatents::Encoded))
+}

@@ -13,6 +13,7 @@ mod host;
 
 use std::ffi::CStr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::SeqCst;
 
 use driver::{binary, connect_plate, exclusive, Plugin};
 use host::{Effect, V};
@@ -42,12 +43,14 @@ const BASE_PARAMS: &[(&str, &str, &str)] = &[
 const REFINE_PARAMS: &[(&str, &str, &str)] = &[
     ("strength", "OfxParamTypeDouble", "Refine"),
     ("steps", "OfxParamTypeInteger", "Refine"),
+    ("guidance", "OfxParamTypeDouble", "Refine"),
     ("upscale", "OfxParamTypeChoice", "Refine"),
     ("prompt", "OfxParamTypeString", "Refine"),
     ("seed", "OfxParamTypeInteger", "Refine"),
     ("useCachedLatents", "OfxParamTypeBoolean", "Refine"),
     ("modelFolder", "OfxParamTypeString", "Model"),
     ("refinerBackend", "OfxParamTypeChoice", "Model"),
+    ("device", "OfxParamTypeChoice", "Model"),
     ("inputColourspace", "OfxParamTypeChoice", "Model"),
     ("outputColourspace", "OfxParamTypeChoice", "Model"),
 ];
@@ -372,30 +375,69 @@ fn no_gpu_fails_with_a_message() {
     assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
 }
 
-/// Base generates the latents on the tiny model (progress reported, latents cached) and then
-/// stops at the missing VAE with the message that says so. A second render of the same clip
-/// serves the latents from the cache: no second generation.
+/// Base generates the whole clip on the first render (progress reported, latents cached) and
+/// serves every frame from it: frames in any order, one twice, identical pixels for the same
+/// frame, one generation. A second instance with the same settings is served from the latent
+/// cache without denoising.
 #[test]
-fn base_render_stops_cleanly_at_the_missing_vae() {
+fn base_renders_frames_in_any_order_from_one_generation() {
     let _one = exclusive();
     let (plugin, inst) = tiny_base(&tiny_model());
-    inst.set_param("seed", V::Int(7001));
+    inst.set_param("seed", V::Int(7003));
     let cache = driver::bundle().parent().unwrap().join("latents");
-    let entries = || std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
+    let entries = || walk(&cache);
     let before = entries();
-    failed_with(plugin, &inst, 3.0, "decoding latents to frames needs the VAE (issue 5), not built yet");
-    assert_eq!(entries(), before + 1, "the latents of the run are in the disk cache");
+    for t in [3.0, 1.0, 5.0, 3.0, 2.0, 4.0] {
+        assert_eq!(plugin.render(&inst, t), kOfxStatOK, "frame {t}: {:?}", persistent(&inst));
+    }
+    let written = written(&inst);
+    assert_eq!(written.len(), 6);
+    for (t, px, bounds) in &written {
+        assert_eq!(*bounds, [0, 0, 32, 32], "frame {t}");
+        assert!(px.iter().all(|v| v.is_finite()), "frame {t}: unwritten or non-finite pixels");
+        assert!(px.chunks(4).all(|p| p[3] == 1.0), "frame {t}: alpha is not 1");
+    }
+    assert_eq!(written[0].1, written[3].1, "frame 3 twice: different pixels");
+    for (i, j) in [(0, 1), (1, 2), (0, 4)] {
+        assert_ne!(written[i].1, written[j].1, "frames {} and {} identical", written[i].0, written[j].0);
+    }
+    assert_eq!(inst.progress_started.load(SeqCst), 1, "the clip was generated more than once");
     let updates = inst.progress.lock().unwrap().clone();
     assert!(updates.len() >= 2 && updates.iter().all(|p| (0.0..=1.0).contains(p)), "progress {updates:?}");
-    assert_eq!(inst.progress_started.load(std::sync::atomic::Ordering::SeqCst), 1);
-    assert_eq!(inst.progress_ended.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(inst.progress_ended.load(SeqCst), 1);
+    // the latents, and the link from the served frames to them
+    assert_eq!(entries(), before + 2, "disk cache entries");
+    assert!(logged(&inst, "denoised 2 steps"), "{:?}", inst.messages.lock().unwrap());
 
-    inst.progress.lock().unwrap().clear();
-    failed_with(plugin, &inst, 1.0, "needs the VAE (issue 5)");
-    assert_eq!(entries(), before + 1, "a second render made no new entry");
-    let steps = inst.progress.lock().unwrap().len();
-    assert!(steps < 2, "the second render denoised again ({steps} progress updates)");
+    // another instance, same settings: the latents come from the cache (no denoising), same pixels
+    let (plugin2, other) = tiny_base(&tiny_model());
+    other.set_param("seed", V::Int(7003));
+    assert_eq!(plugin2.render(&other, 3.0), kOfxStatOK, "{:?}", persistent(&other));
+    assert!(logged(&other, "from the cache"), "{:?}", other.messages.lock().unwrap());
+    assert_eq!(written_at(&other, 3.0), written[0].1, "a cache hit gave other pixels");
+    assert!(!logged(&other, "denoised 2 steps"), "the second instance denoised again");
     assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
+    assert_eq!(plugin2.destroy_instance(other), kOfxStatOK);
+}
+
+/// Files under the disk cache (entries sit in two-hex-digit subfolders).
+fn walk(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()
+}
+
+fn written(inst: &Effect) -> Vec<host::Written> {
+    let output = inst.clip("Output").unwrap();
+    // SAFETY: the clip lives in `inst`.
+    unsafe { &*output }.written.lock().unwrap().clone()
+}
+
+fn written_at(inst: &Effect, time: f64) -> Vec<f32> {
+    written(inst).into_iter().rev().find(|w| w.0 == time).map(|w| w.1).unwrap_or_else(|| panic!("no frame {time}"))
+}
+
+fn logged(inst: &Effect, needle: &str) -> bool {
+    inst.messages.lock().unwrap().iter().any(|m| m.kind == "OfxMessageLog" && m.text.contains(needle))
 }
 
 /// Frames outside the generated range are transparent black, without generating anything.
@@ -426,7 +468,7 @@ fn abort_mid_render_fails_quietly_and_caches_nothing() {
     inst.set_param("seed", V::Int(7002));
     inst.set_param("steps", V::Int(6));
     let cache = driver::bundle().parent().unwrap().join("latents");
-    let entries = || std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
+    let entries = || walk(&cache);
     let before = entries();
 
     inst.abort.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -445,17 +487,159 @@ fn abort_mid_render_fails_quietly_and_caches_nothing() {
     assert_eq!(entries(), before, "a cancelled run wrote a cache entry");
     inst.cancel_after_updates.store(0, std::sync::atomic::Ordering::SeqCst);
 
-    failed_with(plugin, &inst, 1.0, "needs the VAE (issue 5)");
-    assert_eq!(entries(), before + 1);
+    assert_eq!(plugin.render(&inst, 1.0), kOfxStatOK, "{:?}", persistent(&inst));
+    assert_eq!(entries(), before + 2, "the finished run stores its latents and their frames' link");
     assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
 }
 
-#[test]
-fn refine_render_says_it_is_not_built() {
-    let _one = exclusive();
+/// A Refine instance on the CPU, 4 steps at strength 0.5 (2 transformer passes).
+fn tiny_refine(model: &std::path::Path) -> (Plugin, Box<Effect>) {
     let (plugin, inst) = instance(REFINE, kOfxImageEffectContextFilter);
-    connect_plate(&inst, "Source", 1.0, 5.0, Box::new(|_t| Some((32, 32, vec![0.5; 32 * 32 * 4]))));
-    failed_with(plugin, &inst, 2.0, "SANA Refine is not built yet");
+    for (name, value) in [
+        ("modelFolder", V::str(model.to_str().unwrap())),
+        ("prompt", V::str("a red fox running through snow")),
+        ("device", V::Int(1)),
+        ("steps", V::Int(4)),
+        ("strength", V::Double(0.5)),
+    ] {
+        inst.set_param(name, value);
+    }
+    (plugin, inst)
+}
+
+/// A plate the harness serves: 32×32 RGBA, different per frame, values in (0, 1).
+fn plate(t: f64) -> Option<(usize, usize, Vec<f32>)> {
+    let px = (0..32 * 32 * 4).map(|i| {
+        if i % 4 == 3 {
+            1.0
+        } else {
+            ((i as f64 * 0.618 + t * 0.31).fract() * 0.9 + 0.05) as f32
+        }
+    });
+    Some((32, 32, px.collect()))
+}
+
+/// Refine on the artist's own plate: the whole Source range read, encoded by the VAE (said in
+/// the log), refined and decoded; every frame served from one run; the encode is remembered, so
+/// a new strength re-refines without encoding again.
+#[test]
+fn refine_on_a_plate_encodes_it_once() {
+    let _one = exclusive();
+    let (plugin, inst) = tiny_refine(&tiny_model());
+    inst.set_param("seed", V::Int(7101));
+    connect_plate(&inst, "Source", 1.0, 5.0, Box::new(plate));
+    for t in [2.0, 5.0, 1.0, 2.0] {
+        assert_eq!(plugin.render(&inst, t), kOfxStatOK, "frame {t}: {:?}", persistent(&inst));
+    }
+    let out = written(&inst);
+    assert!(out.iter().all(|(_, px, b)| *b == [0, 0, 32, 32] && px.iter().all(|v| v.is_finite())));
+    assert_eq!(out[0].1, out[3].1, "frame 2 twice: different pixels");
+    assert_ne!(out[0].1, out[1].1);
+    assert_eq!(inst.progress_started.load(SeqCst), 1, "refined more than once");
+    assert!(logged(&inst, "encoded the Source clip with the VAE"), "{:?}", inst.messages.lock().unwrap());
+
+    inst.messages.lock().unwrap().clear();
+    plugin.instance_changed(&inst, "strength", V::Double(0.75));
+    assert_eq!(plugin.render(&inst, 2.0), kOfxStatOK, "{:?}", persistent(&inst));
+    assert!(logged(&inst, "no VAE encode"), "the plate was encoded again: {:?}", inst.messages.lock().unwrap());
+    assert_ne!(written_at(&inst, 2.0), out[0].1, "a new strength gave the same pixels");
+    assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
+}
+
+/// Base → Refine: Refine's Source is what Base wrote; Refine takes Base's latents from the
+/// cache (no VAE encode, said in the log). With Use Cached Latents off, the same frames are
+/// encoded instead. An upstream change (a new Base seed) re-refines.
+#[test]
+fn base_to_refine_reuses_bases_latents() {
+    let _one = exclusive();
+    let (base_plugin, base) = tiny_base(&tiny_model());
+    base.set_param("seed", V::Int(7201));
+    for t in 1..=5 {
+        assert_eq!(base_plugin.render(&base, t as f64), kOfxStatOK, "{:?}", persistent(&base));
+    }
+    let base_frames: Vec<Vec<f32>> = (1..=5).map(|t| written_at(&base, t as f64)).collect();
+
+    let (plugin, inst) = tiny_refine(&tiny_model());
+    inst.set_param("seed", V::Int(7202));
+    let served = base_frames.clone();
+    connect_plate(&inst, "Source", 1.0, 5.0, Box::new(move |t| Some((32, 32, served[t as usize - 1].clone()))));
+    assert_eq!(plugin.render(&inst, 3.0), kOfxStatOK, "{:?}", persistent(&inst));
+    assert!(logged(&inst, "no VAE encode"), "Refine encoded Base's frames: {:?}", inst.messages.lock().unwrap());
+    assert!(!logged(&inst, "encoded the Source clip"));
+    let chained = written_at(&inst, 3.0);
+    assert!(chained.iter().all(|v| v.is_finite()));
+    assert_ne!(chained, base_frames[2], "Refine passed its input through");
+
+    inst.messages.lock().unwrap().clear();
+    plugin.instance_changed(&inst, "useCachedLatents", V::Int(0));
+    assert_eq!(plugin.render(&inst, 3.0), kOfxStatOK, "{:?}", persistent(&inst));
+    assert!(logged(&inst, "encoded the Source clip with the VAE"), "{:?}", inst.messages.lock().unwrap());
+
+    // upstream change: Base renders another clip; Refine's Source now serves it
+    inst.messages.lock().unwrap().clear();
+    base_plugin.instance_changed(&base, "seed", V::Int(7203));
+    let changed: Vec<Vec<f32>> = (1..=5)
+        .map(|t| {
+            assert_eq!(base_plugin.render(&base, t as f64), kOfxStatOK);
+            written_at(&base, t as f64)
+        })
+        .collect();
+    connect_plate(&inst, "Source", 1.0, 5.0, Box::new(move |t| Some((32, 32, changed[t as usize - 1].clone()))));
+    plugin.instance_changed(&inst, "useCachedLatents", V::Int(1));
+    assert_eq!(plugin.render(&inst, 3.0), kOfxStatOK, "{:?}", persistent(&inst));
+    assert!(logged(&inst, "no VAE encode"), "{:?}", inst.messages.lock().unwrap());
+    assert_ne!(written_at(&inst, 3.0), chained, "an upstream change did not re-refine");
+    assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
+    assert_eq!(base_plugin.destroy_instance(base), kOfxStatOK);
+}
+
+/// What Refine cannot do yet, and bad input, ends as a message naming the parameter or frame.
+#[test]
+fn refine_refuses_what_it_cannot_do_with_a_message() {
+    let _one = exclusive();
+    let (plugin, inst) = tiny_refine(&tiny_model());
+    connect_plate(&inst, "Source", 1.0, 5.0, Box::new(plate));
+    inst.set_param("upscale", V::Int(1));
+    failed_with(plugin, &inst, 1.0, "Upscale ×2 needs the LTX-2 latent upsampler");
+    inst.set_param("upscale", V::Int(0));
+    inst.set_param("refinerBackend", V::Int(0));
+    failed_with(plugin, &inst, 1.0, "the LTX-2 distilled refiner is not built yet");
+    inst.set_param("refinerBackend", V::Int(1));
+    // a NaN in frame 4 of the plate
+    connect_plate(
+        &inst,
+        "Source",
+        1.0,
+        5.0,
+        Box::new(|t| {
+            let (w, h, mut px) = plate(t)?;
+            if t == 4.0 {
+                px[(3 * 32 + 7) * 4 + 1] = f32::NAN;
+            }
+            Some((w, h, px))
+        }),
+    );
+    let text = failed_with(plugin, &inst, 1.0, "frame 4 has a non-finite value");
+    assert!(text.contains("(7, 28)"), "{text}");
+    // 6 frames: not 1 + 4k for the Wan VAE; the message names the nearest valid counts
+    connect_plate(&inst, "Source", 1.0, 6.0, Box::new(plate));
+    let text = failed_with(plugin, &inst, 1.0, "6 frames");
+    assert!(text.contains("e.g. 5 or 9"), "{text}");
+    assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
+}
+
+/// A host whose temporal access hands out the current frame for every time (MLT): Refine still
+/// renders, and warns on the node that the clip was treated as a still.
+#[test]
+fn refine_warns_when_every_source_frame_is_the_same() {
+    let _one = exclusive();
+    let (plugin, inst) = tiny_refine(&tiny_model());
+    inst.set_param("seed", V::Int(7301));
+    connect_plate(&inst, "Source", 1.0, 5.0, Box::new(|_| plate(1.0)));
+    assert_eq!(plugin.render(&inst, 2.0), kOfxStatOK);
+    let m = persistent(&inst).expect("a warning on the node");
+    assert_eq!(m.kind, "OfxMessageWarning");
+    assert!(m.text.contains("same image for all 5 Source frames"), "{}", m.text);
     assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
 }
 
@@ -484,28 +668,4 @@ fn host_mistakes_end_as_a_status() {
     };
     assert_eq!(status, kOfxStatErrBadHandle);
     assert_eq!(plugin.action(c"OfxActionNoSuchThing", inst.handle() as *const _, None, None), kOfxStatReplyDefault);
-}
-
-/// THE place for pixel tests once decode lands (issue 5): frames rendered in any order, twice,
-/// give identical pixels from one generation; Base → Refine reuses Base's latents.
-#[test]
-#[ignore = "needs engine::vae decode (issue 5): connect it in src/ofx/render.rs decode_latents_to_frames"]
-fn base_renders_frames_in_any_order_from_one_generation() {
-    let _one = exclusive();
-    let (plugin, inst) = tiny_base(&tiny_model());
-    inst.set_param("seed", V::Int(7003));
-    for t in [3.0, 1.0, 5.0, 3.0] {
-        assert_eq!(plugin.render(&inst, t), kOfxStatOK, "frame {t}: {:?}", persistent(&inst));
-    }
-    let output = inst.clip("Output").unwrap();
-    // SAFETY: the clip lives in `inst`.
-    let written = unsafe { &*output }.written.lock().unwrap().clone();
-    assert!(written.iter().all(|(_, px, _)| px.iter().all(|v| v.is_finite())));
-    assert_eq!(written[0].1, written[3].1, "frame 3 twice: different pixels");
-    assert_ne!(written[0].1, written[1].1, "frames 3 and 1 identical");
-    assert_eq!(
-        inst.progress_started.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "the clip was generated more than once"
-    );
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use super::effect::{clip, define_clip, effect_props};
 use super::error::{OfxError, OfxResult};
-use super::params::{self, Kind, ParamDef, StringMode, Values};
+use super::params::{self, Colourspace, Device, Kind, ParamDef, StringMode, Values};
 use super::props::PropSet;
 use super::suites::Suites;
 use super::sys::*;
@@ -40,7 +40,6 @@ const WIDTH: &CStr = c"width";
 const HEIGHT: &CStr = c"height";
 const FRAME_COUNT: &CStr = c"frameCount";
 const MOTION_SCORE: &CStr = c"motionScore";
-pub const DEVICE: &CStr = c"device";
 
 /// Resolution presets; index order is stored in projects: only append.
 const RESOLUTIONS: &[&str] = &["480p (Wan VAE model)", "720p (LTX-2 VAE model)", "Custom (Width × Height)"];
@@ -49,7 +48,6 @@ const ASPECTS: &[&str] = &["16:9 landscape", "9:16 portrait", "1:1 square", "4:3
 /// aspect, all multiples of 32 as both VAEs require.
 const PRESET_SIZES: [[(usize, usize); 4]; 2] =
     [[(832, 480), (480, 832), (640, 640), (640, 480)], [(1280, 704), (704, 1280), (960, 960), (1024, 768)]];
-pub const DEVICES: &[&str] = &["CUDA GPU 0", "CPU (reference backend, slow)"];
 
 const PROMPT_PAGE: &str = "Prompt";
 const SAMPLING_PAGE: &str = "Sampling";
@@ -137,13 +135,7 @@ pub fn param_defs() -> Vec<ParamDef> {
             kind: Kind::Int { default: 81, min: 1, max: 1000 },
         },
         params::model_folder(MODEL_PAGE),
-        ParamDef {
-            name: DEVICE,
-            label: "Device",
-            hint: "Where the model runs. CPU works without an NVIDIA driver but is very slow at real sizes.",
-            page: MODEL_PAGE,
-            kind: Kind::Choice { options: DEVICES, default: 0 },
-        },
+        params::device(MODEL_PAGE),
         params::colourspace(params::OUTPUT_COLOURSPACE, "Output Colourspace", MODEL_PAGE),
     ]
 }
@@ -215,32 +207,6 @@ pub struct BaseSettings {
     pub output_colourspace: Colourspace,
 }
 
-/// How frames are handed to (or read from) the host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Colourspace {
-    /// The host's pixels are scene-linear: convert to/from sRGB for the model.
-    Linear,
-    /// Already display-referred: pass as is.
-    Srgb,
-}
-
-impl Colourspace {
-    pub fn from_choice(index: i32) -> Self {
-        if index == 1 {
-            Colourspace::Srgb
-        } else {
-            Colourspace::Linear
-        }
-    }
-}
-
-/// Where Base runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Device {
-    Cuda(usize),
-    Cpu,
-}
-
 /// The clip size of the resolution parameters, without touching the model (RoD runs on the main
 /// thread and must not load anything).
 pub fn size(values: &Values) -> OfxResult<(usize, usize)> {
@@ -270,25 +236,8 @@ pub fn frame_count(values: &Values) -> OfxResult<usize> {
 
 impl BaseSettings {
     pub fn from_values(values: &Values) -> OfxResult<Self> {
-        let folder = values.string(params::MODEL_FOLDER)?.trim();
-        if folder.is_empty() {
-            return Err(OfxError::Setting(
-                "Model Folder is empty: set it to a diffusers SANA-Video folder (model_index.json, transformer/, vae/, \
-                 text_encoder/, tokenizer/)"
-                    .into(),
-            ));
-        }
-        let model_folder = PathBuf::from(folder);
-        if !model_folder.is_dir() {
-            return Err(OfxError::Setting(format!(
-                "Model Folder `{}` does not exist or is not a folder: point it at a diffusers SANA-Video folder",
-                model_folder.display()
-            )));
-        }
-        let prompt = values.string(params::PROMPT)?.trim().to_string();
-        if prompt.is_empty() {
-            return Err(OfxError::Setting("Prompt is empty: describe the clip to generate".into()));
-        }
+        let model_folder = values.model_folder()?;
+        let prompt = values.prompt()?;
         let negative = values.string(NEGATIVE_PROMPT)?.trim();
         let (width, height) = size(values)?;
         let flow_shift = values.double(FLOW_SHIFT)?;
@@ -304,11 +253,8 @@ impl BaseSettings {
             height,
             frames: frame_count(values)?,
             motion_score: values.int(MOTION_SCORE)?,
-            device: match values.choice(DEVICE)? {
-                1 => Device::Cpu,
-                _ => Device::Cuda(0),
-            },
-            output_colourspace: Colourspace::from_choice(values.choice(params::OUTPUT_COLOURSPACE)?),
+            device: values.device()?,
+            output_colourspace: values.colourspace(params::OUTPUT_COLOURSPACE)?,
         })
     }
 }

@@ -11,11 +11,15 @@ use super::sys::*;
 /// One channel value of a host image.
 pub trait Pixel: Copy {
     fn from_f32(v: f32) -> Self;
+    fn to_f32(self) -> f32;
 }
 
 impl Pixel for f32 {
     fn from_f32(v: f32) -> Self {
         v
+    }
+    fn to_f32(self) -> f32 {
+        self
     }
 }
 
@@ -23,11 +27,17 @@ impl Pixel for u16 {
     fn from_f32(v: f32) -> Self {
         (v.clamp(0.0, 1.0) * 65535.0).round() as u16
     }
+    fn to_f32(self) -> f32 {
+        self as f32 / 65535.0
+    }
 }
 
 impl Pixel for u8 {
     fn from_f32(v: f32) -> Self {
         (v.clamp(0.0, 1.0) * 255.0).round() as u8
+    }
+    fn to_f32(self) -> f32 {
+        self as f32 / 255.0
     }
 }
 
@@ -156,6 +166,36 @@ impl<'s> HostImage<'s> {
                 }
             }
         }
+    }
+
+    /// The whole image as RGBA f32, top row first (RGB images get alpha 1): (width, height, pixels).
+    pub fn read_rgba(&self) -> (usize, usize, Vec<f32>) {
+        match self.depth {
+            Depth::Float => self.read::<f32>(),
+            Depth::Short => self.read::<u16>(),
+            Depth::Byte => self.read::<u8>(),
+        }
+    }
+
+    fn read<P: Pixel>(&self) -> (usize, usize, Vec<f32>) {
+        let [x1, y1, x2, y2] = self.bounds;
+        let (w, h, ch) = ((x2 - x1) as usize, (y2 - y1) as usize, self.channels);
+        let mut rgba = vec![1.0f32; w * h * 4];
+        for y in y1..y2 {
+            // SAFETY: as in `write`: y inside the bounds, the row holds (x2 − x1)·ch values of P.
+            let row = unsafe {
+                let start = self.data.offset((y - y1) as isize * self.row_bytes) as *const P;
+                std::slice::from_raw_parts(start, w * ch)
+            };
+            // OFX images are y-up; frames are stored top row first
+            let out = &mut rgba[(h - 1 - (y - y1) as usize) * w * 4..][..w * 4];
+            for (px, dst) in row.chunks_exact(ch).zip(out.chunks_exact_mut(4)) {
+                for c in 0..ch {
+                    dst[c] = px[c].to_f32();
+                }
+            }
+        }
+        (w, h, rgba)
     }
 
     /// Fills the whole image with transparent black (frames outside the generated range).

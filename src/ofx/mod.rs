@@ -14,6 +14,7 @@ pub(crate) mod entry;
 pub(crate) mod error;
 pub(crate) mod image;
 pub(crate) mod params;
+pub(crate) mod pixels;
 pub(crate) mod props;
 pub(crate) mod refine;
 pub(crate) mod render;

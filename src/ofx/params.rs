@@ -59,6 +59,78 @@ pub fn model_folder(page: &'static str) -> ParamDef {
     }
 }
 
+pub const DEVICE: &CStr = c"device";
+/// Index order is stored in projects: only append.
+pub const DEVICES: &[&str] = &["CUDA GPU 0", "CPU (reference backend, slow)"];
+
+pub fn device(page: &'static str) -> ParamDef {
+    ParamDef {
+        name: DEVICE,
+        label: "Device",
+        hint: "Where the model runs. CPU works without an NVIDIA driver but is very slow at real sizes.",
+        page,
+        kind: Kind::Choice { options: DEVICES, default: 0 },
+    }
+}
+
+/// Where an effect runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    Cuda(usize),
+    Cpu,
+}
+
+/// How frames are handed to (or read from) the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Colourspace {
+    /// The host's pixels are scene-linear: convert to/from sRGB for the model.
+    Linear,
+    /// Already display-referred: pass as is.
+    Srgb,
+}
+
+impl Values {
+    pub fn device(&self) -> OfxResult<Device> {
+        Ok(match self.choice(DEVICE)? {
+            1 => Device::Cpu,
+            _ => Device::Cuda(0),
+        })
+    }
+
+    pub fn colourspace(&self, name: &CStr) -> OfxResult<Colourspace> {
+        Ok(if self.choice(name)? == 1 { Colourspace::Srgb } else { Colourspace::Linear })
+    }
+
+    /// Model Folder, checked to be an existing folder: the message says what to point it at.
+    pub fn model_folder(&self) -> OfxResult<std::path::PathBuf> {
+        let folder = self.string(MODEL_FOLDER)?.trim();
+        if folder.is_empty() {
+            return Err(OfxError::Setting(
+                "Model Folder is empty: set it to a diffusers SANA-Video folder (model_index.json, transformer/, vae/, \
+                 text_encoder/, tokenizer/)"
+                    .into(),
+            ));
+        }
+        let path = std::path::PathBuf::from(folder);
+        if !path.is_dir() {
+            return Err(OfxError::Setting(format!(
+                "Model Folder `{}` does not exist or is not a folder: point it at a diffusers SANA-Video folder",
+                path.display()
+            )));
+        }
+        Ok(path)
+    }
+
+    /// The prompt, trimmed; empty is an error.
+    pub fn prompt(&self) -> OfxResult<String> {
+        let prompt = self.string(PROMPT)?.trim().to_string();
+        if prompt.is_empty() {
+            return Err(OfxError::Setting("Prompt is empty: describe the clip".into()));
+        }
+        Ok(prompt)
+    }
+}
+
 pub fn seed(page: &'static str) -> ParamDef {
     ParamDef {
         name: SEED,
@@ -301,6 +373,13 @@ impl Values {
         match self.find(name)? {
             (Value::Double(v), _) => Ok(*v),
             _ => Err(self.wrong(name, "a number")),
+        }
+    }
+
+    pub fn bool(&self, name: &CStr) -> OfxResult<bool> {
+        match self.find(name)? {
+            (Value::Bool(v), _) => Ok(*v),
+            _ => Err(self.wrong(name, "a boolean")),
         }
     }
 

@@ -8,14 +8,17 @@
 //!   Source: the whole input range is read at once.
 
 use std::ffi::CStr;
+use std::path::PathBuf;
 
 use super::base::describe_common;
 use super::effect::{clip, define_clip, effect_props};
-use super::error::OfxResult;
-use super::params::{self, Kind, ParamDef, StringMode, Values};
+use super::error::{OfxError, OfxResult};
+use super::params::{self, Colourspace, Device, Kind, ParamDef, StringMode, Values};
 use super::props::PropSet;
 use super::suites::Suites;
 use super::sys::*;
+use crate::engine::pipeline::refine::RefineSampling;
+use crate::engine::pipeline::refine_job::CachedSource;
 
 pub const IDENTIFIER: &CStr = c"org.sana-ofx.sana.Refine";
 pub const VERSION: (u32, u32) = (1, 0);
@@ -27,11 +30,14 @@ pub const SOURCE_CLIP: &CStr = kOfxImageEffectSimpleSourceClipName;
 
 const REFINER_BACKEND: &CStr = c"refinerBackend";
 const STRENGTH: &CStr = c"strength";
+const GUIDANCE: &CStr = c"guidance";
 const UPSCALE: &CStr = c"upscale";
 const USE_CACHED_LATENTS: &CStr = c"useCachedLatents";
 
-/// Index order is stored in projects: only append.
+/// Index order is stored in projects: only append. The LTX-2 refiner is not built yet (a later
+/// issue); the default is the backend that runs.
 const BACKENDS: &[&str] = &["LTX-2 refiner (distilled LoRA, published recipe)", "SANA-Video (same model as Base)"];
+const BACKEND_SANA_VIDEO: i32 = 1;
 const UPSCALES: &[&str] = &["×1", "×2"];
 
 const REFINE_PAGE: &str = "Refine";
@@ -41,18 +47,27 @@ pub fn param_defs() -> Vec<ParamDef> {
     vec![
         ParamDef {
             name: STRENGTH,
-            label: "Strength (σ₀)",
-            hint: "Noise level the input is re-noised to before refining: 0.909375 in the published recipe; lower \
-                   keeps more of the input.",
+            label: "Strength",
+            hint: "How far back toward noise the clip goes before it is denoised again: the fraction of the \
+                   schedule re-run (0.3 of 20 steps at shift 3 re-noises to σ₀ ≈ 0.56). Higher redraws more; \
+                   1 regenerates from noise.",
             page: REFINE_PAGE,
-            kind: Kind::Double { default: 0.909375, min: 0.0, max: 1.0 },
+            kind: Kind::Double { default: 0.3, min: 0.01, max: 1.0 },
         },
         ParamDef {
             name: params::STEPS,
             label: "Steps",
-            hint: "Refining steps (the published recipe uses 3).",
+            hint: "Steps of the full flow-Euler schedule; Refine runs about Steps × Strength of them.",
             page: REFINE_PAGE,
-            kind: Kind::Int { default: 3, min: 1, max: 50 },
+            kind: Kind::Int { default: 20, min: 1, max: 200 },
+        },
+        ParamDef {
+            name: GUIDANCE,
+            label: "Guidance",
+            hint: "Classifier-free guidance scale while refining (a little under Base's 6: the clip already \
+                   carries the prompt).",
+            page: REFINE_PAGE,
+            kind: Kind::Double { default: 4.5, min: 1.0, max: 20.0 },
         },
         ParamDef {
             name: UPSCALE,
@@ -80,10 +95,12 @@ pub fn param_defs() -> Vec<ParamDef> {
         ParamDef {
             name: REFINER_BACKEND,
             label: "Refiner Backend",
-            hint: "Which model refines.",
+            hint: "Which model refines: SANA-Video (the Model Folder's transformer in refine mode). The LTX-2 \
+                   distilled refiner of the published 2K recipe is not built yet.",
             page: MODEL_PAGE,
-            kind: Kind::Choice { options: BACKENDS, default: 0 },
+            kind: Kind::Choice { options: BACKENDS, default: BACKEND_SANA_VIDEO },
         },
+        params::device(MODEL_PAGE),
         params::colourspace(params::INPUT_COLOURSPACE, "Input Colourspace", MODEL_PAGE),
         params::colourspace(params::OUTPUT_COLOURSPACE, "Output Colourspace", MODEL_PAGE),
     ]
@@ -108,6 +125,63 @@ pub fn describe_in_context(suites: &Suites, effect: OfxImageEffectHandle) -> Ofx
 /// ×1 or ×2.
 pub fn upscale(values: &Values) -> OfxResult<f64> {
     Ok(if values.choice(UPSCALE)? == 1 { 2.0 } else { 1.0 })
+}
+
+/// Refine's settings for one render, checked: errors name the parameter and what is expected.
+#[derive(Clone, Debug)]
+pub struct RefineSettings {
+    pub model_folder: PathBuf,
+    pub prompt: String,
+    pub seed: u64,
+    pub sampling: RefineSampling,
+    pub cached_source: CachedSource,
+    pub device: Device,
+    pub input_colourspace: Colourspace,
+    pub output_colourspace: Colourspace,
+}
+
+impl RefineSettings {
+    pub fn from_values(values: &Values) -> OfxResult<Self> {
+        if values.choice(REFINER_BACKEND)? != BACKEND_SANA_VIDEO {
+            return Err(OfxError::NotBuilt(
+                "Refiner Backend: the LTX-2 distilled refiner is not built yet; set Refiner Backend to SANA-Video",
+            ));
+        }
+        if upscale(values)? != 1.0 {
+            return Err(OfxError::NotBuilt(
+                "Upscale ×2 needs the LTX-2 latent upsampler, which is not connected to SANA Refine yet; set \
+                 Upscale to ×1",
+            ));
+        }
+        let defaults = RefineSampling::default();
+        Ok(RefineSettings {
+            model_folder: values.model_folder()?,
+            prompt: values.prompt()?,
+            seed: values.count(params::SEED, 0)? as u64,
+            sampling: RefineSampling {
+                steps: values.count(params::STEPS, 1)?,
+                strength: values.double(STRENGTH)?,
+                guidance: values.double(GUIDANCE)? as f32,
+                flow_shift: defaults.flow_shift,
+            },
+            cached_source: if values.bool(USE_CACHED_LATENTS)? { CachedSource::Use } else { CachedSource::Encode },
+            device: values.device()?,
+            input_colourspace: values.colourspace(params::INPUT_COLOURSPACE)?,
+            output_colourspace: values.colourspace(params::OUTPUT_COLOURSPACE)?,
+        })
+    }
+}
+
+/// The Source clip's frame range (first, last), inclusive.
+pub fn source_range(source: &super::effect::Clip) -> OfxResult<(f64, f64)> {
+    match source.props.get_doubles::<2>(kOfxImageEffectPropFrameRange) {
+        Ok([first, last]) if last >= first => Ok((first, last)),
+        Ok(r) => Err(OfxError::Clip {
+            clip: "Source".into(),
+            problem: format!("its frame range {r:?} is empty: connect a clip with frames"),
+        }),
+        Err(e) => Err(e),
+    }
 }
 
 pub fn clip_preferences(out_args: &PropSet) -> OfxResult<()> {

@@ -129,6 +129,20 @@ impl Suites {
         }
     }
 
+    /// A log message (kOfxMessageLog): what a render did, for the host's log and for pipeline
+    /// TDs ("took SANA Base's latents, no VAE encode"); never shown as a dialog.
+    pub fn log_message(&self, instance: *mut c_void, text: &str) {
+        let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
+        let message = self.message_v2.and_then(|m| m.message).or_else(|| self.message_v1.and_then(|m| m.message));
+        if let Some(f) = message {
+            // SAFETY: a message-suite function called with an instance handle and a "%s" format
+            // whose one variadic argument is a NUL-terminated string alive for the call.
+            unsafe {
+                f(instance, kOfxMessageLog.as_ptr(), c"sana".as_ptr(), c"%s".as_ptr(), text.as_ptr() as *const c_char)
+            };
+        }
+    }
+
     /// Clears our persistent message once its cause is gone (Nuke blocks renders until then).
     pub fn clear_persistent_message(&self, instance: *mut c_void) {
         if let Some(f) = self.message_v2.and_then(|m| m.clearPersistentMessage) {

@@ -125,12 +125,16 @@ fn built_cdylib() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap();
     let deps = exe.parent().unwrap();
-    for candidate in [deps.parent().unwrap().join("libsana.so"), deps.join("libsana.so")] {
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!("no libsana.so beside {}: build the library first (cargo build --lib)", deps.display());
+    // `cargo test` rebuilds deps/libsana.so with the tests but only `cargo build` refreshes the
+    // uplifted target/<profile>/libsana.so: take the newer, never a stale plugin
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    [deps.join("libsana.so"), deps.parent().unwrap().join("libsana.so")]
+        .into_iter()
+        .filter(|p| p.is_file())
+        .max_by_key(modified)
+        .unwrap_or_else(|| {
+            panic!("no libsana.so beside {}: build the library first (cargo build --lib)", deps.display())
+        })
 }
 
 /// The plugin binary, loaded once per test process (hosts keep it loaded too).
@@ -262,12 +266,8 @@ impl Plugin {
     }
 
     pub fn destroy_instance(&self, instance: Box<Effect>) -> OfxStatus {
-        let status = self.action(kOfxActionDestroyInstance, instance.handle() as *const c_void, None, None);
-        let mut clips = CLIPS.lock().unwrap();
-        for c in instance.clips.lock().unwrap().iter() {
-            clips.retain(|&p| p != &**c as *const Clip as usize);
-        }
-        status
+        // the clips leave CLIPS when `instance` drops (host.rs `Drop for Clip`)
+        self.action(kOfxActionDestroyInstance, instance.handle() as *const c_void, None, None)
     }
 
     /// An instance action with `in_args`; returns the status and the out-args the plugin set.

@@ -443,6 +443,15 @@ impl Clip {
     }
 }
 
+/// A clip leaves CLIPS when it is freed, also when a failing test unwinds past its instance:
+/// clipReleaseImage must never look at a freed clip.
+impl Drop for Clip {
+    fn drop(&mut self) {
+        let me = self as *const Clip as usize;
+        CLIPS.lock().unwrap_or_else(|e| e.into_inner()).retain(|&p| p != me);
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     pub kind: String,
@@ -590,7 +599,7 @@ unsafe extern "C" fn clipGetImage(
 pub static CLIPS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 unsafe extern "C" fn clipReleaseImage(h: OfxPropertySetHandle) -> OfxStatus {
-    for &c in CLIPS.lock().unwrap().iter() {
+    for &c in CLIPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         let clip = &*(c as *const Clip);
         let mut live = clip.live.lock().unwrap();
         if let Some(i) = live.iter().position(|img| img.props.handle() == h) {

@@ -734,3 +734,24 @@ fn group_norm_matches_cpu() {
         );
     }
 }
+
+/// The LTX-2 latent upsampler on the GPU against the CPU, on the reference fixtures' inputs.
+#[test]
+fn ltx2_upsampler_matches_cpu() {
+    use sana::engine::progress::Silent;
+    use sana::engine::upsampler::Ltx2LatentUpsampler;
+    let Some(gpu) = gpu() else { return };
+    let dir = common::fixtures().join("upsampler");
+    let model = dir.join("tiny-ltx2-upsampler");
+    let (cpu_up, gpu_up) =
+        (Ltx2LatentUpsampler::from_dir(&Cpu, &model).unwrap(), Ltx2LatentUpsampler::from_dir(&gpu, &model).unwrap());
+    for case in ["forward.3x4x5", "forward.b2.2x3x3"] {
+        let files = common::open(&dir.join(format!("tiny-ltx2-upsampler.{case}.safetensors")));
+        let input = files.get("latents").unwrap().unwrap();
+        let shape: [usize; 5] = input.shape.to_vec().try_into().unwrap();
+        let data = input.to_f32();
+        let ours = gpu_up.upsample(&gpu, &data, shape, &Silent).unwrap().0;
+        let theirs = cpu_up.upsample(&Cpu, &data, shape, &Silent).unwrap().0;
+        check(&format!("ltx2 upsampler {case}"), &ours, &theirs, tolerance::CUDA_END_TO_END);
+    }
+}

@@ -8,6 +8,7 @@ pub mod geometry;
 pub mod job;
 pub mod noise;
 pub mod refine;
+pub mod upscale;
 
 /// A latent video on the host: (B, C, T, H, W) f32.
 #[derive(Clone, Debug, PartialEq)]

@@ -77,12 +77,12 @@ fn handoff_matches_the_diffusers_pipelines() {
 fn wrong_channel_count_is_refused_by_name() {
     let model = tiny();
     let shape = [1, 7, 1, 3, 3];
-    let err = model.upsample(&Cpu, &vec![0.5; 63], shape, &Silent).err().expect("7 channels must be refused");
+    let err = model.upsample(&Cpu, &[0.5; 63], shape, &Silent).expect_err("7 channels must be refused");
     let msg = err.to_string();
     assert!(msg.contains("latents") && msg.contains("(B, 8, T, H, W)") && msg.contains("[1, 7, 1, 3, 3]"), "{msg}");
 
     let latents = LatentVideo { shape: [1, 8, 1, 2, 2], data: vec![0.5; 32] };
-    let err = upsample_latents(&Cpu, &model, (&[0.0; 7], &[1.0; 8]), &latents, &Silent).err().expect("7 means");
+    let err = upsample_latents(&Cpu, &model, (&[0.0; 7], &[1.0; 8]), &latents, &Silent).expect_err("7 means");
     let msg = err.to_string();
     assert!(msg.contains("latent statistics") && msg.contains("7 means"), "{msg}");
 }

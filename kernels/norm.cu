@@ -104,3 +104,77 @@ extern "C" __global__ void __launch_bounds__(kNormThreads) activation_bf16(const
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < p.len; i += (int64_t)gridDim.x * blockDim.x)
         out[i] = to_bf16(activate(p.act, to_f32(x[i])));
 }
+
+// ---- GroupNorm (the LTX-2 latent upsampler, MODEL.md §8.3) --------------------------------
+// x (rows, C) channels-last, G groups of C/G consecutive channels; statistics span the whole
+// clip (every row), so three launches: (1) each block takes `rows_per_block` rows, each thread
+// one channel at a time down those rows (threads read consecutive channels of a row: coalesced),
+// and adds its (Σx, Σx²) into the group's shared slot once per channel; the block writes its
+// partials (blocks, G, 2); (2) one block folds the partials in f64 into mean and 1/√(var + eps)
+// per group; (3) an elementwise pass normalises, applies γ, β and the activation.
+// Bytes per call: x read twice, out written once (2+2+2 bytes/element); ~5 FLOPs/element.
+// Variance as E[x²] − mean² from f32 per-block partials (≤ 64 K elements each) folded in f64:
+// exact enough for bf16 activations whose mean is not many times their spread.
+static constexpr int kMaxGroups = 128;
+
+// partial[blockIdx, g] = (Σ x, Σ x²) over this block's rows and group g's channels
+extern "C" __global__ void __launch_bounds__(kNormThreads) group_norm_partials_bf16(const GroupNormParams p) {
+    __shared__ float s_sum[kMaxGroups], s_sq[kMaxGroups];
+    for (int g = threadIdx.x; g < p.groups; g += blockDim.x) s_sum[g] = s_sq[g] = 0.0f;
+    __syncthreads();
+    const int per = p.channels / p.groups;
+    const int64_t row0 = (int64_t)blockIdx.x * p.rows_per_block;
+    const int64_t left = (int64_t)p.rows - row0;
+    const int rows = left < p.rows_per_block ? (int)left : p.rows_per_block;
+    const bf16* x = dptr<const bf16>(p.x) + row0 * p.channels;
+    for (int c = threadIdx.x; c < p.channels; c += blockDim.x) {
+        float a = 0.0f, b = 0.0f;
+        for (int r = 0; r < rows; ++r) {
+            const float v = to_f32(x[(int64_t)r * p.channels + c]);
+            a += v;
+            b += v * v;
+        }
+        atomicAdd(&s_sum[c / per], a);
+        atomicAdd(&s_sq[c / per], b);
+    }
+    __syncthreads();
+    float* partial = dptr<float>(p.partial) + (int64_t)blockIdx.x * p.groups * 2;
+    for (int g = threadIdx.x; g < p.groups; g += blockDim.x) {
+        partial[2 * g] = s_sum[g];
+        partial[2 * g + 1] = s_sq[g];
+    }
+}
+
+// stats[g] = (mean, 1/√(var + eps)) with mean = Σx / n, var = Σx² / n − mean², n = rows · C/G
+extern "C" __global__ void __launch_bounds__(kNormThreads) group_norm_stats(const GroupNormParams p) {
+    const float* partial = dptr<const float>(p.partial);
+    float* stats = dptr<float>(p.stats);
+    const double count = (double)p.rows * (p.channels / p.groups);
+    for (int g = threadIdx.x; g < p.groups; g += blockDim.x) {
+        double s = 0.0, ss = 0.0;
+        for (int b = 0; b < p.blocks; ++b) {
+            s += partial[((int64_t)b * p.groups + g) * 2];
+            ss += partial[((int64_t)b * p.groups + g) * 2 + 1];
+        }
+        const double mean = s / count;
+        const double var = fmax(ss / count - mean * mean, 0.0);
+        stats[2 * g] = (float)mean;
+        stats[2 * g + 1] = (float)(1.0 / sqrt(var + (double)p.eps));
+    }
+}
+
+// out[r, c] = act((x[r, c] − mean_g) · inv_g · γ[c] + β[c]), g = c / (C/G)
+extern "C" __global__ void __launch_bounds__(kNormThreads) group_norm_apply_bf16(const GroupNormParams p) {
+    const int per = p.channels / p.groups;
+    const int64_t total = (int64_t)p.rows * p.channels;
+    const bf16* x = dptr<const bf16>(p.x);
+    bf16* out = dptr<bf16>(p.out);
+    const bf16* gamma = dptr<const bf16>(p.gamma);
+    const bf16* beta = dptr<const bf16>(p.beta);
+    const float* stats = dptr<const float>(p.stats);
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        const int c = (int)(i % p.channels), g = c / per;
+        const float v = (to_f32(x[i]) - stats[2 * g]) * stats[2 * g + 1] * to_f32(gamma[c]) + to_f32(beta[c]);
+        out[i] = to_bf16(activate(p.act, v));
+    }
+}

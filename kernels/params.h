@@ -172,3 +172,14 @@ typedef struct {
     int32_t st, sh, sw, pt;    // strides; pt: zeros before frame 0
     int32_t ph, pw;            // spatial padding before
 } ConvGemmParams;
+
+// GroupNorm over channels-last rows (backend::Backend::group_norm): three launches sharing it.
+typedef struct {
+    uint64_t out, x, gamma, beta;  // bf16 (rows, C), (rows, C), (C), (C)
+    uint64_t partial;              // f32 (blocks, groups, 2): Σx, Σx² of each block's rows
+    uint64_t stats;                // f32 (groups, 2): mean, 1/√(var + eps)
+    int32_t rows, channels, groups, rows_per_block;
+    int32_t blocks, act;
+    float eps;
+    int32_t pad;
+} GroupNormParams;

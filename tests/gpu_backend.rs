@@ -692,3 +692,66 @@ fn ltx2_vae_decode_matches_cpu() {
     ltx2_vae_case("decode.2x2x2");
     ltx2_vae_case("decode.b2.1x2x2");
 }
+
+fn group_norm_case<B: Backend>(
+    be: &B,
+    v: &[Vec<f32>],
+    [f, h, w, c]: [usize; 4],
+    groups: usize,
+    act: Activation,
+) -> Vec<f32> {
+    let x = t(be, &[f, h, w, c], &v[0]);
+    let (gamma, beta) = (t(be, &[c], &v[1]), t(be, &[c], &v[2]));
+    let mut out = poisoned(be, &[f, h, w, c]);
+    ops::group_norm(be, &mut out, &x, &gamma, &beta, groups, 1e-5, act).unwrap();
+    out.to_host(be).unwrap()
+}
+
+/// GroupNorm over a whole clip (the LTX-2 latent upsampler's): one channel per group, several,
+/// and the released width (1024 channels in 32 groups) over more rows than one block takes, with
+/// inputs off-centre so the variance is not just E[x²].
+#[test]
+fn group_norm_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    for (dims, groups, act) in [
+        ([1, 5, 7, 32], 32, Activation::Silu),
+        ([3, 4, 5, 96], 32, Activation::Identity),
+        ([2, 9, 11, 1024], 32, Activation::Silu),
+        ([1, 3, 3, 30], 5, Activation::Identity),
+    ] {
+        let n: usize = dims.iter().product();
+        let c = dims[3];
+        let x: Vec<f32> = random(n, 2.0, &mut s).iter().map(|v| bf16::from_f32(v + 0.7).to_f32()).collect();
+        let gamma: Vec<f32> = random(c, 0.5, &mut s).iter().map(|g| bf16::from_f32(1.0 + g).to_f32()).collect();
+        let v = vec![x, gamma, random(c, 0.5, &mut s)];
+        let name = format!("group_norm {dims:?}/{groups} {act:?}");
+        check(
+            &name,
+            &group_norm_case(&gpu, &v, dims, groups, act),
+            &group_norm_case(&Cpu, &v, dims, groups, act),
+            tolerance::CUDA_KERNEL,
+        );
+    }
+}
+
+/// The LTX-2 latent upsampler on the GPU against the CPU, on the reference fixtures' inputs.
+#[test]
+fn ltx2_upsampler_matches_cpu() {
+    use sana::engine::progress::Silent;
+    use sana::engine::upsampler::Ltx2LatentUpsampler;
+    let Some(gpu) = gpu() else { return };
+    let dir = common::fixtures().join("upsampler");
+    let model = dir.join("tiny-ltx2-upsampler");
+    let (cpu_up, gpu_up) =
+        (Ltx2LatentUpsampler::from_dir(&Cpu, &model).unwrap(), Ltx2LatentUpsampler::from_dir(&gpu, &model).unwrap());
+    for case in ["forward.3x4x5", "forward.b2.2x3x3"] {
+        let files = common::open(&dir.join(format!("tiny-ltx2-upsampler.{case}.safetensors")));
+        let input = files.get("latents").unwrap().unwrap();
+        let shape: [usize; 5] = input.shape.to_vec().try_into().unwrap();
+        let data = input.to_f32();
+        let ours = gpu_up.upsample(&gpu, &data, shape, &Silent).unwrap().0;
+        let theirs = cpu_up.upsample(&Cpu, &data, shape, &Silent).unwrap().0;
+        check(&format!("ltx2 upsampler {case}"), &ours, &theirs, tolerance::CUDA_END_TO_END);
+    }
+}

@@ -420,6 +420,23 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// reshuffle). LTX-2's upsamplers (and their residual path) and the output unpatchify.
     fn depth_to_space(&self, out: &mut Self::Buf, x: &Self::Buf, dims: ShuffleDims, repeat: usize) -> Result<()>;
 
+    /// GroupNorm over a channels-last clip x (P positions, C) (PyTorch `GroupNorm(groups, C)` on a
+    /// (1, C, T, H, W) tensor): per group of C/groups channels, mean and biased variance over all
+    /// P positions and those channels (f64 or f32 partials), then out ← act((x − μ)/√(σ² + eps)·γ + β).
+    #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
+    fn group_norm(
+        &self,
+        out: &mut Self::Buf,
+        x: &Self::Buf,
+        gamma: &Self::Buf,
+        beta: &Self::Buf,
+        positions: usize,
+        channels: usize,
+        groups: usize,
+        eps: f32,
+        act: Activation,
+    ) -> Result<()>;
+
     /// (B, C, T, H, W) → tokens (B, N, C·pt·ph·pw), tokens in (t, h, w) order, features in
     /// (c, it, ih, iw) order — the layout that makes a stride=kernel Conv3d a matrix product.
     fn patchify(&self, out: &mut Self::Buf, x: &Self::Buf, dims: PatchDims) -> Result<()>;

@@ -544,3 +544,27 @@ pub fn depth_to_space<B: Backend>(
     expect_shape(OP, "x", x, &[to, ho, wo, dims.coarse_channels()])?;
     be.depth_to_space(&mut out.buf, &x.buf, dims, repeat)
 }
+
+/// out ← act(GroupNorm(x)·γ + β) over a channels-last clip x (…, C): statistics per group of
+/// C/groups channels over every position (the whole clip, as PyTorch's 3D GroupNorm).
+#[allow(clippy::too_many_arguments)] // the op's natural inputs; see Backend::group_norm
+pub fn group_norm<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &Tensor<B>,
+    gamma: &Tensor<B>,
+    beta: &Tensor<B>,
+    groups: usize,
+    eps: f32,
+    act: Activation,
+) -> Result<()> {
+    const OP: &str = "group_norm";
+    let (positions, channels) = rows_last(OP, "x", x.shape())?;
+    if groups == 0 || !channels.is_multiple_of(groups) {
+        return Err(Error::shape(OP, format!("{channels} channels do not split into {groups} groups")));
+    }
+    expect_shape(OP, "out", out, x.shape())?;
+    expect_shape(OP, "gamma", gamma, &[channels])?;
+    expect_shape(OP, "beta", beta, &[channels])?;
+    be.group_norm(&mut out.buf, &x.buf, &gamma.buf, &beta.buf, positions, channels, groups, eps, act)
+}

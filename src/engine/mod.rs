@@ -7,5 +7,6 @@ pub mod pipeline;
 pub mod progress;
 pub mod sampler;
 pub mod text;
+pub mod upsampler;
 pub mod vae;
 pub mod weights;

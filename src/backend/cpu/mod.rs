@@ -232,6 +232,22 @@ impl Backend for Cpu {
         Ok(())
     }
 
+    fn group_norm(
+        &self,
+        out: &mut Vec<f32>,
+        x: &Vec<f32>,
+        gamma: &Vec<f32>,
+        beta: &Vec<f32>,
+        _positions: usize,
+        channels: usize,
+        groups: usize,
+        eps: f32,
+        act: Activation,
+    ) -> Result<()> {
+        norm::group_norm(out, x, gamma, beta, channels, groups, eps, act);
+        Ok(())
+    }
+
     fn patchify(&self, out: &mut Vec<f32>, x: &Vec<f32>, dims: PatchDims) -> Result<()> {
         patch::patchify(out, x, dims);
         Ok(())

@@ -26,6 +26,9 @@ pub struct Kernels {
 const ENTRY_POINTS: &[&str] = &[
     "rms_norm_bf16",
     "rms_norm_narrow_bf16",
+    "group_norm_partials_bf16",
+    "group_norm_stats",
+    "group_norm_apply_bf16",
     "ada_layer_norm_bf16",
     "gated_residual_bf16",
     "activation_bf16",

@@ -425,6 +425,31 @@ impl Backend for Cuda {
         self.copy_device_range(dst, dst_offset, src, src_offset, len).map_err(|e| self.err(e))
     }
 
+    fn group_norm(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        gamma: &CudaSlice<bf16>,
+        beta: &CudaSlice<bf16>,
+        positions: usize,
+        channels: usize,
+        groups: usize,
+        eps: f32,
+        act: Activation,
+    ) -> Result<()> {
+        if groups > norm::GROUP_NORM_MAX_GROUPS {
+            let max = norm::GROUP_NORM_MAX_GROUPS;
+            return Err(Error::shape("group_norm (cuda)", format!("{groups} groups: the kernel takes at most {max}")));
+        }
+        self.timed(
+            || format!("group_norm {positions}x{channels}/{groups}"),
+            || {
+                self.launch_group_norm(out, x, gamma, beta, positions, channels, groups, eps, act)
+                    .map_err(|e| self.err(e))
+            },
+        )
+    }
+
     fn patchify(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, dims: PatchDims) -> Result<()> {
         self.launch_patch("patchify_bf16", out, x, dims).map_err(|e| self.err(e))
     }

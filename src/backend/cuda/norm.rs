@@ -3,8 +3,8 @@
 use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;
 
-use super::error::CudaError;
-use super::params::{act_code, AdaLayerNormParams, GatedResidualParams, ModParams, RmsNormParams};
+use super::error::{CudaError, DriverContext};
+use super::params::{act_code, AdaLayerNormParams, GatedResidualParams, GroupNormParams, ModParams, RmsNormParams};
 use super::Cuda;
 use crate::backend::{Activation, Modulation, TokenDims};
 
@@ -12,6 +12,8 @@ use crate::backend::{Activation, Modulation, TokenDims};
 const THREADS: u32 = 256;
 /// Rows up to this wide get a warp each (kernels/norm.cu `rms_norm_narrow_bf16`).
 const NARROW_MAX: usize = 1024;
+/// kernels/norm.cu `kMaxGroups` (shared-memory partial sums per group).
+pub(super) const GROUP_NORM_MAX_GROUPS: usize = 128;
 
 fn per_row(rows: usize) -> LaunchConfig {
     LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
@@ -105,5 +107,55 @@ impl Cuda {
             d: d.d as i32,
         };
         self.kernels.launch(&self.stream, "gated_residual_bf16", per_row(d.b * d.n), &p)
+    }
+
+    /// kernels/norm.cu GroupNorm: per-block partial sums, an f64 fold per group, then the
+    /// elementwise normalisation.
+    #[allow(clippy::too_many_arguments)] // mirrors Backend::group_norm
+    pub(super) fn launch_group_norm(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        gamma: &CudaSlice<bf16>,
+        beta: &CudaSlice<bf16>,
+        rows: usize,
+        channels: usize,
+        groups: usize,
+        eps: f32,
+        act: Activation,
+    ) -> Result<(), CudaError> {
+        // ~64 K elements a block: enough blocks to fill the GPU, few partials to fold
+        let rows_per_block = (65536 / channels.max(1)).max(1);
+        let blocks = rows.div_ceil(rows_per_block).max(1);
+        // SAFETY: partials and stats are written by the first two launches before they are read.
+        let partial =
+            unsafe { self.stream.alloc::<f32>(blocks * groups * 2) }.during("allocating group-norm partials")?;
+        let stats = unsafe { self.stream.alloc::<f32>(groups * 2) }.during("allocating group-norm statistics")?;
+        let p = GroupNormParams {
+            out: self.ptr(out),
+            x: self.ptr(x),
+            gamma: self.ptr(gamma),
+            beta: self.ptr(beta),
+            partial: self.ptr(&partial),
+            stats: self.ptr(&stats),
+            rows: rows as i32,
+            channels: channels as i32,
+            groups: groups as i32,
+            rows_per_block: rows_per_block as i32,
+            blocks: blocks as i32,
+            act: act_code(act),
+            eps,
+            pad: 0,
+        };
+        let grid =
+            |n: usize| LaunchConfig { grid_dim: (n as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+        self.kernels.launch(&self.stream, "group_norm_partials_bf16", grid(blocks), &p)?;
+        self.kernels.launch(&self.stream, "group_norm_stats", grid(1), &p)?;
+        self.kernels.launch(
+            &self.stream,
+            "group_norm_apply_bf16",
+            super::kernels::grid_stride(rows * channels, THREADS),
+            &p,
+        )
     }
 }

@@ -298,6 +298,25 @@ pub struct ConvGemmParams {
     pub pw: i32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GroupNormParams {
+    pub out: DevPtr,
+    pub x: DevPtr,
+    pub gamma: DevPtr,
+    pub beta: DevPtr,
+    pub partial: DevPtr,
+    pub stats: DevPtr,
+    pub rows: i32,
+    pub channels: i32,
+    pub groups: i32,
+    pub rows_per_block: i32,
+    pub blocks: i32,
+    pub act: i32,
+    pub eps: f32,
+    pub pad: i32,
+}
+
 /// The ACT_* code of kernels/params.h.
 pub fn act_code(act: crate::backend::Activation) -> i32 {
     use crate::backend::Activation;
@@ -328,6 +347,7 @@ unsafe impl DeviceRepr for UpsampleParams {}
 unsafe impl DeviceRepr for ShuffleParams {}
 unsafe impl DeviceRepr for SoftmaxParams {}
 unsafe impl DeviceRepr for ConvGemmParams {}
+unsafe impl DeviceRepr for GroupNormParams {}
 
 #[cfg(test)]
 mod tests {
@@ -355,9 +375,12 @@ mod tests {
         assert_eq!(std::mem::size_of::<ShuffleParams>(), 56);
         assert_eq!(std::mem::size_of::<SoftmaxParams>(), 40);
         assert_eq!(std::mem::size_of::<ConvGemmParams>(), 104);
+        assert_eq!(std::mem::size_of::<GroupNormParams>(), 80);
         // every header field appears in the mirrors (a cheap textual cross-check)
         let header = crate::backend::cuda::kernels::PARAMS_H;
-        for field in ["q_rot", "emb_chunks", "per_token", "padded_head_dim", "frames", "reflect", "c_out"] {
+        for field in
+            ["q_rot", "emb_chunks", "per_token", "padded_head_dim", "frames", "reflect", "c_out", "rows_per_block"]
+        {
             assert!(header.contains(field), "{field} missing from params.h");
         }
     }

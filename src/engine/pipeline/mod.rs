@@ -9,6 +9,7 @@ pub mod job;
 pub mod noise;
 pub mod refine;
 pub mod refine_job;
+pub mod upscale;
 
 /// A latent video on the host: (B, C, T, H, W) f32.
 #[derive(Clone, Debug, PartialEq)]

@@ -176,8 +176,9 @@ fn descriptors_carry_every_property_the_spec_requires() {
         assert_eq!(p.int(kOfxImageEffectPropSupportsMultiResolution), Some(1));
         assert_eq!(p.int(kOfxImageEffectPropTemporalClipAccess), Some(1));
         assert_eq!(p.int(kOfxImageEffectInstancePropSequentialRender), Some(0));
-        assert_eq!(p.string(kOfxImageEffectPropCudaRenderSupported).as_deref(), Some("true"));
-        assert_eq!(p.string(kOfxImageEffectPropCudaStreamSupported).as_deref(), Some("true"));
+        // not until the device-image path is built: hosts must hand us CPU images
+        assert_eq!(p.string(kOfxImageEffectPropCudaRenderSupported).as_deref(), Some("false"));
+        assert_eq!(p.string(kOfxImageEffectPropCudaStreamSupported).as_deref(), Some("false"));
         assert_eq!(p.string(kOfxImageEffectPropCPURenderSupported).as_deref(), Some("true"));
         assert!(p.string(kOfxPropPluginDescription).is_some_and(|s| !s.is_empty()));
     }
@@ -640,6 +641,29 @@ fn refine_warns_when_every_source_frame_is_the_same() {
     let m = persistent(&inst).expect("a warning on the node");
     assert_eq!(m.kind, "OfxMessageWarning");
     assert!(m.text.contains("same image for all 5 Source frames"), "{}", m.text);
+    assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
+}
+
+/// A host that hands out CUDA images although we declared no GPU render: a message, a failed
+/// status, and the device pointers never touched.
+#[test]
+fn cuda_images_are_refused_with_a_message() {
+    let _one = exclusive();
+    let (plugin, inst) = tiny_base(&tiny_model());
+    let (status, _) = plugin.call(
+        &inst,
+        kOfxImageEffectActionRender,
+        &[
+            (kOfxPropTime, vec![V::Double(1.0)]),
+            (kOfxImageEffectPropRenderWindow, vec![V::Int(0), V::Int(0), V::Int(32), V::Int(32)]),
+            (kOfxImageEffectPropRenderScale, vec![V::Double(1.0), V::Double(1.0)]),
+            (kOfxImageEffectPropCudaEnabled, vec![V::Int(1)]),
+        ],
+    );
+    assert_eq!(status, kOfxStatFailed);
+    let m = persistent(&inst).expect("a message");
+    assert!(m.text.contains("CUDA images") && m.text.contains("GPU processing"), "{}", m.text);
+    assert!(written(&inst).is_empty(), "an output image was fetched");
     assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
 }
 

@@ -6,7 +6,7 @@
 //! - grouping "SANA"; contexts Generator (Output) and General (Output + optional `Image`)
 //! - full-frame (no tiles), fully thread-safe with our own locks, host frame threading off,
 //!   frame-varying output, any render order (sequential render 0: the clip cache makes order
-//!   irrelevant), OFX 1.5 CUDA render and streams advertised, CPU render kept.
+//!   irrelevant), CPU render (OFX 1.5 CUDA render declared unsupported until it is built).
 
 use std::ffi::CStr;
 use std::path::PathBuf;
@@ -162,9 +162,11 @@ pub fn describe_common(props: &PropSet, label: &str, description: &str, contexts
     props.set_int(kOfxImageEffectPropSupportsMultipleClipDepths, 0, 0)?;
     // 0: any order is correct, the clip cache serves every frame (Nuke lacks it: ignore)
     allow_missing(props.set_int(kOfxImageEffectInstancePropSequentialRender, 0, 0))?;
-    // OFX 1.5 GPU render: Resolve can hand us CUDA memory and a stream; CPU buffers stay supported
-    allow_missing(props.set_cstr(kOfxImageEffectPropCudaRenderSupported, 0, c"true"))?;
-    allow_missing(props.set_cstr(kOfxImageEffectPropCudaStreamSupported, 0, c"true"))?;
+    // OFX 1.5 GPU render (Resolve can hand plugins CUDA memory and a stream) is declared "false"
+    // until the device-image path exists and has run in a host: a host that believed "true" would
+    // hand us device pointers and every render would fail. CPU images work in every host.
+    allow_missing(props.set_cstr(kOfxImageEffectPropCudaRenderSupported, 0, c"false"))?;
+    allow_missing(props.set_cstr(kOfxImageEffectPropCudaStreamSupported, 0, c"false"))?;
     allow_missing(props.set_cstr(kOfxImageEffectPropCPURenderSupported, 0, c"true"))?;
     Ok(())
 }

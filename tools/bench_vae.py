@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch/diffusers side of the autoencoder benchmark (issue 5).
 
-Times `AutoencoderKLWan.decode` of a (1, 16, T, H/8, W/8) latent and `.encode` of a
-(1, 3, F, H, W) clip with random weights built from a diffusers vae config.json (the released
-Wan2.1 config: tests/fixtures/configs/wan2.1_vae.json), in fp32 (what SanaVideoPipeline runs: it
-keeps the VAE in fp32) and bf16. Each call is timed with CUDA events after one warmup; peak memory
+Times `.decode` of a latent and `.encode` of a (1, 3, F, H, W) clip with random weights built from
+a diffusers vae config.json: `AutoencoderKLWan` (the released Wan2.1 config,
+tests/fixtures/configs/wan2.1_vae.json: (1, 16, T, H/8, W/8) latents) or `AutoencoderKLLTX2Video`
+(tests/fixtures/configs/ltx2_vae.json: (1, 128, T, H/32, W/32)), chosen by the config's
+`_class_name`, in fp32 (what SanaVideoPipeline runs for Wan: it keeps the VAE in fp32) and bf16. Each call is timed with CUDA events after one warmup; peak memory
 is torch.cuda.max_memory_allocated over the timed call, with the weights counted.
 
 Run from the repository root (one GPU):
@@ -19,7 +20,7 @@ import sys
 
 import diffusers
 import torch
-from diffusers import AutoencoderKLWan
+from diffusers import AutoencoderKLLTX2Video, AutoencoderKLWan
 
 GIB = 1024**3
 diffusers.utils.logging.set_verbosity_error()
@@ -52,17 +53,23 @@ def main():
     ap.add_argument("--iters", type=int, default=2)
     args = ap.parse_args()
     with open(args.config) as f:
-        cfg = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
+        raw = json.load(f)
+    cfg = {k: v for k, v in raw.items() if not k.startswith("_")}
+    ltx2 = raw.get("_class_name") == "AutoencoderKLLTX2Video"
+    cls = AutoencoderKLLTX2Video if ltx2 else AutoencoderKLWan
     device = torch.device("cuda")
     h, w = args.size
-    tf, sf = cfg.get("scale_factor_temporal", 4), cfg.get("scale_factor_spatial", 8)
-    latent = (1, cfg["z_dim"], (args.frames - 1) // tf + 1, h // sf, w // sf)
+    if ltx2:
+        tf, sf, z = cfg["temporal_compression_ratio"], cfg["spatial_compression_ratio"], cfg["latent_channels"]
+    else:
+        tf, sf, z = cfg.get("scale_factor_temporal", 4), cfg.get("scale_factor_spatial", 8), cfg["z_dim"]
+    latent = (1, z, (args.frames - 1) // tf + 1, h // sf, w // sf)
     log(f"torch {torch.__version__}, diffusers {diffusers.__version__}, {torch.cuda.get_device_name(device)}, "
         f"cudnn tf32 {torch.backends.cudnn.allow_tf32}")
     for dtype_name in args.dtypes.split(","):
         dtype = dict(fp32=torch.float32, bf16=torch.bfloat16)[dtype_name]
         torch.manual_seed(0)
-        model = AutoencoderKLWan(**cfg).to(device, dtype).eval()
+        model = cls(**cfg).to(device, dtype).eval()
         weights = torch.cuda.memory_allocated(device)
         for op in args.ops.split(","):
             with torch.inference_mode():

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: GPU tests, then our benchmark and the diffusers reference on the same GPU.
 # Run from the repository root on the GPU machine with the binaries in .devrun/ (see BENCHMARKS.md):
-#   bash tools/gpu_run.sh [tests] [bench-sana] [bench-ref] [bench-compile] [bench-vae] [bench-text] [bench-e2e]
+#   bash tools/gpu_run.sh [tests] [bench-sana] [bench-ref] [bench-compile] [bench-vae] [bench-vae-ltx2] [bench-text] [bench-e2e]
 set -uo pipefail
 out=${OUT:-/tmp/sana-gpu}
 mkdir -p "$out"
@@ -17,7 +17,7 @@ if [[ " $ARGS " == *" bench-sana "* ]]; then
     .devrun/sana bench dit --config tests/fixtures/configs/sana_video_2b_$c.json --device cuda --warmup 2 --iters 5 2>&1 | tee -a "$out/bench_sana.log" | tail -2
   done
 fi
-if [[ " $ARGS " == *" bench-ref "* ]] || [[ " $ARGS " == *" bench-compile "* ]] || [[ " $ARGS " == *" bench-vae "* ]] || [[ " $ARGS " == *" bench-text "* ]] || [[ " $ARGS " == *" bench-e2e "* ]]; then
+if [[ " $ARGS " == *" bench-ref "* ]] || [[ " $ARGS " == *" bench-compile "* ]] || [[ " $ARGS " == *" bench-vae "* ]] || [[ " $ARGS " == *" bench-vae-ltx2 "* ]] || [[ " $ARGS " == *" bench-text "* ]] || [[ " $ARGS " == *" bench-e2e "* ]]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/site .devrun/whl/*.whl && export PYTHONPATH=/tmp/site
 fi
 if [[ " $ARGS " == *" bench-e2e "* ]]; then
@@ -40,6 +40,13 @@ if [[ " $ARGS " == *" bench-vae "* ]]; then
   tail -30 "$out/bench_vae_sana.err"
   PYTHONUNBUFFERED=1 python3 tools/bench_vae.py --config tests/fixtures/configs/wan2.1_vae.json --frames 81 --size 480 832 --iters 2 2>"$out/bench_vae_ref.err" | tee -a "$out/bench_vae.jsonl"
   tail -3 "$out/bench_vae_ref.err"
+fi
+if [[ " $ARGS " == *" bench-vae-ltx2 "* ]]; then
+  # ours then diffusers' bf16 (the LTX-2 pipelines run this VAE in bf16), LTX-2 VAE at 704x1280x81
+  SANA_PROFILE=${SANA_PROFILE:-0} .devrun/sana bench vae --config tests/fixtures/configs/ltx2_vae.json --device cuda --height 704 --width 1280 --iters 2 2>"$out/bench_ltx2_sana.err" | tee "$out/bench_ltx2.jsonl"
+  tail -5 "$out/bench_ltx2_sana.err"
+  PYTHONUNBUFFERED=1 python3 tools/bench_vae.py --config tests/fixtures/configs/ltx2_vae.json --frames 81 --size 704 1280 --dtypes bf16 --iters 2 2>"$out/bench_ltx2_ref.err" | tee -a "$out/bench_ltx2.jsonl"
+  tail -3 "$out/bench_ltx2_ref.err"
 fi
 if [[ " $ARGS " == *" bench-ref "* ]] || [[ " $ARGS " == *" bench-compile "* ]]; then
   modes=eager

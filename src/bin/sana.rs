@@ -408,7 +408,7 @@ struct BenchTextArgs {
 
 #[derive(Args)]
 struct BenchVaeArgs {
-    /// `wan2.1` (the released config) or a vae config.json.
+    /// `wan2.1` or `ltx2` (the released configs) or a vae config.json (Wan or LTX-2 class).
     #[arg(long, default_value = "wan2.1")]
     config: String,
     #[arg(long, default_value_t = 81)]
@@ -1103,14 +1103,26 @@ fn bench_vae<B: Backend>(
     sync: impl Fn(&B) -> Result<()>,
     peak_memory: impl Fn() -> Result<Option<usize>>,
 ) -> Result<()> {
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/configs");
     let config_path = match args.config.as_str() {
-        "wan2.1" => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/configs/wan2.1_vae.json"),
+        "wan2.1" => configs.join("wan2.1_vae.json"),
+        "ltx2" => configs.join("ltx2_vae.json"),
         path => PathBuf::from(path),
     };
-    let vae = WanVae::random(be, &config_path, 42)?;
+    // the class named in the config picks the autoencoder, as a model folder's vae/ does
+    let class: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path)?)?;
+    let (vae, z) = if class["_class_name"] == "AutoencoderKLLTX2Video" {
+        let v = sana::engine::vae::Ltx2Vae::random(be, &config_path, 42)?;
+        let z = v.config.latent_channels;
+        (VideoVae::Ltx2(Box::new(v)), z)
+    } else {
+        let v = WanVae::random(be, &config_path, 42)?;
+        let z = v.config.z_dim;
+        (VideoVae::Wan(Box::new(v)), z)
+    };
     sync(be)?;
     let weights = peak_memory()?;
-    let (tf, sf, z) = (vae.config.temporal_factor(), vae.config.spatial_factor(), vae.config.z_dim);
+    let (tf, sf) = vae.factors();
     sana::engine::vae::check_frame_count(args.frames, tf)?;
     let latent = [1, z, (args.frames - 1) / tf + 1, args.height / sf, args.width / sf];
     let video = [1, 3, args.frames, args.height, args.width];

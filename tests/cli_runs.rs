@@ -96,3 +96,42 @@ fn json_reports_what_was_written() {
     assert!(frames.iter().all(|f| Path::new(f.as_str().unwrap()).is_file()));
     assert!(report["device"].as_str().unwrap().starts_with("cpu"));
 }
+
+/// `sana generate` to frames, then `sana refine --input` on those frames: the latents are found
+/// in the cache from the frames as read back (no VAE encode). A plate that differs in one pixel
+/// is encoded.
+#[test]
+fn refine_on_generated_frames_reuses_their_latents() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, out) = (dir.path().join("cache"), dir.path().join("f.%04d.png"));
+    let output = generate(&cache, &out, "2").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let refine = |input: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sana"));
+        cmd.args(["refine", "--model"])
+            .arg(common::fixtures().join("pipeline/tiny-sana-video"))
+            .args(["--prompt", "a cat", "--frames", "5", "--steps", "4", "--strength", "0.5", "--input"])
+            .arg(input)
+            .arg("--out")
+            .arg(dir.path().join("r.safetensors"))
+            .env("SANA_CACHE_DIR", &cache);
+        let output = cmd.output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let log = refine(&out);
+    assert!(log.contains("not re-encoded"), "{log}");
+    assert!(!log.contains("encoded by the VAE"), "{log}");
+    // the same clip with one pixel changed is a new plate
+    let plate = dir.path().join("p.%04d.png");
+    let seq = sana::io::frames::SequencePattern::parse(plate.to_str().unwrap()).unwrap();
+    let written = sana::io::frames::SequencePattern::parse(out.to_str().unwrap()).unwrap();
+    for (i, mut frame) in sana::io::frames::read_sequence(&written, 1, 5).unwrap().into_iter().enumerate() {
+        if i == 2 {
+            frame.rgb[40] = 1.0 - frame.rgb[40];
+        }
+        sana::io::frames::write_frame(&seq.path(1 + i), &frame, sana::io::frames::PngDepth::Sixteen).unwrap();
+    }
+    let log = refine(&plate);
+    assert!(log.contains("encoded by the VAE"), "{log}");
+}

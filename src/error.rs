@@ -52,12 +52,18 @@ pub enum Error {
     #[error("shard index `{path}`: {reason}")]
     BadShardIndex { path: PathBuf, reason: String },
 
+    #[error("latent upsampler folder `{folder}` has no `config.json`: point it at an LTX-2 `latent_upsampler` folder (config.json and diffusion_pytorch_model.safetensors of an LTX2LatentUpsamplerModel, e.g. Lightricks/LTX-2's latent_upsampler/)")]
+    MissingUpsampler { folder: PathBuf },
+
     // ---- shapes and inputs ----------------------------------------------------------------------
     #[error("input `{name}`: expected {expected}, got {got}")]
     InputShape { name: String, expected: String, got: String },
 
     #[error("{op}: {reason}")]
     Shape { op: &'static str, reason: String },
+
+    #[error("Upscale ×2 works on LTX-2 VAE latents: the upsampler `{upsampler}` takes {expected} channels (in_channels) but the latents have {got}. ×2 needs the SANA-Video 720p model (LTX-2 VAE); the 480p model's Wan-VAE latents cannot be upsampled: refine at ×1 or use the 720p model")]
+    UpscaleChannels { upsampler: PathBuf, expected: usize, got: usize },
 
     // ---- cache ----------------------------------------------------------------------------------
     #[error("cache entry `{path}` {reason}")]

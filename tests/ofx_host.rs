@@ -49,6 +49,7 @@ const REFINE_PARAMS: &[(&str, &str, &str)] = &[
     ("seed", "OfxParamTypeInteger", "Refine"),
     ("useCachedLatents", "OfxParamTypeBoolean", "Refine"),
     ("modelFolder", "OfxParamTypeString", "Model"),
+    ("upsamplerFolder", "OfxParamTypeString", "Model"),
     ("refinerBackend", "OfxParamTypeChoice", "Model"),
     ("device", "OfxParamTypeChoice", "Model"),
     ("inputColourspace", "OfxParamTypeChoice", "Model"),
@@ -600,9 +601,6 @@ fn refine_refuses_what_it_cannot_do_with_a_message() {
     let _one = exclusive();
     let (plugin, inst) = tiny_refine(&tiny_model());
     connect_plate(&inst, "Source", 1.0, 5.0, Box::new(plate));
-    inst.set_param("upscale", V::Int(1));
-    failed_with(plugin, &inst, 1.0, "Upscale ×2 needs the LTX-2 latent upsampler");
-    inst.set_param("upscale", V::Int(0));
     inst.set_param("refinerBackend", V::Int(0));
     failed_with(plugin, &inst, 1.0, "the LTX-2 distilled refiner is not built yet");
     inst.set_param("refinerBackend", V::Int(1));
@@ -626,6 +624,61 @@ fn refine_refuses_what_it_cannot_do_with_a_message() {
     connect_plate(&inst, "Source", 1.0, 6.0, Box::new(plate));
     let text = failed_with(plugin, &inst, 1.0, "6 frames");
     assert!(text.contains("e.g. 5 or 9"), "{text}");
+    assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
+}
+
+/// Upscale ×2 on the tiny LTX-2 (720p-style) pipeline: the RoD doubles, every frame is served at
+/// 2× the Source's size from one run, and the log says the latents were upsampled. On the Wan
+/// model, ×2 ends as a message: no upsampler in its folder (Upsampler Folder named), and, given
+/// one, the channel mismatch naming the 720p model.
+#[test]
+fn refine_x2_doubles_the_size_on_the_ltx2_model() {
+    let _one = exclusive();
+    let ltx2 = common::fixtures().join("pipeline/tiny-sana-video-ltx2");
+    let (plugin, inst) = tiny_refine(&ltx2);
+    inst.set_param("seed", V::Int(7401));
+    inst.set_param("upscale", V::Int(1));
+    // 9 frames (1 + 8k for the LTX-2 VAE) of 96×64: latents 2×3, upsampled to 4×6
+    let wide = |t: f64| {
+        let px = (0..96 * 64 * 4).map(|i| {
+            if i % 4 == 3 {
+                1.0
+            } else {
+                ((i as f64 * 0.618 + t * 0.31).fract() * 0.9 + 0.05) as f32
+            }
+        });
+        Some((96, 64, px.collect()))
+    };
+    connect_plate(&inst, "Source", 1.0, 9.0, Box::new(wide));
+    assert_eq!(plugin.region_of_definition(&inst, 1.0), (kOfxStatOK, Some(vec![0.0, 0.0, 192.0, 128.0])));
+    for t in [1.0, 5.0, 9.0] {
+        assert_eq!(plugin.render(&inst, t), kOfxStatOK, "frame {t}: {:?}", persistent(&inst));
+    }
+    let out = written(&inst);
+    assert_eq!(out.len(), 3);
+    for (t, px, bounds) in &out {
+        assert_eq!(*bounds, [0, 0, 192, 128], "frame {t}");
+        assert_eq!(px.len(), 192 * 128 * 4, "frame {t}");
+        assert!(px.iter().all(|v| v.is_finite()), "frame {t}");
+    }
+    assert_ne!(out[0].1, out[1].1);
+    assert_eq!(inst.progress_started.load(SeqCst), 1, "refined more than once");
+    assert!(logged(&inst, "upsampled ×2"), "{:?}", inst.messages.lock().unwrap());
+    // ×1 on the same Source keeps its size
+    plugin.instance_changed(&inst, "upscale", V::Int(0));
+    assert_eq!(plugin.render(&inst, 1.0), kOfxStatOK, "{:?}", persistent(&inst));
+    assert_eq!(written(&inst).last().unwrap().2, [0, 0, 96, 64]);
+    assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
+
+    let (plugin, inst) = tiny_refine(&tiny_model());
+    connect_plate(&inst, "Source", 1.0, 5.0, Box::new(plate));
+    inst.set_param("upscale", V::Int(1));
+    let text = failed_with(plugin, &inst, 1.0, "Upsampler Folder");
+    assert!(text.contains("latent_upsampler"), "{text}");
+    let upsampler = common::fixtures().join("upsampler/tiny-ltx2-upsampler");
+    inst.set_param("upsamplerFolder", V::str(upsampler.to_str().unwrap()));
+    let text = failed_with(plugin, &inst, 1.0, "720p model (LTX-2 VAE)");
+    assert!(text.contains("takes 8 channels") && text.contains("have 16"), "{text}");
     assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
 }
 

@@ -20,7 +20,7 @@ use sana::engine::pipeline::job::{
 use sana::engine::pipeline::noise::seeded_noise;
 use sana::engine::pipeline::refine::RefineSampling;
 use sana::engine::pipeline::refine_job::{
-    link_video_to_latents, run_refine, CachedSource, RefineRequest, RefineSource, SourceLatents, VideoClip,
+    link_video_to_latents, run_refine, CachedSource, RefineRequest, RefineSource, SourceLatents, Upscale, VideoClip,
 };
 use sana::engine::pipeline::LatentVideo;
 use sana::engine::progress::Progress;
@@ -283,9 +283,17 @@ struct RefineArgs {
     guidance: f32,
     #[arg(long, default_value_t = 3.0)]
     flow_shift: f64,
+    /// 2: upsample the latents ×2 with the LTX-2 latent upsampler before refining (frames come
+    /// out at twice the size; the 720p model's LTX-2 VAE latents only). 1: refine at the size given.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2))]
+    upscale: Option<u32>,
+    /// The LTX-2 `latent_upsampler` folder for --upscale 2 (default: <model>/latent_upsampler).
+    #[arg(long, requires = "upscale")]
+    upsampler: Option<PathBuf>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// A safetensors file whose `noise` tensor is the re-noising noise (reproduces a reference).
+    /// A safetensors file whose `noise` tensor is the re-noising noise, of the refined (upscaled)
+    /// shape (reproduces a reference).
     #[arg(long)]
     noise: Option<PathBuf>,
     /// Neither read nor fill the latent cache.
@@ -770,6 +778,12 @@ fn refine_command<B: Backend>(be: &B, args: &RefineArgs) -> Result<()> {
         }
         (None, None) => bail!("give the clip to refine: --latents FILE or --input PATTERN --frames N"),
     };
+    let upscale = match (args.upscale.unwrap_or(1), &args.upsampler) {
+        (1, None) => Upscale::None,
+        (1, Some(_)) => bail!("--upsampler is for --upscale 2; with --upscale 1 nothing is upsampled"),
+        (_, Some(dir)) => Upscale::LatentX2 { upsampler: dir.clone() },
+        (_, None) => Upscale::latent_x2_in(&args.model),
+    };
     let mut models = BaseModels::load(be, &args.model)?;
     let request = RefineRequest {
         source,
@@ -786,16 +800,21 @@ fn refine_command<B: Backend>(be: &B, args: &RefineArgs) -> Result<()> {
             None => NoiseSource::Seed(args.seed),
         },
         cached_source: CachedSource::Use,
+        upscale,
     };
     let s = &request.sampling;
     eprintln!(
-        "refine: {} on {}, strength {} of {} steps, guidance {}, shift {}",
+        "refine: {} on {}, strength {} of {} steps, guidance {}, shift {}{}",
         args.model.display(),
         be.name(),
         s.strength,
         s.steps,
         s.guidance,
-        s.flow_shift
+        s.flow_shift,
+        match &request.upscale {
+            Upscale::None => String::new(),
+            Upscale::LatentX2 { upsampler } => format!(", upscaled ×2 with {}", upsampler.display()),
+        }
     );
     let cache = (!args.no_cache).then(|| LatentCache::new(0, default_cache_dir()));
     let outcome = run_refine(be, &mut models, &request, cache.as_ref(), &progress)?;

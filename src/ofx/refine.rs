@@ -18,7 +18,7 @@ use super::props::PropSet;
 use super::suites::Suites;
 use super::sys::*;
 use crate::engine::pipeline::refine::RefineSampling;
-use crate::engine::pipeline::refine_job::CachedSource;
+use crate::engine::pipeline::refine_job::{CachedSource, Upscale};
 
 pub const IDENTIFIER: &CStr = c"org.sana-ofx.sana.Refine";
 pub const VERSION: (u32, u32) = (1, 0);
@@ -33,6 +33,7 @@ const STRENGTH: &CStr = c"strength";
 const GUIDANCE: &CStr = c"guidance";
 const UPSCALE: &CStr = c"upscale";
 const USE_CACHED_LATENTS: &CStr = c"useCachedLatents";
+const UPSAMPLER_FOLDER: &CStr = c"upsamplerFolder";
 
 /// Index order is stored in projects: only append. The LTX-2 refiner is not built yet (a later
 /// issue); the default is the backend that runs.
@@ -72,7 +73,9 @@ pub fn param_defs() -> Vec<ParamDef> {
         ParamDef {
             name: UPSCALE,
             label: "Upscale",
-            hint: "×2 upsamples the latent before refining (704p → 1408p).",
+            hint: "×2 upsamples the latents with the LTX-2 latent upsampler before refining (704p → 1408p): the \
+                   output is twice the Source's size. Needs the SANA-Video 720p model (LTX-2 VAE) and the \
+                   Upsampler Folder.",
             page: REFINE_PAGE,
             kind: Kind::Choice { options: UPSCALES, default: 0 },
         },
@@ -92,6 +95,15 @@ pub fn param_defs() -> Vec<ParamDef> {
             kind: Kind::Bool { default: true },
         },
         params::model_folder(MODEL_PAGE),
+        ParamDef {
+            name: UPSAMPLER_FOLDER,
+            label: "Upsampler Folder",
+            hint: "For Upscale ×2: an LTX-2 latent_upsampler folder (config.json and \
+                   diffusion_pytorch_model.safetensors, e.g. Lightricks/LTX-2's latent_upsampler/). Empty: \
+                   <Model Folder>/latent_upsampler.",
+            page: MODEL_PAGE,
+            kind: Kind::String { mode: StringMode::Directory, default: "" },
+        },
         ParamDef {
             name: REFINER_BACKEND,
             label: "Refiner Backend",
@@ -127,6 +139,29 @@ pub fn upscale(values: &Values) -> OfxResult<f64> {
     Ok(if values.choice(UPSCALE)? == 1 { 2.0 } else { 1.0 })
 }
 
+/// Upscale and, for ×2, the upsampler folder (Upsampler Folder, else `<Model Folder>/latent_upsampler`),
+/// checked to hold a config: the message names the parameter and what to point it at.
+fn upscale_mode(values: &Values, model_folder: &std::path::Path) -> OfxResult<Upscale> {
+    if upscale(values)? == 1.0 {
+        return Ok(Upscale::None);
+    }
+    let given = values.string(UPSAMPLER_FOLDER)?.trim();
+    let folder = if given.is_empty() { model_folder.join("latent_upsampler") } else { PathBuf::from(given) };
+    if !folder.join("config.json").is_file() {
+        return Err(OfxError::Setting(format!(
+            "Upscale ×2: the upsampler folder `{}` has no config.json ({}): set Upsampler Folder to an LTX-2 \
+             latent_upsampler folder (config.json and diffusion_pytorch_model.safetensors), or Upscale to ×1",
+            folder.display(),
+            if given.is_empty() {
+                "Upsampler Folder is empty, so <Model Folder>/latent_upsampler"
+            } else {
+                "Upsampler Folder"
+            }
+        )));
+    }
+    Ok(Upscale::LatentX2 { upsampler: folder })
+}
+
 /// Refine's settings for one render, checked: errors name the parameter and what is expected.
 #[derive(Clone, Debug)]
 pub struct RefineSettings {
@@ -135,6 +170,7 @@ pub struct RefineSettings {
     pub seed: u64,
     pub sampling: RefineSampling,
     pub cached_source: CachedSource,
+    pub upscale: Upscale,
     pub device: Device,
     pub input_colourspace: Colourspace,
     pub output_colourspace: Colourspace,
@@ -147,15 +183,11 @@ impl RefineSettings {
                 "Refiner Backend: the LTX-2 distilled refiner is not built yet; set Refiner Backend to SANA-Video",
             ));
         }
-        if upscale(values)? != 1.0 {
-            return Err(OfxError::NotBuilt(
-                "Upscale ×2 needs the LTX-2 latent upsampler, which is not connected to SANA Refine yet; set \
-                 Upscale to ×1",
-            ));
-        }
         let defaults = RefineSampling::default();
+        let model_folder = values.model_folder()?;
         Ok(RefineSettings {
-            model_folder: values.model_folder()?,
+            upscale: upscale_mode(values, &model_folder)?,
+            model_folder,
             prompt: values.prompt()?,
             seed: values.count(params::SEED, 0)? as u64,
             sampling: RefineSampling {

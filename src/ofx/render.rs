@@ -40,7 +40,7 @@ use crate::engine::pipeline::job::{
     plan_base, run_base, BaseModels, BaseRequest, Binning, NoiseSource, TextEncoderAfter,
 };
 use crate::engine::pipeline::refine_job::{
-    link_video_to_latents, run_refine, RefineRequest, RefineSource, SourceLatents, VideoClip,
+    link_video_to_latents, run_refine, RefineRequest, RefineSource, SourceLatents, Upscale, VideoClip,
 };
 use crate::engine::pipeline::LatentVideo;
 use crate::engine::progress::Progress;
@@ -323,6 +323,7 @@ impl ClipJob for RefineJob<'_> {
             sampling: s.sampling.clone(),
             noise: NoiseSource::Seed(s.seed),
             cached_source: s.cached_source,
+            upscale: s.upscale.clone(),
         };
         let outcome = run_refine(be, models, &request, Some(cache), progress).map_err(engine_error)?;
         let mut log = vec![match outcome.source {
@@ -334,6 +335,9 @@ impl ClipJob for RefineJob<'_> {
             SourceLatents::Given => "SANA Refine: latents given",
         }
         .to_string()];
+        if let (Upscale::LatentX2 { upsampler }, false) = (&s.upscale, outcome.cache_hit) {
+            log.push(format!("SANA Refine: latents upsampled ×2 with `{}` before refining", upsampler.display()));
+        }
         if outcome.cache_hit {
             log.push("SANA Refine: refined latents from the cache (not denoised again)".into());
         }

@@ -11,25 +11,31 @@ use crate::io::ModelFolder;
 /// Feeds `folder`'s identity into `key`, component by component.
 pub fn add_model_identity(key: &mut KeyBuilder, folder: &ModelFolder) -> Result<()> {
     for component in folder.components()? {
-        let dir = folder.root.join(&component);
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io(&dir, e))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        for path in files {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            key.str("component file", &format!("{component}/{name}"));
-            if name.ends_with(".safetensors") {
-                key.bytes("header", &safetensors_header(&path)?);
-                let len = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
-                key.u64("size", len);
-            } else {
-                // configs, tokenizer files, indexes: small, hashed whole
-                key.bytes("content", &std::fs::read(&path).map_err(|e| Error::io(&path, e))?);
-            }
+        add_component_identity(key, &folder.root.join(&component), &component)?;
+    }
+    Ok(())
+}
+
+/// Feeds one component folder's identity into `key` (its files labelled `label/name`): how a
+/// component from outside the model folder, such as a latent upsampler, enters a key.
+pub fn add_component_identity(key: &mut KeyBuilder, dir: &Path, label: &str) -> Result<()> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    for path in files {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        key.str("component file", &format!("{label}/{name}"));
+        if name.ends_with(".safetensors") {
+            key.bytes("header", &safetensors_header(&path)?);
+            let len = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+            key.u64("size", len);
+        } else {
+            // configs, tokenizer files, indexes: small, hashed whole
+            key.bytes("content", &std::fs::read(&path).map_err(|e| Error::io(&path, e))?);
         }
     }
     Ok(())

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::error::Result;
-pub use identity::add_model_identity;
+pub use identity::{add_component_identity, add_model_identity};
 pub use key::{CacheKey, KeyBuilder};
 pub use store::{DiskStore, EntryInfo};
 

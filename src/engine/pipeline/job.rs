@@ -20,6 +20,7 @@ use crate::engine::text::{
     check_matches_transformer, encode_prompts, Gemma2Encoder, Instruction, PromptEmbeddings, PromptOptions,
     PromptTokenizer, DEFAULT_NEGATIVE_PROMPT,
 };
+use crate::engine::upsampler::Ltx2LatentUpsampler;
 use crate::engine::vae::VideoVae;
 use crate::error::{Error, Result};
 use crate::io::frames::Frame;
@@ -75,14 +76,16 @@ pub enum TextEncoderAfter {
     Release,
 }
 
-/// The models of a Base run, loaded from one folder. The text encoder loads on first need, so
-/// a run served from the cache never pays for it.
+/// The models of a Base (and Refine) run, loaded from one folder. The text encoder, the VAE and
+/// Refine's latent upsampler load on first need, so a run served from the cache never pays for them.
 pub struct BaseModels<B: Backend> {
     pub folder: ModelFolder,
     pub transformer: SanaVideoTransformer<B>,
     pub geometry: LatentGeometry,
     text: Option<(Gemma2Encoder<B>, PromptTokenizer)>,
     vae: Option<VideoVae<B>>,
+    /// Refine ×2's upsampler and the folder it came from (it may live outside the model folder).
+    upsampler: Option<(PathBuf, Ltx2LatentUpsampler<B>)>,
 }
 
 impl<B: Backend> BaseModels<B> {
@@ -101,7 +104,7 @@ impl<B: Backend> BaseModels<B> {
                 ),
             ));
         }
-        Ok(BaseModels { folder, transformer, geometry, text: None, vae: None })
+        Ok(BaseModels { folder, transformer, geometry, text: None, vae: None, upsampler: None })
     }
 
     /// The VAE, loaded on first need (image-to-video encodes its first frame with it).
@@ -110,6 +113,21 @@ impl<B: Backend> BaseModels<B> {
             self.vae = Some(VideoVae::from_folder(be, &self.folder)?);
         }
         self.vae.as_ref().ok_or_else(|| Error::shape("vae", "not loaded"))
+    }
+
+    /// The VAE and the latent upsampler of `dir`, each loaded on first need; an upsampler from
+    /// another folder replaces the one kept.
+    pub fn vae_and_upsampler(&mut self, be: &B, dir: &Path) -> Result<(&VideoVae<B>, &Ltx2LatentUpsampler<B>)> {
+        if self.upsampler.as_ref().is_none_or(|(kept, _)| kept != dir) {
+            // the old one goes first: two real-size upsamplers need not fit side by side
+            self.upsampler = None;
+            self.upsampler = Some((dir.to_path_buf(), Ltx2LatentUpsampler::from_dir(be, dir)?));
+        }
+        self.vae(be)?;
+        match (&self.vae, &self.upsampler) {
+            (Some(vae), Some((_, upsampler))) => Ok((vae, upsampler)),
+            _ => Err(Error::shape("latent upsampler", "not loaded")),
+        }
     }
 
     /// The caption embeddings of one prompt and its negative prompt (the text encoder loads on

@@ -5,8 +5,9 @@
 //!   x = σ₀·ε + (1 − σ₀)·z with σ₀ = schedule.σ[t_start]
 //!   then Euler steps t_start.. with classifier-free guidance.
 //! `strength` is how far back toward noise the clip goes (1 = regenerate from noise, 0 = keep).
-//! The ×2 latent upsampler (LTX-2 latents, MODEL.md §8.3) and the LTX-2 distilled refiner come in
-//! later issues: this module is where the refiner backend gets chosen.
+//! The ×2 latent upsampler (LTX-2 latents, MODEL.md §8.3) runs before this pass (refine_job,
+//! upscale); the LTX-2 distilled refiner comes in a later issue: this module is where the refiner
+//! backend gets chosen.
 
 use super::base::{denoise, Captions};
 use super::LatentVideo;

@@ -10,21 +10,30 @@
 //! The key is over the exact values, so a clip that was changed in any way (graded, retimed,
 //! quantised to 8 bits by a host) misses and is encoded, which is what it should be. An encoded
 //! plate is stored under the same key, so re-refining it with other settings skips the encode.
+//!
+//! Upscale ×2 (LTX-2 VAE latents only) runs the latent upsampler on the source latents after they
+//! are found or encoded and before re-noising (MODEL.md §8.2 step 1); the noise has the upsampled
+//! shape, and the mode and the upsampler's identity (config + weight headers) are in the key.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use super::frames::encode_video;
 use super::job::{read_noise, BaseModels, NoiseSource};
 use super::noise::seeded_noise;
 use super::refine::{refine_latents, RefineSampling};
+use super::upscale::upsample_latents;
 use super::LatentVideo;
 use crate::backend::Backend;
-use crate::engine::cache::{add_model_identity, CacheKey, CachedLatent, KeyBuilder, LatentCache};
+use crate::engine::cache::{
+    add_component_identity, add_model_identity, CacheKey, CachedLatent, KeyBuilder, LatentCache,
+};
 use crate::engine::pipeline::base::Captions;
 use crate::engine::progress::Progress;
 use crate::engine::text::{Instruction, PromptOptions, DEFAULT_NEGATIVE_PROMPT};
+use crate::engine::upsampler::UpsamplerConfig;
 use crate::error::{Error, Result};
-use crate::io::ModelFolder;
+use crate::io::{ConfigFile, ModelFolder};
 
 /// A video as the VAE encoder takes it: (B, 3, F, H, W) in [−1, 1].
 #[derive(Clone, Debug)]
@@ -51,6 +60,23 @@ pub enum CachedSource {
     Encode,
 }
 
+/// Whether Refine changes the clip's size before re-noising it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Upscale {
+    /// Refine at the source size.
+    None,
+    /// The LTX-2 latent upsampler ×2 of folder `upsampler` (config.json + weights), run on the
+    /// source latents before re-noising (MODEL.md §8.2 step 1): LTX-2 VAE latents only.
+    LatentX2 { upsampler: PathBuf },
+}
+
+impl Upscale {
+    /// ×2 with `<model>/latent_upsampler`, where an LTX-2 layout keeps it.
+    pub fn latent_x2_in(model: &Path) -> Self {
+        Upscale::LatentX2 { upsampler: model.join("latent_upsampler") }
+    }
+}
+
 /// What the caller asks of one Refine run.
 #[derive(Clone, Debug)]
 pub struct RefineRequest {
@@ -60,8 +86,10 @@ pub struct RefineRequest {
     /// None: the SANA-Video docs' negative prompt.
     pub negative: Option<String>,
     pub sampling: RefineSampling,
+    /// The noise has the refined (upscaled) shape.
     pub noise: NoiseSource,
     pub cached_source: CachedSource,
+    pub upscale: Upscale,
 }
 
 /// How the source latents were obtained.
@@ -103,8 +131,9 @@ pub fn link_video_to_latents(
     Ok(())
 }
 
-/// Runs one Refine: source latents (given, cached or encoded), then a cache hit or a refine pass
-/// with the SANA-Video transformer (a cancelled or failed run stores no refined latents).
+/// Runs one Refine: source latents (given, cached or encoded), upscaled ×2 if asked, then a
+/// cache hit or a refine pass with the SANA-Video transformer (a cancelled or failed run stores
+/// no refined latents).
 pub fn run_refine<B: Backend>(
     be: &B,
     models: &mut BaseModels<B>,
@@ -112,8 +141,13 @@ pub fn run_refine<B: Backend>(
     cache: Option<&LatentCache>,
     progress: &dyn Progress,
 ) -> Result<RefineOutcome> {
-    let (latents, source) = source_latents(be, models, request, cache, progress)?;
     let channels = models.transformer.config.in_channels;
+    // checked before anything runs: the upsampler folder, and its channels against the latents'
+    // (the transformer's, which the VAE's match: BaseModels::load checks)
+    if let Upscale::LatentX2 { upsampler } = &request.upscale {
+        check_upsampler(upsampler, channels)?;
+    }
+    let (latents, source) = source_latents(be, models, request, cache, progress)?;
     if latents.shape[1] != channels {
         return Err(Error::InputShape {
             name: "latents to refine".into(),
@@ -121,9 +155,16 @@ pub fn run_refine<B: Backend>(
             got: format!("shape {:?}", latents.shape),
         });
     }
+    let refined_shape = match &request.upscale {
+        Upscale::None => latents.shape,
+        Upscale::LatentX2 { .. } => {
+            let [b, c, t, h, w] = latents.shape;
+            [b, c, t, 2 * h, 2 * w]
+        }
+    };
     let noise = match &request.noise {
-        NoiseSource::Seed(seed) => seeded_noise(latents.shape, *seed),
-        NoiseSource::File(path) => read_noise(path, latents.shape)?,
+        NoiseSource::Seed(seed) => seeded_noise(refined_shape, *seed),
+        NoiseSource::File(path) => read_noise(path, refined_shape)?,
     };
     let negative = request.negative.clone().unwrap_or_else(|| DEFAULT_NEGATIVE_PROMPT.to_string());
     let s = &request.sampling;
@@ -132,12 +173,25 @@ pub fn run_refine<B: Backend>(
     key.tensor("source", &latents.shape, &latents.data).str("prompt", &request.prompt).str("negative", &negative);
     key.u64("steps", s.steps as u64).f64("strength", s.strength).f64("guidance", s.guidance as f64);
     key.f64("shift", s.flow_shift);
+    // ×1 adds no field, so its keys (and entries cached before ×2 existed) stay as they were
+    if let Upscale::LatentX2 { upsampler } = &request.upscale {
+        key.str("upscale", "latent x2");
+        add_component_identity(&mut key, upsampler, "latent_upsampler")?;
+    }
     let device = be.name();
     key.tensor("noise", &noise.shape, &noise.data).str("device", device.split(" (").next().unwrap_or(&device));
     let key = key.finish();
     if let Some(hit) = cache.and_then(|c| c.get(&key)) {
         return Ok(RefineOutcome { latents: hit, source, cache_hit: true });
     }
+    let latents = match &request.upscale {
+        Upscale::None => latents,
+        Upscale::LatentX2 { upsampler } => {
+            progress.update(0.0, "upsampling the latents ×2");
+            let (vae, upsampler) = models.vae_and_upsampler(be, upsampler)?;
+            upsample_latents(be, upsampler, vae.latent_statistics(), &latents, progress)?
+        }
+    };
     progress.update(0.0, "encoding the prompt");
     let options = PromptOptions { motion_score: None, instruction: Instruction::Diffusers };
     let (pos, neg) = models.encode_captions(be, &request.prompt, &negative, &options)?;
@@ -149,6 +203,24 @@ pub fn run_refine<B: Backend>(
         cache.put(key, refined.clone());
     }
     Ok(RefineOutcome { latents: refined, source, cache_hit: false })
+}
+
+/// The upsampler folder exists with a config, and its `in_channels` are the latents' `channels`
+/// (LTX-2 VAE latents; a Wan-VAE model's are refused by name). Reads only the config.
+fn check_upsampler(dir: &Path, channels: usize) -> Result<()> {
+    let path = dir.join("config.json");
+    if !path.is_file() {
+        return Err(Error::MissingUpsampler { folder: dir.to_path_buf() });
+    }
+    let config = UpsamplerConfig::from_file(&ConfigFile::open(&path)?)?;
+    if config.in_channels != channels {
+        return Err(Error::UpscaleChannels {
+            upsampler: dir.to_path_buf(),
+            expected: config.in_channels,
+            got: channels,
+        });
+    }
+    Ok(())
 }
 
 fn source_latents<B: Backend>(

@@ -819,7 +819,9 @@ fn refine_command<B: Backend>(be: &B, args: &RefineArgs) -> Result<()> {
     let cache = (!args.no_cache).then(|| LatentCache::new(0, default_cache_dir()));
     let outcome = run_refine(be, &mut models, &request, cache.as_ref(), &progress)?;
     match outcome.source {
-        SourceLatents::Cached => eprintln!("the plate's latents were in the cache (sana generate's): not re-encoded"),
+        SourceLatents::Cached => {
+            eprintln!("the plate's latents were in the cache (written by sana generate, or an earlier encode): not re-encoded")
+        }
         SourceLatents::Encoded => eprintln!("the plate was encoded by the VAE"),
         SourceLatents::Given => {}
     }

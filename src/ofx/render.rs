@@ -281,10 +281,8 @@ impl ClipJob for BaseJob<'_> {
         } else {
             format!("SANA Base: denoised {} steps into latents {}", s.steps, plan.key)
         }];
-        let (width, height, frames) = decode_for_host(be, models, &outcome.latents, s.output_colourspace, progress)?;
-        // the served frames as a Refine downstream reads them back (same colourspace choice)
-        let readback = video_of(&frames, width, height, s.output_colourspace)?;
-        link_video_to_latents(cache, &models.folder, &readback, &outcome.latents).map_err(engine_error)?;
+        let (width, height, frames) =
+            decode_and_link(be, models, cache, &outcome.latents, s.output_colourspace, progress)?;
         log.push("SANA Base: frames linked to their latents for SANA Refine downstream".into());
         Ok(JobOutput { width, height, frames, log, warnings: Vec::new() })
     }
@@ -341,9 +339,8 @@ impl ClipJob for RefineJob<'_> {
         if outcome.cache_hit {
             log.push("SANA Refine: refined latents from the cache (not denoised again)".into());
         }
-        let (width, height, frames) = decode_for_host(be, models, &outcome.latents, s.output_colourspace, progress)?;
-        let readback = video_of(&frames, width, height, s.output_colourspace)?;
-        link_video_to_latents(cache, &models.folder, &readback, &outcome.latents).map_err(engine_error)?;
+        let (width, height, frames) =
+            decode_and_link(be, models, cache, &outcome.latents, s.output_colourspace, progress)?;
         let mut warnings = Vec::new();
         let [_, _, t, _, _] = self.plate.shape;
         if t > 1 && identical_frames(self.plate) {
@@ -365,10 +362,13 @@ fn identical_frames(video: &VideoClip) -> bool {
         .all(|f| (0..c).all(|ch| video.data[(ch * t + f) * plane..][..plane] == video.data[ch * t * plane..][..plane]))
 }
 
-/// Transformer-space latents → host RGBA frames at the latents' full size (1, C, T, h, w).
-fn decode_for_host<B: Backend>(
+/// Transformer-space latents → host RGBA frames at the latents' full size (1, C, T, h, w); the
+/// frames, as a Refine downstream reads them back with the same colourspace choice, are linked to
+/// the latents in the cache, so that Refine takes the latents instead of encoding the frames.
+fn decode_and_link<B: Backend>(
     be: &B,
     models: &mut BaseModels<B>,
+    cache: &LatentCache,
     latents: &CachedLatent,
     colourspace: Colourspace,
     progress: &HostProgress,
@@ -383,8 +383,12 @@ fn decode_for_host<B: Backend>(
     let latent = LatentVideo { shape, data: latents.data.to_vec() };
     let video = decode_to_size(be, vae, &latent, size, progress).map_err(engine_error)?;
     let (values, dims) = video.sample(0);
-    let frames = frames_from_video(values, dims).map_err(engine_error)?;
-    Ok((size.1, size.0, frames.iter().map(|f| to_host(f, colourspace)).collect()))
+    let frames: Vec<Vec<f32>> =
+        frames_from_video(values, dims).map_err(engine_error)?.iter().map(|f| to_host(f, colourspace)).collect();
+    let (width, height) = (size.1, size.0);
+    let readback = video_of(&frames, width, height, colourspace)?;
+    link_video_to_latents(cache, &models.folder, &readback, latents).map_err(engine_error)?;
+    Ok((width, height, frames))
 }
 
 /// Host RGBA frames → the video a VAE encode takes, (1, 3, F, H, W) in [−1, 1].

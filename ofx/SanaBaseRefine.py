@@ -28,7 +28,8 @@ refine = app.createNode("org.sana-ofx.sana.Refine")
 refine.setScriptName("SANA_Refine1")
 refine.getParam("prompt").set(PROMPT)
 refine.getParam("seed").set(42)
-refine.getParam("steps").set(3)
+refine.getParam("steps").set(20)  # strength 0.3: 6 passes of the SANA-Video refine mode
+refine.getParam("strength").set(0.3)
 refine.getParam("modelFolder").set(MODEL)
 refine.connectInput(0, base)  # input 0 is Source
 refine.setPosition(0, 120)

@@ -21,10 +21,11 @@ if [[ " $ARGS " == *" bench-ref "* ]] || [[ " $ARGS " == *" bench-compile "* ]] 
   python3 -m pip install -q --no-index --no-deps --target /tmp/site .devrun/whl/*.whl && export PYTHONPATH=/tmp/site
 fi
 if [[ " $ARGS " == *" bench-e2e "* ]]; then
-  # Base end to end at 480p (81 frames, 50 steps, CFG): ours, then diffusers' SanaVideoPipeline
-  .devrun/sana bench generate --device cuda 2>"$out/bench_e2e_sana.err" | tee "$out/bench_e2e.jsonl"
+  # Base end to end (81 frames, 50 steps, CFG) at ${E2E_CONFIG:-720p}: ours, then diffusers' SanaVideoPipeline
+  c=${E2E_CONFIG:-720p}
+  .devrun/sana bench generate --config "$c" --device cuda 2>"$out/bench_e2e_sana.err" | tee "$out/bench_e2e.jsonl"
   tail -3 "$out/bench_e2e_sana.err"
-  PYTHONUNBUFFERED=1 python3 tools/bench_pipeline.py 2>"$out/bench_e2e_ref.err" | tee -a "$out/bench_e2e.jsonl"
+  PYTHONUNBUFFERED=1 python3 tools/bench_pipeline.py --config "$c" 2>"$out/bench_e2e_ref.err" | tee -a "$out/bench_e2e.jsonl"
   tail -3 "$out/bench_e2e_ref.err"
 fi
 if [[ " $ARGS " == *" bench-text "* ]]; then

@@ -389,6 +389,9 @@ struct BenchDitArgs {
 
 #[derive(Args)]
 struct BenchGenerateArgs {
+    /// 480p (Wan2.1 VAE, 832×480) or 720p (LTX-2 VAE, 1280×704): the released configs.
+    #[arg(long, default_value = "480p")]
+    config: String,
     #[arg(long, default_value_t = 81)]
     frames: usize,
     #[arg(long, default_value_t = 50)]
@@ -1023,11 +1026,22 @@ fn bench_generate<B: Backend>(
         ModelFolder::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipeline/tiny-sana-video"))?;
     let encoder = Gemma2Encoder::random(be, &configs.join("gemma_2_2b.json"), 1)?;
     let tokenizer = PromptTokenizer::from_folder(&tiny)?;
-    let transformer = SanaVideoTransformer::random(be, &configs.join("sana_video_2b_480p.json"), 2)?;
-    let vae = VideoVae::Wan(Box::new(WanVae::random(be, &configs.join("wan2.1_vae.json"), 3)?));
+    // the released pairs: 480p = Wan2.1 VAE (16 ch, 8×/4×), 720p = LTX-2 VAE (128 ch, 32×/8×)
+    let (transformer, vae, shape) = match args.config.as_str() {
+        "480p" => (
+            SanaVideoTransformer::random(be, &configs.join("sana_video_2b_480p.json"), 2)?,
+            VideoVae::Wan(Box::new(WanVae::random(be, &configs.join("wan2.1_vae.json"), 3)?)),
+            [1, 16, (args.frames - 1) / 4 + 1, 60, 104],
+        ),
+        "720p" => (
+            SanaVideoTransformer::random(be, &configs.join("sana_video_2b_720p.json"), 2)?,
+            VideoVae::Ltx2(Box::new(sana::engine::vae::Ltx2Vae::random(be, &configs.join("ltx2_vae.json"), 3)?)),
+            [1, 128, (args.frames - 1) / 8 + 1, 22, 40],
+        ),
+        other => bail!("--config: `{other}` is not 480p or 720p"),
+    };
     sync(be)?;
     let weights = peak_memory()?;
-    let shape = [1, 16, (args.frames - 1) / 4 + 1, 60, 104];
     let noise = seeded_noise(shape, 42);
     let opts = PromptOptions { motion_score: Some(30), instruction: Instruction::Diffusers };
     let prompt = ["a cat sleeping on a warm windowsill".to_string()];
@@ -1056,7 +1070,7 @@ fn bench_generate<B: Backend>(
     println!(
         "{}",
         serde_json::json!({
-            "impl": impl_name, "device": be.name(), "frames": args.frames, "steps": args.steps,
+            "impl": impl_name, "device": be.name(), "config": args.config, "frames": args.frames, "steps": args.steps,
             "total_ms": total_ms, "text_ms": text_ms, "denoise_ms": denoise_ms, "decode_ms": decode_ms,
             "peak_gib": gib(peak_memory()?), "weights_gib": gib(weights),
             "finite": video.iter().all(|v| v.is_finite()),

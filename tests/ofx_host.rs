@@ -620,10 +620,6 @@ fn refine_refuses_what_it_cannot_do_with_a_message() {
     );
     let text = failed_with(plugin, &inst, 1.0, "frame 4 has a non-finite value");
     assert!(text.contains("(7, 28)"), "{text}");
-    // 6 frames: not 1 + 4k for the Wan VAE; the message names the nearest valid counts
-    connect_plate(&inst, "Source", 1.0, 6.0, Box::new(plate));
-    let text = failed_with(plugin, &inst, 1.0, "6 frames");
-    assert!(text.contains("e.g. 5 or 9"), "{text}");
     assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
 }
 
@@ -679,6 +675,31 @@ fn refine_x2_doubles_the_size_on_the_ltx2_model() {
     inst.set_param("upsamplerFolder", V::str(upsampler.to_str().unwrap()));
     let text = failed_with(plugin, &inst, 1.0, "720p model (LTX-2 VAE)");
     assert!(text.contains("takes 8 channels") && text.contains("have 16"), "{text}");
+    assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
+}
+
+/// A plate off the model's grid — 6 frames (the Wan VAE takes 1 + 4k) of 40×24 (sizes in
+/// multiples of 32) — is padded for the model and the result cut back: 6 frames of 40×24 out,
+/// said in the log.
+#[test]
+fn refine_fits_a_plate_off_the_grid_and_cuts_the_result_back() {
+    let _one = exclusive();
+    let (plugin, inst) = tiny_refine(&tiny_model());
+    inst.set_param("seed", V::Int(7401));
+    let off_grid = |t: f64| {
+        let (_, _, px) = plate(t)?;
+        Some((40, 24, px[..40 * 24 * 4].to_vec()))
+    };
+    connect_plate(&inst, "Source", 1.0, 6.0, Box::new(off_grid));
+    assert_eq!(plugin.region_of_definition(&inst, 1.0).1, Some(vec![0.0, 0.0, 40.0, 24.0]));
+    for t in [6.0, 1.0] {
+        assert_eq!(plugin.render(&inst, t), kOfxStatOK, "frame {t}: {:?}", persistent(&inst));
+    }
+    let out = written(&inst);
+    assert!(out.iter().all(|(_, px, b)| *b == [0, 0, 40, 24] && px.iter().all(|v| v.is_finite())));
+    assert_ne!(out[0].1, out[1].1);
+    assert!(logged(&inst, "cut back to 6 frames of 40×24"), "{:?}", inst.messages.lock().unwrap());
+    assert_eq!(inst.progress_started.load(SeqCst), 1);
     assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
 }
 

@@ -13,7 +13,7 @@ use sana::engine::dit::HostTensor;
 use sana::engine::dit::{DitInput, DitInputFile, SanaVideoTransformer, Timesteps};
 use sana::engine::inspect::inspect;
 use sana::engine::pipeline::base::Captions;
-use sana::engine::pipeline::frames::{decode_to_size, encode_video, DecodedVideo};
+use sana::engine::pipeline::frames::{crop_video, decode_to_size, encode_video, DecodedVideo};
 use sana::engine::pipeline::job::{
     plan_base, run_base, BaseModels, BaseRequest, Binning, NoiseSource, TextEncoderAfter,
 };
@@ -847,7 +847,14 @@ fn refine_command<B: Backend>(be: &B, args: &RefineArgs) -> Result<()> {
     let vae = models.vae(be)?;
     let (_, sf) = vae.factors();
     let latent = LatentVideo { shape, data: refined.data.to_vec() };
-    let video = decode_to_size(be, vae, &latent, (shape[3] * sf, shape[4] * sf), &progress)?;
+    let mut video = decode_to_size(be, vae, &latent, (shape[3] * sf, shape[4] * sf), &progress)?;
+    if let Some(crop) = outcome.crop {
+        // a plate off the model's grid was padded at its end: cut the result back to its size
+        eprintln!(
+            "the plate was padded to the model's grid; the result is cut back to {crop:?} (frames, height, width)"
+        );
+        video = crop_video(&video, crop)?;
+    }
     written.frames = write_sequence(&args.out, &video, args.first_frame)?;
     written.print(args.json);
     Ok(())

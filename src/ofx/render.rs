@@ -35,7 +35,7 @@ use super::suites::{Severity, Suites};
 use super::sys::*;
 use crate::backend::{cpu::Cpu, cuda::Cuda, Backend};
 use crate::engine::cache::{default_cache_dir, CacheKey, CachedLatent, KeyBuilder, LatentCache};
-use crate::engine::pipeline::frames::decode_to_size;
+use crate::engine::pipeline::frames::{crop_video, decode_to_size};
 use crate::engine::pipeline::job::{
     plan_base, run_base, BaseModels, BaseRequest, Binning, NoiseSource, TextEncoderAfter,
 };
@@ -282,7 +282,7 @@ impl ClipJob for BaseJob<'_> {
             format!("SANA Base: denoised {} steps into latents {}", s.steps, plan.key)
         }];
         let (width, height, frames) =
-            decode_and_link(be, models, cache, &outcome.latents, s.output_colourspace, progress)?;
+            decode_and_link(be, models, cache, &outcome.latents, None, s.output_colourspace, progress)?;
         log.push("SANA Base: frames linked to their latents for SANA Refine downstream".into());
         Ok(JobOutput { width, height, frames, log, warnings: Vec::new() })
     }
@@ -339,8 +339,14 @@ impl ClipJob for RefineJob<'_> {
         if outcome.cache_hit {
             log.push("SANA Refine: refined latents from the cache (not denoised again)".into());
         }
+        if let Some([f, h, w]) = outcome.crop {
+            log.push(format!(
+                "SANA Refine: the Source clip is off the model's grid (VAE frame rule, sizes in multiples of 32): \
+                 padded at its end for the model, the result cut back to {f} frames of {w}×{h}"
+            ));
+        }
         let (width, height, frames) =
-            decode_and_link(be, models, cache, &outcome.latents, s.output_colourspace, progress)?;
+            decode_and_link(be, models, cache, &outcome.latents, outcome.crop, s.output_colourspace, progress)?;
         let mut warnings = Vec::new();
         let [_, _, t, _, _] = self.plate.shape;
         if t > 1 && identical_frames(self.plate) {
@@ -362,14 +368,18 @@ fn identical_frames(video: &VideoClip) -> bool {
         .all(|f| (0..c).all(|ch| video.data[(ch * t + f) * plane..][..plane] == video.data[ch * t * plane..][..plane]))
 }
 
-/// Transformer-space latents → host RGBA frames at the latents' full size (1, C, T, h, w); the
-/// frames, as a Refine downstream reads them back with the same colourspace choice, are linked to
-/// the latents in the cache, so that Refine takes the latents instead of encoding the frames.
+/// Transformer-space latents → host RGBA frames at the latents' full size (1, C, T, h, w), or
+/// cut to `crop` (frames, height, width) when they are a padded plate's; uncut frames, as a
+/// Refine downstream reads them back with the same colourspace choice, are linked to the
+/// latents in the cache, so that Refine takes the latents instead of encoding the frames (cut
+/// frames are not the decode of those latents, so they get no link).
+#[allow(clippy::too_many_arguments)] // the job's pieces, each used once
 fn decode_and_link<B: Backend>(
     be: &B,
     models: &mut BaseModels<B>,
     cache: &LatentCache,
     latents: &CachedLatent,
+    crop: Option<[usize; 3]>,
     colourspace: Colourspace,
     progress: &HostProgress,
 ) -> OfxResult<(usize, usize, Vec<Vec<f32>>)> {
@@ -381,13 +391,18 @@ fn decode_and_link<B: Backend>(
     let size = (shape[3] * sf, shape[4] * sf);
     progress.update(0.95, "decoding");
     let latent = LatentVideo { shape, data: latents.data.to_vec() };
-    let video = decode_to_size(be, vae, &latent, size, progress).map_err(engine_error)?;
+    let mut video = decode_to_size(be, vae, &latent, size, progress).map_err(engine_error)?;
+    if let Some(crop) = crop {
+        video = crop_video(&video, crop).map_err(engine_error)?;
+    }
     let (values, dims) = video.sample(0);
     let frames: Vec<Vec<f32>> =
         frames_from_video(values, dims).map_err(engine_error)?.iter().map(|f| to_host(f, colourspace)).collect();
-    let (width, height) = (size.1, size.0);
-    let readback = video_of(&frames, width, height, colourspace)?;
-    link_video_to_latents(cache, &models.folder, &readback, latents).map_err(engine_error)?;
+    let (width, height) = (dims[3], dims[2]);
+    if crop.is_none() {
+        let readback = video_of(&frames, width, height, colourspace)?;
+        link_video_to_latents(cache, &models.folder, &readback, latents).map_err(engine_error)?;
+    }
     Ok((width, height, frames))
 }
 

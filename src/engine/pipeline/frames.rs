@@ -54,6 +54,28 @@ pub fn decode_to_size<B: Backend>(
     Ok(DecodedVideo { shape: [b, c, f, height, width], data })
 }
 
+/// The first `frames` frames and the top-left `height × width` of a decoded clip: how a padded
+/// plate's result is cut back to the plate (refine_job::PlateFit pads at the end).
+pub fn crop_video(video: &DecodedVideo, [frames, height, width]: [usize; 3]) -> Result<DecodedVideo> {
+    let [b, c, f, h, w] = video.shape;
+    if frames > f || height > h || width > w {
+        return Err(Error::InputShape {
+            name: "crop".into(),
+            expected: format!("at most the clip's {f} frames of {h}x{w}"),
+            got: format!("{frames} frames of {height}x{width}"),
+        });
+    }
+    let mut data = Vec::with_capacity(b * c * frames * height * width);
+    for plane in 0..b * c {
+        for t in 0..frames {
+            for y in 0..height {
+                data.extend_from_slice(&video.data[((plane * f + t) * h + y) * w..][..width]);
+            }
+        }
+    }
+    Ok(DecodedVideo { shape: [b, c, frames, height, width], data })
+}
+
 /// Pixels (B, 3, F, H, W) in [−1, 1] → transformer-space latents (the posterior mean, then
 /// (z − mean) / std), as the image-to-video pipeline encodes its first frame.
 pub fn encode_video<B: Backend>(

@@ -109,6 +109,60 @@ pub struct RefineOutcome {
     pub source: SourceLatents,
     /// The refined latents came from the cache (nothing was denoised).
     pub cache_hit: bool,
+    /// A video source off the model's grid was padded (see [`PlateFit`]): the decoded result is
+    /// to be cut back to these (frames, height, width), in output pixels (×2 when upscaled).
+    pub crop: Option<[usize; 3]>,
+}
+
+/// How an artist's plate is brought onto the model's grid: the VAEs take 1 + k·tf frames and
+/// sizes in multiples of 32 (and of the VAE's spatial factor × the transformer's patch), while
+/// plates come as 1920×1080 and any frame count. The plate is padded at its end — the last frame
+/// repeated, the last row and column replicated — refined, decoded, and the result cut back to
+/// the plate's own size: the padding only gives the model whole tiles and never reaches the
+/// frames the artist gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlateFit {
+    /// The plate's (frames, height, width).
+    pub plate: [usize; 3],
+    /// What it is padded to.
+    pub padded: [usize; 3],
+}
+
+impl PlateFit {
+    /// `temporal`: frames per latent frame after the first; `multiple`: the pixel grid.
+    pub fn new([f, h, w]: [usize; 3], temporal: usize, multiple: usize) -> Self {
+        let frames = 1 + f.saturating_sub(1).div_ceil(temporal) * temporal;
+        let up = |v: usize| v.max(1).div_ceil(multiple) * multiple;
+        PlateFit { plate: [f, h, w], padded: [frames, up(h), up(w)] }
+    }
+
+    pub fn pads(&self) -> bool {
+        self.plate != self.padded
+    }
+
+    /// (B, C, F, H, W) → (B, C, F', H', W') with the last frame, row and column repeated.
+    pub fn pad(&self, video: &VideoClip) -> VideoClip {
+        let [b, c, f, h, w] = video.shape;
+        let [pf, ph, pw] = self.padded;
+        let mut data = Vec::with_capacity(b * c * pf * ph * pw);
+        for plane in 0..b * c {
+            for t in 0..pf {
+                let src = &video.data[(plane * f + t.min(f - 1)) * h * w..][..h * w];
+                for y in 0..ph {
+                    let row = &src[y.min(h - 1) * w..][..w];
+                    data.extend_from_slice(row);
+                    data.extend(std::iter::repeat_n(row[w - 1], pw - w));
+                }
+            }
+        }
+        VideoClip { shape: [b, c, pf, ph, pw], data }
+    }
+}
+
+/// The grid a model folder's Refine works on: (temporal factor, pixel multiple).
+fn grid<B: Backend>(models: &BaseModels<B>) -> (usize, usize) {
+    let [_, ph, pw] = models.transformer.config.patch_size;
+    (models.geometry.temporal, (models.geometry.spatial * ph.max(pw)).max(32))
 }
 
 /// The key under which the latents of exactly `video` (as a VAE encode would take it) are found:
@@ -148,6 +202,15 @@ pub fn run_refine<B: Backend>(
         check_upsampler(upsampler, channels)?;
     }
     let (latents, source) = source_latents(be, models, request, cache, progress)?;
+    let k = if matches!(request.upscale, Upscale::None) { 1 } else { 2 };
+    let crop = match &request.source {
+        RefineSource::Video(video) => {
+            let [_, _, f, h, w] = video.shape;
+            let (temporal, multiple) = grid(models);
+            Some(PlateFit::new([f, h, w], temporal, multiple)).filter(|fit| fit.pads()).map(|_| [f, h * k, w * k])
+        }
+        RefineSource::Latents(_) => None,
+    };
     if latents.shape[1] != channels {
         return Err(Error::InputShape {
             name: "latents to refine".into(),
@@ -182,7 +245,7 @@ pub fn run_refine<B: Backend>(
     key.tensor("noise", &noise.shape, &noise.data).str("device", device.split(" (").next().unwrap_or(&device));
     let key = key.finish();
     if let Some(hit) = cache.and_then(|c| c.get(&key)) {
-        return Ok(RefineOutcome { latents: hit, source, cache_hit: true });
+        return Ok(RefineOutcome { latents: hit, source, cache_hit: true, crop });
     }
     let latents = match &request.upscale {
         Upscale::None => latents,
@@ -202,7 +265,7 @@ pub fn run_refine<B: Backend>(
     if let Some(cache) = cache {
         cache.put(key, refined.clone());
     }
-    Ok(RefineOutcome { latents: refined, source, cache_hit: false })
+    Ok(RefineOutcome { latents: refined, source, cache_hit: false, crop })
 }
 
 /// The upsampler folder exists with a config, and its `in_channels` are the latents' `channels`
@@ -250,10 +313,46 @@ fn source_latents<B: Backend>(
         _ => None,
     };
     progress.update(0.0, "encoding the clip");
+    let [_, _, f, h, w] = video.shape;
+    let (temporal, multiple) = grid(models);
+    let fit = PlateFit::new([f, h, w], temporal, multiple);
+    let padded;
+    let video = if fit.pads() {
+        padded = fit.pad(video);
+        &padded
+    } else {
+        video
+    };
     let latents = encode_video(be, models.vae(be)?, &video.data, video.shape, progress)?;
+    // stored under the key of the plate as given: the padding is a function of it
     if let Some((cache, key)) = key {
         let meta = BTreeMap::from([("encoded".to_string(), models.folder.root.display().to_string())]);
         cache.put(key, CachedLatent::new(latents.shape.to_vec(), latents.data.clone(), meta));
     }
     Ok((latents, SourceLatents::Encoded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plates_are_padded_to_the_grid_by_repeating_their_edges() {
+        let fit = PlateFit::new([6, 1080, 1920], 4, 32);
+        assert_eq!(fit.padded, [9, 1088, 1920]);
+        assert!(PlateFit::new([81, 704, 1280], 8, 32) == PlateFit { plate: [81, 704, 1280], padded: [81, 704, 1280] });
+        assert!(!PlateFit::new([81, 704, 1280], 8, 32).pads());
+        // (1, 1, 2, 2, 3) → (1, 1, 5, 32, 32): values 0..12 by (t, y, x)
+        let video = VideoClip { shape: [1, 1, 2, 2, 3], data: (0..12).map(|v| v as f32).collect() };
+        let fit = PlateFit::new([2, 2, 3], 4, 32);
+        assert_eq!(fit.padded, [5, 32, 32]);
+        let p = fit.pad(&video);
+        assert_eq!(p.shape, [1, 1, 5, 32, 32]);
+        let at = |t: usize, y: usize, x: usize| p.data[(t * 32 + y) * 32 + x];
+        assert_eq!((at(0, 0, 0), at(0, 0, 2), at(0, 1, 1)), (0.0, 2.0, 4.0), "the plate itself");
+        assert_eq!(at(0, 0, 31), 2.0, "last column repeated");
+        assert_eq!(at(0, 31, 0), 3.0, "last row repeated");
+        assert_eq!(at(0, 31, 31), 5.0, "corner");
+        assert_eq!((at(1, 0, 0), at(4, 0, 0), at(4, 31, 31)), (6.0, 6.0, 11.0), "last frame repeated");
+    }
 }

@@ -7,6 +7,7 @@ mod common;
 use sana::backend::cpu::Cpu;
 use sana::engine::dit::HostTensor;
 use sana::engine::progress::Silent;
+use sana::engine::vae::ltx2::{MemoryBudget, TileSpec, Tiling};
 use sana::engine::vae::{Ltx2Vae, VideoVae, WanVae};
 use sana::io::ModelFolder;
 use sana::testing::{compare, tolerance};
@@ -113,6 +114,8 @@ fn every_vae_fixture_has_a_test() {
         "tiny-ltx2.encode.1x32x64",
         "tiny-ltx2.encode.9x32x32",
         "tiny-ltx2.encode.17x32x32",
+        "tiny-ltx2.tiled.4x6",
+        "tiny-ltx2.tiled.b2.6x8",
     ];
     let dir = common::fixtures().join("vae");
     let on_disk: Vec<String> = std::fs::read_dir(&dir)
@@ -220,6 +223,101 @@ fn ltx2_through_video_vae() {
     assert_eq!(mean, tensor(&files, "latents_mean").data.as_slice());
     assert_eq!(std, tensor(&files, "latents_std").data.as_slice());
     assert_eq!(vae.factors(), (8, 32));
+}
+
+/// A tiled fixture: the latents, diffusers' tiled and untiled decodes and the `enable_tiling`
+/// sizes it used.
+struct TiledCase {
+    name: String,
+    z: HostTensor,
+    tiled: HostTensor,
+    untiled: HostTensor,
+    spec: TileSpec,
+}
+
+fn tiled_case(case: &str) -> TiledCase {
+    let name = format!("tiny-ltx2.tiled.{case}");
+    let (files, path) = fixture(&name);
+    let meta = common::metadata(&path);
+    let px = |key: &str| -> usize {
+        meta.get(key).unwrap_or_else(|| panic!("{name}: no `{key}` in the metadata")).parse().unwrap()
+    };
+    let spec = TileSpec {
+        min_height: px("tile_sample_min_height"),
+        min_width: px("tile_sample_min_width"),
+        stride_height: px("tile_sample_stride_height"),
+        stride_width: px("tile_sample_stride_width"),
+    };
+    TiledCase {
+        z: tensor(&files, "latents"),
+        tiled: tensor(&files, "sample"),
+        untiled: tensor(&files, "sample_untiled"),
+        spec,
+        name,
+    }
+}
+
+/// Ours with diffusers' tile sizes against diffusers' `tiled_decode`; the untiled decode of the
+/// same (multi-tile) latent against diffusers' untiled one; and how far diffusers' own tiled
+/// output is from its untiled one — what tiling is allowed to add. On this tiny random VAE with
+/// 3-latent-pixel tiles that is large (7.2e-1 and 1.1; the second case's crops misplace content,
+/// as diffusers does with strides that are not multiples of 32): far above the tolerance, so
+/// matching the tiled reference is a check of the tiling itself.
+fn ltx2_tiled_case(case: &str) {
+    let c = tiled_case(case);
+    let vae = ltx2();
+    let plan = vae.tile_plan(&Cpu, shape5(&c.z), Tiling::Tiles(c.spec)).unwrap();
+    let plan = plan.unwrap_or_else(|| panic!("{}: the fixture should take several tiles", c.name));
+    assert!(plan.rows.len() >= 2 && plan.cols.len() >= 3, "{}: {plan:?}", c.name);
+    let (ours, shape) = vae.decode_with(&Cpu, &c.z.data, shape5(&c.z), Tiling::Tiles(c.spec), &Silent).unwrap();
+    assert_eq!(shape.to_vec(), c.tiled.shape, "{}: output shape", c.name);
+    assert_close(&format!("{} tiled", c.name), &ours, &c.tiled.data);
+    let (whole, _) = vae.decode_with(&Cpu, &c.z.data, shape5(&c.z), Tiling::Off, &Silent).unwrap();
+    assert_close(&format!("{} untiled", c.name), &whole, &c.untiled.data);
+    let gap = compare(&c.tiled.data, &c.untiled.data);
+    eprintln!("{}: diffusers tiled vs untiled: {gap}", c.name);
+    assert!(gap.rel_l2 > 10.0 * tolerance::VAE_F32, "{}: tiling should change this output: {gap}", c.name);
+}
+
+#[test]
+fn ltx2_tiled_decode_2x3_tiles() {
+    ltx2_tiled_case("4x6");
+}
+
+#[test]
+fn ltx2_tiled_decode_3x4_tiles_uneven_strides_batch_of_two() {
+    ltx2_tiled_case("b2.6x8");
+}
+
+/// `Tiling::Auto` decodes whole under a budget the clip fits, and tiles (giving the tiled
+/// result) under one it does not; the default (the host's memory) keeps a tiny clip whole.
+#[test]
+fn ltx2_auto_tiling_follows_the_budget() {
+    let c = tiled_case("4x6");
+    let vae = ltx2();
+    let shape = shape5(&c.z);
+    let (_, bytes) = vae.decode_estimate(&Cpu, [shape[2], shape[3], shape[4]]);
+    assert!(bytes > 0);
+    let auto = |budget| Tiling::Auto { budget, tiles: c.spec };
+    assert!(vae.tile_plan(&Cpu, shape, auto(MemoryBudget::Bytes(bytes))).unwrap().is_none());
+    assert!(vae.tile_plan(&Cpu, shape, auto(MemoryBudget::Bytes(bytes - 1))).unwrap().is_some());
+    let (tiled, _) = vae.decode_with(&Cpu, &c.z.data, shape, auto(MemoryBudget::Bytes(1)), &Silent).unwrap();
+    assert_close(&format!("{} auto, tiny budget", c.name), &tiled, &c.tiled.data);
+    let (whole, _) = vae.decode_with(&Cpu, &c.z.data, shape, auto(MemoryBudget::Bytes(bytes)), &Silent).unwrap();
+    assert_close(&format!("{} auto, ample budget", c.name), &whole, &c.untiled.data);
+    assert_eq!(vae.tiling, Tiling::default());
+    assert!(vae.tile_plan(&Cpu, shape, vae.tiling).unwrap().is_none(), "a tiny clip should decode whole");
+}
+
+/// A tile grid that ends in a tile too thin for reflect padding is refused by name.
+#[test]
+fn ltx2_tiles_too_thin_for_reflect_padding_are_refused() {
+    let vae = ltx2();
+    let spec = TileSpec { min_height: 96, min_width: 96, stride_height: 64, stride_width: 64 };
+    let z = vec![0.0; 8 * 5 * 4];
+    // width 5 = 2 + 2 + 1: the last column one latent pixel wide
+    let err = vae.decode_with(&Cpu, &z, [1, 8, 1, 4, 5], Tiling::Tiles(spec), &Silent).unwrap_err().to_string();
+    assert!(err.contains("reflection") && err.contains("wide"), "{err}");
 }
 
 /// 8k + 1 frames only: anything else is refused with the nearest valid counts.

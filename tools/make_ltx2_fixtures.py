@@ -20,6 +20,7 @@ lists it) to tests/fixtures/configs/ltx2_vae.json for the real-size benchmark.
 Run from the repository root, on a CPU machine:
     python3 -m venv /tmp/sana-tools && /tmp/sana-tools/bin/pip install -r tools/requirements.txt
     /tmp/sana-tools/bin/python tools/make_ltx2_fixtures.py
+    /tmp/sana-tools/bin/python tools/make_ltx2_fixtures.py --tiled-only   # only tiny-ltx2.tiled.*
 """
 
 import glob
@@ -81,6 +82,17 @@ ENCODE = {"1x32x64": (1, 32, 64), "9x32x32": (9, 32, 32), "17x32x32": (17, 32, 3
 # reflection (PyTorch refuses a reflect pad as wide as the input).
 DECODE = {"1x2x2": (1, 1, 2, 2), "2x2x2": (1, 2, 2, 2), "b2.1x2x2": (2, 1, 2, 2)}
 
+# Tiled decode (`enable_tiling`, diffusers' `tiled_decode`): case → ((batch, latent frames, h, w),
+# (tile_sample_min_height, tile_sample_min_width, tile_sample_stride_height, tile_sample_stride_width)).
+# "4x6": 96-pixel tiles (3 latent pixels) every 64 (2), so 32-pixel blends: 2 rows × 3 columns of
+# tiles, the last of each narrower (2 latent pixels: reflect padding needs 2). "b2.6x8": rectangular
+# tiles whose blend (40 / 24 px) and stride crop (88 / 72 px) are not multiples of the 32× factor,
+# as `enable_tiling` allows (the crops then misplace content: diffusers' behaviour, reproduced),
+# 3 × 4 tiles, batch 2, one latent frame. Only the spatial tiling is exercised:
+# `enable_tiling` does not turn on `use_framewise_decoding`, which no public method of
+# AutoencoderKLLTX2Video sets, so `_temporal_tiled_decode` is unreachable through the API.
+TILED = {"4x6": ((1, 2, 4, 6), (96, 96, 64, 64)), "b2.6x8": ((2, 1, 6, 8), (128, 96, 88, 72))}
+
 
 def randomise(model, gen):
     with torch.no_grad():
@@ -109,7 +121,39 @@ def write_released_config():
     print(f"{path} written")
 
 
+def tiled_fixtures(model, gen, meta):
+    """`tiny-ltx2.tiled.*`: the latents, diffusers' tiled decode and its untiled decode."""
+    for old in glob.glob(os.path.join(OUT, f"{NAME}.tiled.*.safetensors")):
+        os.remove(old)
+    for case, ((b, t, h, w), (min_h, min_w, stride_h, stride_w)) in TILED.items():
+        z = torch.randn((b, TINY["latent_channels"], t, h, w), generator=gen)
+        model.disable_tiling()
+        with torch.no_grad():
+            untiled = model.decode(z).sample
+        model.enable_tiling(tile_sample_min_height=min_h, tile_sample_min_width=min_w,
+                            tile_sample_stride_height=stride_h, tile_sample_stride_width=stride_w)
+        with torch.no_grad():
+            tiled = model.decode(z).sample
+        model.disable_tiling()
+        gap = float((tiled - untiled).norm() / untiled.norm())
+        path = os.path.join(OUT, f"{NAME}.tiled.{case}.safetensors")
+        save_file({"latents": z.contiguous(), "sample": tiled.contiguous(), "sample_untiled": untiled.contiguous()},
+                  path, metadata=dict(meta, model=NAME, case=f"tiled.{case}", tile_sample_min_height=str(min_h),
+                                      tile_sample_min_width=str(min_w), tile_sample_stride_height=str(stride_h),
+                                      tile_sample_stride_width=str(stride_w), tiled_vs_untiled_rel_l2=f"{gap:.3e}"))
+        print(f"{NAME}.tiled.{case}: {tuple(z.shape)} -> {tuple(tiled.shape)}, tiles {min_h}x{min_w} every "
+              f"{stride_h}x{stride_w}; diffusers tiled vs untiled relative L2 {gap:.3e}")
+
+
 def main():
+    if sys.argv[1:] == ["--tiled-only"]:
+        # the tiled fixtures alone, from the committed tiny model (leaves every other file as it is)
+        gen = torch.Generator().manual_seed(SEED + 1)
+        meta = dict(script=f"{COMMAND} --tiled-only", diffusers=diffusers.__version__, torch=torch.__version__,
+                    seed=str(SEED + 1))
+        model = AutoencoderKLLTX2Video.from_pretrained(os.path.join(OUT, NAME, "vae")).eval()
+        tiled_fixtures(model, gen, meta)
+        return
     write_released_config()
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)
@@ -138,6 +182,10 @@ def main():
                   metadata=dict(meta, model=NAME, case=f"decode.{case}"))
         print(f"{NAME}.decode.{case}: {tuple(z.shape)} -> {tuple(sample.shape)}, "
               f"|x| max {float(sample.abs().max()):.2f}")
+    # from the saved model, as --tiled-only does, so the two ways give the same files
+    gen = torch.Generator().manual_seed(SEED + 1)
+    meta = dict(meta, script=f"{COMMAND} --tiled-only", seed=str(SEED + 1))
+    tiled_fixtures(AutoencoderKLLTX2Video.from_pretrained(os.path.join(OUT, NAME, "vae")).eval(), gen, meta)
 
 
 if __name__ == "__main__":

@@ -243,6 +243,17 @@ pub trait Backend: Send + Sync + Sized + 'static {
     fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
     fn upload_table(&self, host: Vec<f32>) -> Result<Self::Table>;
 
+    /// Bytes one element of `Buf` takes (memory estimates: 4 for f32, 2 for bf16).
+    fn element_bytes(&self) -> usize {
+        4
+    }
+    /// Bytes new buffers can still take on the device, where the backend can tell (memory
+    /// budgets, e.g. whether a VAE decode must tile); `None` where it cannot (the CPU's host
+    /// memory is not measured).
+    fn available_memory(&self) -> Option<usize> {
+        None
+    }
+
     /// out ← act(x · wᵀ + bias) (or out += …).
     #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
     fn linear(

@@ -436,6 +436,10 @@ struct BenchVaeArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cuda", value_parser = parse_device)]
     device: Device,
+    /// LTX-2 decode: tile when the estimated activations exceed this many GiB (as on a card with
+    /// that much free memory) instead of the device's available memory; 0: never tile.
+    #[arg(long)]
+    tile_budget_gib: Option<f64>,
 }
 
 #[derive(Args)]
@@ -1154,7 +1158,16 @@ fn bench_vae<B: Backend>(
     // the class named in the config picks the autoencoder, as a model folder's vae/ does
     let class: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path)?)?;
     let (vae, z) = if class["_class_name"] == "AutoencoderKLLTX2Video" {
-        let v = sana::engine::vae::Ltx2Vae::random(be, &config_path, 42)?;
+        use sana::engine::vae::ltx2::{MemoryBudget, TileSpec, Tiling};
+        let mut v = sana::engine::vae::Ltx2Vae::random(be, &config_path, 42)?;
+        v.tiling = match args.tile_budget_gib {
+            None => Tiling::default(),
+            Some(g) if g <= 0.0 => Tiling::Off,
+            Some(g) => Tiling::Auto {
+                budget: MemoryBudget::Bytes((g * (1u64 << 30) as f64) as usize),
+                tiles: TileSpec::DIFFUSERS,
+            },
+        };
         let z = v.config.latent_channels;
         (VideoVae::Ltx2(Box::new(v)), z)
     } else {

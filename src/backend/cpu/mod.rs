@@ -39,6 +39,15 @@ impl Backend for Cpu {
         Ok(vec![0.0; len])
     }
 
+    /// Linux's `MemAvailable` (host memory is the CPU backend's device memory); `None`
+    /// elsewhere or if /proc/meminfo cannot be read.
+    fn available_memory(&self) -> Option<usize> {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+        kib.checked_mul(1024)
+    }
+
     fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
         Ok(host.to_vec())
     }

@@ -183,6 +183,20 @@ impl Backend for Cuda {
     type Buf = CudaSlice<bf16>;
     type Table = CudaSlice<f32>;
 
+    fn element_bytes(&self) -> usize {
+        2
+    }
+
+    /// The device's free memory plus what the stream-ordered pool holds but does not use (the
+    /// pool keeps freed memory: see `keep_pool_memory`); `None` if the driver cannot say.
+    fn available_memory(&self) -> Option<usize> {
+        use cudarc::driver::sys::CUmemPool_attribute as A;
+        let (free, _) = self.memory().ok()?;
+        let reserved = pool_attribute(&self.ctx, A::CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT, None).ok()?;
+        let used = pool_attribute(&self.ctx, A::CU_MEMPOOL_ATTR_USED_MEM_CURRENT, None).ok()?;
+        Some(free.saturating_add(reserved.saturating_sub(used) as usize))
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }

@@ -211,6 +211,16 @@ impl<B: Backend> Upsampler<B> {
         })
     }
 
+    /// (st, sh, sw).
+    pub fn stride(&self) -> [usize; 3] {
+        self.stride
+    }
+
+    /// Channels of the conv's output, before depth-to-space.
+    pub fn conv_channels(&self) -> usize {
+        self.conv.c_out()
+    }
+
     /// x (T, H, W, C) → (st·T − st + 1, sh·H, sw·W, C / factor).
     pub fn forward(&self, be: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
         let [t, h, w, c] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };

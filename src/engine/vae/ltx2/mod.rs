@@ -6,13 +6,17 @@
 //!
 //! Whole clips at once, not streamed like the Wan VAE: the decoder is non-causal (every output
 //! frame sees the next latent frame), so a chunked decode would need overlapping context to be
-//! exact; correctness first, a memory-bounded decode is a later step. The encoder is causal and
-//! could stream, but its temporal downsamplers re-pad each chunk, so it runs whole too for now.
+//! exact. Large clips decode in overlapping spatial tiles blended as diffusers' `tiled_decode`
+//! (`tiling`), chosen by `Tiling` (by default when the whole clip's estimated activations exceed
+//! the memory budget). The encoder is causal and could stream, but its temporal downsamplers re-pad
+//! each chunk, so it runs whole too for now.
 
 mod blocks;
 mod config;
+pub mod tiling;
 
 pub use config::{Ltx2Config, Resampling, TimePadding, CLASS_NAME};
+pub use tiling::{MemoryBudget, TilePlan, TileSpec, Tiling};
 
 use std::cell::RefCell;
 
@@ -207,6 +211,25 @@ impl<B: Backend> Decoder<B> {
         })
     }
 
+    /// The largest activation tensor (elements) of a (t, h, w) latent's decode: every conv's
+    /// time-padded input and output, every upsampler's pre-shuffle output.
+    fn largest_activation(&self, [t, h, w]: [usize; 3]) -> usize {
+        let (mut dims, mut c) = ([t, h, w], self.conv_in.c_out());
+        let padded = |[t, h, w]: [usize; 3], c: usize| (t + 2) * h * w * c;
+        let mut largest = padded(dims, c);
+        for block in &self.up_blocks {
+            if let Some(up) = &block.upsampler {
+                let [st, sh, sw] = up.stride();
+                let y = up.conv_channels();
+                largest = largest.max(dims.iter().product::<usize>() * y);
+                dims = [st * dims[0] - (st - 1), sh * dims[1], sw * dims[2]];
+                c = y / (st * sh * sw);
+            }
+            largest = largest.max(padded(dims, c));
+        }
+        largest.max(dims.iter().product::<usize>() * self.conv_out.c_out())
+    }
+
     /// Latents (T, h, w, C) → video (1 + 8(T − 1), 32h, 32w, 3).
     fn forward(&self, be: &B, z: &Tensor<B>, progress: &mut dyn FnMut(&str) -> Result<()>) -> Result<Tensor<B>> {
         let mut x = self.conv_in.forward(be, z)?;
@@ -240,6 +263,8 @@ pub struct Ltx2Vae<B: Backend> {
     pub latents_mean: Vec<f32>,
     pub latents_std: Vec<f32>,
     pub parameter_count: usize,
+    /// What `decode` does with large clips (`Tiling::default()`: tiles past the memory budget).
+    pub tiling: Tiling,
 }
 
 impl<B: Backend> Ltx2Vae<B> {
@@ -278,7 +303,15 @@ impl<B: Backend> Ltx2Vae<B> {
             // random weights are not statistics: normalise by 1
             WeightSource::Random { .. } => latents_std.iter_mut().for_each(|s| *s = 1.0),
         }
-        Ok(Ltx2Vae { config, encoder, decoder, latents_mean, latents_std, parameter_count: log.parameters })
+        Ok(Ltx2Vae {
+            config,
+            encoder,
+            decoder,
+            latents_mean,
+            latents_std,
+            parameter_count: log.parameters,
+            tiling: Tiling::default(),
+        })
     }
 
     /// Frames a clip of `latent_frames` decodes to (1 + 8·(T − 1)).
@@ -288,7 +321,7 @@ impl<B: Backend> Ltx2Vae<B> {
 
     /// Latents (B, C, T, h, w), as the VAE made them (not the transformer's normalised ones) →
     /// video (B, 3, 1 + 8(T − 1), 32h, 32w). Like diffusers' `AutoencoderKLLTX2Video.decode`,
-    /// not clamped (the pipelines clamp after mapping to [0, 1]).
+    /// not clamped (the pipelines clamp after mapping to [0, 1]). Tiled as `self.tiling` says.
     pub fn decode(
         &self,
         be: &B,
@@ -296,9 +329,62 @@ impl<B: Backend> Ltx2Vae<B> {
         shape: [usize; 5],
         progress: &dyn Progress,
     ) -> Result<(Vec<f32>, [usize; 5])> {
+        self.decode_with(be, z, shape, self.tiling, progress)
+    }
+
+    /// The smallest latent height / width a decode (or a tile) takes: reflect padding needs two
+    /// pixels to reflect (PyTorch refuses a pad as wide as the input).
+    fn thinnest(&self) -> usize {
+        if self.config.decoder_spatial_padding == PadMode::Reflect {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// A (t, h, w) latent's whole-clip decode on `be`: (its largest activation tensor in
+    /// elements, the estimated peak activation bytes = `ACTIVATION_FACTOR` × that tensor's bytes).
+    pub fn decode_estimate(&self, be: &B, [t, h, w]: [usize; 3]) -> (usize, usize) {
+        let largest = self.decoder.largest_activation([t, h, w]);
+        (largest, largest.saturating_mul(be.element_bytes()).saturating_mul(tiling::ACTIVATION_FACTOR))
+    }
+
+    /// The tile grid `tiling` gives a (B, C, T, h, w) latent on `be`, or `None` for a whole-clip
+    /// decode.
+    pub fn tile_plan(&self, be: &B, shape: [usize; 5], tiling: Tiling) -> Result<Option<TilePlan>> {
+        let [_, _, t, h, w] = shape;
+        let (s, thin) = (self.config.spatial_factor(), self.thinnest());
+        match tiling {
+            Tiling::Off => Ok(None),
+            Tiling::Tiles(spec) => tiling::plan(spec, h, w, s, thin),
+            Tiling::Auto { budget, tiles } => {
+                let budget = match budget {
+                    MemoryBudget::Bytes(b) => b,
+                    MemoryBudget::Available => be
+                        .available_memory()
+                        .map_or(tiling::DEFAULT_BUDGET, |m| (m as f64 * tiling::AVAILABLE_FRACTION) as usize),
+                };
+                let (largest, bytes) = self.decode_estimate(be, [t, h, w]);
+                if bytes <= budget && largest <= i32::MAX as usize {
+                    Ok(None)
+                } else {
+                    tiling::fitted_plan(tiles, h, w, s, thin)
+                }
+            }
+        }
+    }
+
+    /// `decode` with an explicit `tiling`.
+    pub fn decode_with(
+        &self,
+        be: &B,
+        z: &[f32],
+        shape: [usize; 5],
+        tiling: Tiling,
+        progress: &dyn Progress,
+    ) -> Result<(Vec<f32>, [usize; 5])> {
         let [b, c, t, h, w] = shape;
-        // reflect padding needs two pixels to reflect (PyTorch refuses a pad as wide as the input)
-        let min = if self.config.decoder_spatial_padding == PadMode::Reflect { 2 } else { 1 };
+        let min = self.thinnest();
         if c != self.config.latent_channels
             || t == 0
             || h < min
@@ -317,6 +403,10 @@ impl<B: Backend> Ltx2Vae<B> {
         let s = self.config.spatial_factor();
         let out_shape = [b, self.config.out_channels, self.decoded_frames(t), h * s, w * s];
         let mut out = vec![0.0; out_shape.iter().product()];
+        if let Some(plan) = self.tile_plan(be, shape, tiling)? {
+            self.decode_tiles(be, z, shape, &plan, &mut out, out_shape, progress)?;
+            return Ok((out, out_shape));
+        }
         let stages = self.decoder.up_blocks.len();
         for sample in 0..b {
             let mut stage = 0;
@@ -329,6 +419,61 @@ impl<B: Backend> Ltx2Vae<B> {
             write_channels_last(&mut out, out_shape, sample, 0, &video.to_host(be)?);
         }
         Ok((out, out_shape))
+    }
+
+    /// diffusers' `tiled_decode` over `plan`, sample by sample, into `out` (see `tiling`). Keeps
+    /// the previous tile row on the host, as the blends need.
+    #[allow(clippy::too_many_arguments)] // one call site: the tiled branch of `decode_with`
+    fn decode_tiles(
+        &self,
+        be: &B,
+        z: &[f32],
+        shape: [usize; 5],
+        plan: &TilePlan,
+        out: &mut [f32],
+        out_shape: [usize; 5],
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let [b, c, t, h, w] = shape;
+        let spec = plan.spec;
+        let blend =
+            (spec.min_height.saturating_sub(spec.stride_height), spec.min_width.saturating_sub(spec.stride_width));
+        let (n_rows, n_cols) = (plan.rows.len(), plan.cols.len());
+        let total = b * n_rows * n_cols;
+        for sample in 0..b {
+            let zs = sample_to_channels_last(z, shape, sample);
+            let mut above: Vec<Option<tiling::Tile>> = Vec::new();
+            let mut y0 = 0;
+            for (i, &rows) in plan.rows.iter().enumerate() {
+                let mut row: Vec<tiling::Tile> = Vec::with_capacity(n_cols);
+                let mut x0 = 0;
+                for (j, &cols) in plan.cols.iter().enumerate() {
+                    let done = (sample * n_rows + i) * n_cols + j;
+                    progress.step(
+                        done,
+                        total,
+                        &format!("sample {}: tile {}/{}", sample + 1, i * n_cols + j + 1, n_rows * n_cols),
+                    )?;
+                    let x =
+                        Tensor::from_vec(be, &[t, rows.1, cols.1, c], tiling::window(&zs, [t, h, w, c], rows, cols))?;
+                    let video = self.decoder.forward(be, &x, &mut |_| Ok(()))?;
+                    let [frames, th, tw, tc] = *video.shape() else { unreachable!("clips are (T, H, W, C)") };
+                    let mut tile = tiling::Tile { data: video.to_host(be)?, frames, h: th, w: tw, c: tc };
+                    if let Some(up) = above.get_mut(j).and_then(Option::take) {
+                        tiling::blend_v(&up, &mut tile, blend.0);
+                    }
+                    if let Some(left) = row.last() {
+                        tiling::blend_h(left, &mut tile, blend.1);
+                    }
+                    tiling::place(out, out_shape, sample, &tile, (y0, x0), (spec.stride_height, spec.stride_width));
+                    x0 += spec.stride_width.min(tile.w);
+                    row.push(tile);
+                }
+                y0 += row.first().map_or(0, |tile| spec.stride_height.min(tile.h));
+                above = row.into_iter().map(Some).collect();
+            }
+        }
+        Ok(())
     }
 
     /// Video (B, 3, T, H, W) in [−1, 1], T = 8k + 1, H and W multiples of 32 → the posterior's

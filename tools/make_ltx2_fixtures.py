@@ -91,7 +91,7 @@ DECODE = {"1x2x2": (1, 1, 2, 2), "2x2x2": (1, 2, 2, 2), "b2.1x2x2": (2, 1, 2, 2)
 # 3 × 4 tiles, batch 2, one latent frame. Only the spatial tiling is exercised:
 # `enable_tiling` does not turn on `use_framewise_decoding`, which no public method of
 # AutoencoderKLLTX2Video sets, so `_temporal_tiled_decode` is unreachable through the API.
-TILED = {"4x6": ((1, 2, 4, 6), (96, 96, 64, 64)), "b2.6x8": ((2, 1, 6, 8), (128, 96, 88, 72))}
+TILED = {"4x6": ((1, 1, 4, 6), (96, 96, 64, 64)), "b2.6x8": ((2, 1, 6, 8), (128, 96, 88, 72))}
 
 
 def randomise(model, gen):

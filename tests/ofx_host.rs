@@ -442,6 +442,56 @@ fn logged(inst: &Effect, needle: &str) -> bool {
     inst.messages.lock().unwrap().iter().any(|m| m.kind == "OfxMessageLog" && m.text.contains(needle))
 }
 
+/// SANA Base in the General context with its optional `Image` input: image to video from the
+/// input's first frame (said in the log); the clip differs from text to video and follows the
+/// image; a connected input the host gives no image for falls back to text to video.
+#[test]
+fn base_image_input_conditions_the_first_frame() {
+    let _one = exclusive();
+    let (plugin, inst) = instance(BASE, kOfxImageEffectContextGeneral);
+    for (name, value) in [
+        ("modelFolder", V::str(tiny_model().to_str().unwrap())),
+        ("prompt", V::str("a red fox running through snow")),
+        ("device", V::Int(1)),
+        ("resolution", V::Int(2)),
+        ("width", V::Int(32)),
+        ("height", V::Int(32)),
+        ("frameCount", V::Int(5)),
+        ("steps", V::Int(2)),
+        ("seed", V::Int(7501)),
+    ] {
+        inst.set_param(name, value);
+    }
+    // text to video first: the input is not connected
+    assert_eq!(plugin.render(&inst, 2.0), kOfxStatOK, "{:?}", persistent(&inst));
+    let text_only = written_at(&inst, 2.0);
+    assert!(!logged(&inst, "image to video"));
+    // a 48×32 image, served for frame 1 only (the frame Base asks for)
+    let image = |t: f64| {
+        let px = (0..48 * 32 * 4).map(|i| if i % 4 == 3 { 1.0 } else { ((i as f32 * 0.377).sin() * 0.45 + 0.5).abs() });
+        (t == 1.0).then(|| (48, 32, px.collect()))
+    };
+    connect_plate(&inst, "Image", 1.0, 1.0, Box::new(image));
+    assert_eq!(plugin.render(&inst, 2.0), kOfxStatOK, "{:?}", persistent(&inst));
+    assert!(
+        logged(&inst, "image to video from the Image input's frame 1 (48×32"),
+        "{:?}",
+        inst.messages.lock().unwrap()
+    );
+    let conditioned = written_at(&inst, 2.0);
+    assert!(conditioned.iter().all(|v| v.is_finite()));
+    assert_ne!(conditioned, text_only, "the image changed nothing");
+    // another image: another clip
+    connect_plate(&inst, "Image", 1.0, 1.0, Box::new(|t| if t == 1.0 { plate(9.0) } else { None }));
+    assert_eq!(plugin.render(&inst, 2.0), kOfxStatOK, "{:?}", persistent(&inst));
+    assert_ne!(written_at(&inst, 2.0), conditioned, "a new image did not re-generate");
+    // connected, but the host hands out no image (Resolve's generators): text to video again
+    connect_plate(&inst, "Image", 1.0, 1.0, Box::new(|_| None));
+    assert_eq!(plugin.render(&inst, 2.0), kOfxStatOK, "{:?}", persistent(&inst));
+    assert_eq!(written_at(&inst, 2.0), text_only);
+    assert_eq!(plugin.destroy_instance(inst), kOfxStatOK);
+}
+
 /// Frames outside the generated range are transparent black, without generating anything.
 #[test]
 fn frames_outside_the_clip_are_transparent_black() {

@@ -146,7 +146,8 @@ pub fn colourspace(name: &'static CStr, label: &'static str, page: &'static str)
         name,
         label,
         hint: "Linear: the host's pixels are scene-linear and are converted to/from sRGB for the model. sRGB: \
-               pixels are already display-referred and pass unchanged.",
+               pixels are already display-referred and pass unchanged. (SANA Base reads its Image input with \
+               its Output Colourspace.)",
         page,
         kind: Kind::Choice { options: COLOURSPACES, default: 0 },
     }

@@ -100,8 +100,9 @@ fn render_base(suites: &Suites, effect: OfxImageEffectHandle, inst: &Instance, t
     }
     // checked before waiting on the engine: a wrong setting is reported at once
     let settings = BaseSettings::from_values(&values)?;
-    let key = clip_key(EffectKind::Base, &values, None);
-    let job = BaseJob { settings: &settings };
+    let image = conditioning_image(suites, effect, settings.output_colourspace)?;
+    let key = clip_key(EffectKind::Base, &values, image.as_ref().map(|(frame, _)| frame_as_clip(frame)).as_ref());
+    let job = BaseJob { settings: &settings, image: image.as_ref() };
     let generated = cached_or_generate(inst, key, |engine| generate(engine, suites, effect, key, &job))?;
     serve(suites, &output, time, &generated, index as usize)
 }
@@ -233,10 +234,47 @@ fn generate<J: ClipJob>(
     Ok(GeneratedClip { key, width: out.width, height: out.height, frames: out.frames })
 }
 
-/// SANA Base: the latents (cache or a denoising run), decoded, in the output colourspace; the
-/// latents are linked to the served frames for a Refine downstream.
+/// SANA Base's first-frame input (General context): the `Image` clip's first frame, read with
+/// the Output Colourspace choice (the comp's working space), and where it came from. None when the
+/// context has no such clip, it is not connected, or the host hands out no image for it
+/// (Resolve reports a generator's inputs connected and returns no image: spec/OFX.md §1).
+fn conditioning_image(
+    suites: &Suites,
+    effect: OfxImageEffectHandle,
+    colourspace: Colourspace,
+) -> OfxResult<Option<(Frame, f64)>> {
+    let Ok(image) = clip(suites, effect, base::IMAGE_CLIP) else { return Ok(None) };
+    if !image.connected() {
+        return Ok(None);
+    }
+    let [first, _] = image.props.get_doubles::<2>(kOfxImageEffectPropFrameRange).unwrap_or([base::FIRST_FRAME; 2]);
+    let Ok(fetched) = HostImage::fetch(suites, &image, first) else { return Ok(None) };
+    let (w, h, rgba) = fetched.read_rgba();
+    if let Some(bad) = rgba.iter().position(|v| !v.is_finite()) {
+        return Err(OfxError::Clip {
+            clip: "Image".into(),
+            problem: format!(
+                "frame {first} has a non-finite value ({}) at pixel ({}, {}) from the top: fix the image",
+                rgba[bad],
+                (bad / 4) % w,
+                (bad / 4) / w
+            ),
+        });
+    }
+    Ok(Some((from_host(&rgba, w, h, colourspace), first)))
+}
+
+/// A frame as a one-frame clip, for the clip key.
+fn frame_as_clip(frame: &Frame) -> VideoClip {
+    VideoClip { shape: [1, 1, 1, frame.height, frame.width * 3], data: frame.rgb.clone() }
+}
+
+/// SANA Base: the latents (cache or a denoising run; image-to-video when the Image input has a
+/// frame), decoded, in the output colourspace; the latents are linked to the served frames for a
+/// Refine downstream.
 struct BaseJob<'a> {
     settings: &'a BaseSettings,
+    image: Option<&'a (Frame, f64)>,
 }
 
 impl ClipJob for BaseJob<'_> {
@@ -271,7 +309,7 @@ impl ClipJob for BaseJob<'_> {
             noise: NoiseSource::Seed(s.seed),
             // the presets are bins already, and the region of definition promised this exact size
             binning: Binning::Exact,
-            image: None,
+            image: self.image.map(|(frame, _)| frame.clone()),
         };
         let plan = plan_base(be, models, &request).map_err(engine_error)?;
         let outcome =
@@ -281,6 +319,12 @@ impl ClipJob for BaseJob<'_> {
         } else {
             format!("SANA Base: denoised {} steps into latents {}", s.steps, plan.key)
         }];
+        if let Some((frame, time)) = self.image {
+            log.push(format!(
+                "SANA Base: image to video from the Image input's frame {time} ({}×{}, resized to cover {}×{})",
+                frame.width, frame.height, s.width, s.height
+            ));
+        }
         let (width, height, frames) =
             decode_and_link(be, models, cache, &outcome.latents, None, s.output_colourspace, progress)?;
         log.push("SANA Base: frames linked to their latents for SANA Refine downstream".into());

@@ -14,6 +14,9 @@
 //! Upscale ×2 (LTX-2 VAE latents only) runs the latent upsampler on the source latents after they
 //! are found or encoded and before re-noising (MODEL.md §8.2 step 1); the noise has the upsampled
 //! shape, and the mode and the upsampler's identity (config + weight headers) are in the key.
+//!
+//! A plate off the model's grid (frame count, size) is padded for the model and the result is
+//! to be cut back to it: [`PlateFit`], `RefineOutcome::crop`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -75,7 +75,12 @@ fn instance(id: &str, context: &CStr) -> (Plugin, Box<Effect>) {
 
 /// A Base instance on the CPU at the tiny model's size: 32×32, 5 frames, 2 steps.
 fn tiny_base(model: &std::path::Path) -> (Plugin, Box<Effect>) {
-    let (plugin, inst) = instance(BASE, kOfxImageEffectContextGenerator);
+    tiny_base_in(model, kOfxImageEffectContextGenerator)
+}
+
+/// `tiny_base` in `context` (General has the optional `Image` input).
+fn tiny_base_in(model: &std::path::Path, context: &CStr) -> (Plugin, Box<Effect>) {
+    let (plugin, inst) = instance(BASE, context);
     for (name, value) in [
         ("modelFolder", V::str(model.to_str().unwrap())),
         ("prompt", V::str("a red fox running through snow")),
@@ -448,20 +453,8 @@ fn logged(inst: &Effect, needle: &str) -> bool {
 #[test]
 fn base_image_input_conditions_the_first_frame() {
     let _one = exclusive();
-    let (plugin, inst) = instance(BASE, kOfxImageEffectContextGeneral);
-    for (name, value) in [
-        ("modelFolder", V::str(tiny_model().to_str().unwrap())),
-        ("prompt", V::str("a red fox running through snow")),
-        ("device", V::Int(1)),
-        ("resolution", V::Int(2)),
-        ("width", V::Int(32)),
-        ("height", V::Int(32)),
-        ("frameCount", V::Int(5)),
-        ("steps", V::Int(2)),
-        ("seed", V::Int(7501)),
-    ] {
-        inst.set_param(name, value);
-    }
+    let (plugin, inst) = tiny_base_in(&tiny_model(), kOfxImageEffectContextGeneral);
+    inst.set_param("seed", V::Int(7501));
     // text to video first: the input is not connected
     assert_eq!(plugin.render(&inst, 2.0), kOfxStatOK, "{:?}", persistent(&inst));
     let text_only = written_at(&inst, 2.0);

@@ -1,32 +1,31 @@
-// Softmax cross-attention of the video tokens to the caption (MODEL.md §2.6), fused:
-// out = softmax(Q·Kᵀ/√d + key_bias)·V per (sample, head), on the bf16 tensor cores (WMMA,
-// f32 accumulation), the scores never leaving shared memory.
+// Softmax cross-attention of the video tokens to the caption (MODEL.md §2.6), fused in the
+// manner of FlashAttention-2: out = softmax(Q·Kᵀ/√d + key_bias)·V per (sample, head), on the
+// bf16 tensor cores (mma.sync m16n8k16, f32 accumulation), with an online softmax so neither the
+// scores nor the probabilities leave registers.
 //
-// Grid (⌈N/64⌉, H, B), 128 threads = 4 warps, each warp 16 query rows. The head dim is padded
-// to dp = ⌈d/16⌉·16 with zeros in shared memory (so any d ≤ 128 works) and the keys to
-// Lp = ⌈L/64⌉·64 (padding keys get −∞). Phases: Q tile → smem; for each 64-key tile, K tile →
-// smem, S = Q·Kᵀ into the warp's f32 score rows; row softmax in f32 (one warp per row, the bf16
-// probabilities written over the start of their own score row); for each 64-key tile, V tile →
-// smem, O += P·V in registers; O → smem → bf16 output.
-// Dynamic shared memory: Q and K/V tiles 2·64·(dp+8)·2 bytes + key bias Lp·4 + scores
-// 64·(Lp+4)·4 (L ≤ 512: ≤ 169 KB). Row strides are padded so wmma tiles avoid bank conflicts.
-// Per call: reads Q once and K, V once per query tile (from L2), writes the output once;
-// 4·N·L·d FLOPs per head. v1 (cuBLASLt scores in f32 + a softmax kernel + cuBLASLt P·V) took
-// 1.5 ms per block at 720p on the H200; see BENCHMARKS.md.
-#include <mma.h>
+// Grid (⌈N/128⌉, H, B), 256 threads = 8 warps, each warp 16 query rows. Per 32-key tile: K and V
+// → shared memory (the block's warps share them); S = Q·Kᵀ in registers (Q and K fragments by
+// ldmatrix); running row max m and sum l updated, O rescaled by exp(m_old − m_new); P (bf16,
+// repacked from the S accumulators in registers as the A operand) · V (ldmatrix.trans) added
+// into O. Finally O / l → the warp's Q rows of shared memory → bf16 output.
+// The head dim is padded to dp = ⌈d/16⌉·16 with zeros in shared memory (any d ≤ 112) and the
+// keys to Lp = ⌈L/32⌉·32 (padding keys get a −∞ bias, so probability 0).
+// Dynamic shared memory: (128 + 2·32)·(dp + 8)·2 bytes + Lp·4 (47 KB at d = 112, L = 300). Row
+// strides of dp + 8 bf16 keep the ldmatrix row reads conflict-free.
+// Per call: reads Q once and K, V once per 128 queries (from L2), writes the output once;
+// 4·N·L·d FLOPs per head. v3 (WMMA, all scores of 64 queries in shared memory: 115 KB, one block
+// per SM) took 1.5 ms per block at 720p on the H200; see BENCHMARKS.md.
 #include "common.cuh"
 
-using namespace nvcuda;
-
-static constexpr int kWarps = 4;
+static constexpr int kWarps = 8;
 static constexpr int kThreads = kWarps * 32;
 static constexpr int kQueries = kWarps * 16;  // query rows per block
-static constexpr int kKeyTile = 64;
-
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragA;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBT;  // Kᵀ from row-major K
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragB;
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
+static constexpr int kKeyTile = 32;  // 64 needs 16 more registers for S: spills on sm_86/89
+// 8-column output tiles at the largest head dim, 112 (the released models'): at 128 the O
+// accumulators no longer fit two blocks' registers per SM without spilling; the launcher sends
+// larger heads to the unfused path.
+static constexpr int kMaxHeadDim = 112;
+static constexpr int kMaxOutTiles = kMaxHeadDim / 8;
 
 // rows × dp tile of a (rows, D) bf16 head slice into smem, zero beyond `valid_rows` and `d`.
 // 16-byte loads when every row start is 16-byte aligned and d is a multiple of 8 (the released
@@ -49,19 +48,56 @@ __device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, int64_t ro
     }
 }
 
-extern "C" __global__ void __launch_bounds__(kThreads) cross_attention_bf16(const CrossAttnParams p) {
-    extern __shared__ __align__(32) unsigned char smem_raw[];
-    // smem row strides padded off a multiple of 32 banks: dp + 8 bf16 (16 bytes), lp + 4 floats
-    const int d = p.head_dim, dp = p.padded_head_dim, lp = p.padded_l, width = p.heads * d;
-    const int ldt = dp + 8, lds = lp + 4;
+// Four 8×8 bf16 matrices from shared memory; lane i gives the address of row i % 8 of matrix i / 8.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* row) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+// The same, each matrix transposed.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* row) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+// c (16×8 f32) += a (16×16 bf16, row-major) · b (16×8 bf16, col-major).
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// max over the 4 lanes of a quad (the lanes holding one row of an mma accumulator)
+__device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+__device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads, 2) cross_attention_bf16(const CrossAttnParams p) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const int d = p.head_dim, dp = p.padded_head_dim, lp = p.padded_l, width = p.heads * d, ldt = dp + 8;
     const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * kQueries;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     bf16* q_s = reinterpret_cast<bf16*>(smem_raw);                   // [kQueries][ldt]
-    bf16* kv_s = q_s + kQueries * ldt;                               // [kKeyTile][ldt]
-    float* bias_s = reinterpret_cast<float*>(kv_s + kKeyTile * ldt);  // [lp]
-    float* s_all = bias_s + lp;                                      // [kQueries][lds]
-    float* s_w = s_all + warp * 16 * lds;                            // this warp's 16 rows
-    bf16* p_w = reinterpret_cast<bf16*>(s_w);                        // probabilities, row stride 2·lds
+    bf16* k_s = q_s + kQueries * ldt;                                // [kKeyTile][ldt]
+    bf16* v_s = k_s + kKeyTile * ldt;                                // [kKeyTile][ldt]
+    float* bias_s = reinterpret_cast<float*>(v_s + kKeyTile * ldt);  // [lp]
 
     const bf16* q = dptr<const bf16>(p.q) + ((int64_t)b * p.n + q0) * width + h * d;
     const bf16* k = dptr<const bf16>(p.k) + (int64_t)b * p.l * width + h * d;
@@ -69,94 +105,118 @@ extern "C" __global__ void __launch_bounds__(kThreads) cross_attention_bf16(cons
     // 16-byte loads need 16-byte aligned rows: d and D multiples of 8 (base pointers are 256-aligned)
     const bool vec = (d % 8 == 0) && (width % 8 == 0);
     load_tile(q_s, q, width, kQueries, min(kQueries, p.n - q0), d, dp, ldt, vec);
-    // key bias once per block; −∞ for the padding keys
     for (int j = threadIdx.x; j < lp; j += kThreads)
         bias_s[j] = j < p.l ? dptr<const float>(p.key_bias)[(int64_t)b * p.l + j] : neg_inf();
 
-    // S = Q·Kᵀ, one 64-key tile at a time
-    for (int kt = 0; kt < lp; kt += kKeyTile) {
-        __syncthreads();  // q_s ready / previous K tile consumed
-        load_tile(kv_s, k + (int64_t)kt * width, width, kKeyTile, p.l - kt, d, dp, ldt, vec);
-        __syncthreads();
-        for (int j = 0; j < kKeyTile / 16; ++j) {
-            FragC acc;
-            wmma::fill_fragment(acc, 0.0f);
-            for (int kk = 0; kk < dp; kk += 16) {
-                FragA a;
-                FragBT bt;
-                wmma::load_matrix_sync(a, q_s + warp * 16 * ldt + kk, ldt);
-                wmma::load_matrix_sync(bt, kv_s + j * 16 * ldt + kk, ldt);
-                wmma::mma_sync(acc, a, bt, acc);
-            }
-            wmma::store_matrix_sync(s_w + kt + j * 16, acc, lds, wmma::mem_row_major);
-        }
-    }
-    __syncwarp();
+    // PTX fragment layouts: an accumulator's lane holds rows g and g + 8, columns 2·qd and 2·qd + 1
+    const int g = lane / 4, qd = lane % 4;
+    // ldmatrix row addresses. A (Q, 16×16): matrices (rows 0–7 | 8–15) × (cols 0–7 | 8–15), rows
+    // fastest. B from K (keys × dims, non-transposed): two 8-key n-tiles × two 8-dim k-halves.
+    // B from V (keys × dims, transposed): two 8-key k-halves × two 8-dim n-tiles.
+    const int a_row = (lane % 8) + ((lane / 8) % 2) * 8, a_col = (lane / 16) * 8;
+    const int bk_row = (lane / 16) * 8 + (lane % 8), bk_col = ((lane / 8) % 2) * 8;
+    const int bv_row = ((lane / 8) % 2) * 8 + (lane % 8), bv_col = (lane / 16) * 8;
+    const bf16* q_w = q_s + warp * 16 * ldt;
+    const int ksteps = dp / 16, opairs = dp / 16;
 
-    // softmax over each of the warp's 16 rows; P (bf16) overwrites the start of its own row
-    static constexpr int kMaxPerLane = 512 / 32;
-    for (int r = 0; r < 16; ++r) {
-        float* row = s_w + r * lds;
-        float vals[kMaxPerLane];
-        float max_v = neg_inf();
+    float o[kMaxOutTiles][4];
 #pragma unroll
-        for (int i = 0; i < kMaxPerLane; ++i) {
-            const int j = lane + 32 * i;
-            vals[i] = (j < lp) ? row[j] * p.scale + bias_s[j] : neg_inf();
-            max_v = fmaxf(max_v, vals[i]);
-        }
-        for (int o = 16; o > 0; o >>= 1) max_v = fmaxf(max_v, __shfl_xor_sync(0xffffffffu, max_v, o));
-        float total = 0.0f;
-#pragma unroll
-        for (int i = 0; i < kMaxPerLane; ++i) {
-            vals[i] = (lane + 32 * i) < p.l ? __expf(vals[i] - max_v) : 0.0f;
-            total += vals[i];
-        }
-        const float inv = 1.0f / warp_sum(total);
-        __syncwarp();  // every lane has read the row before it is overwritten
-        bf16* prow = p_w + r * 2 * lds;
-#pragma unroll
-        for (int i = 0; i < kMaxPerLane; ++i) {
-            const int j = lane + 32 * i;
-            if (j < lp) prow[j] = to_bf16(vals[i] * inv);
-        }
-    }
-    __syncwarp();
+    for (int t = 0; t < kMaxOutTiles; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
+    float m_run[2] = {neg_inf(), neg_inf()}, l_run[2] = {0.0f, 0.0f};
 
-    // O = P·V, one 64-key tile at a time; dp/16 accumulator tiles per warp
-    static constexpr int kMaxOutTiles = 128 / 16;
-    FragC o[kMaxOutTiles];
-#pragma unroll
-    for (int c = 0; c < kMaxOutTiles; ++c) wmma::fill_fragment(o[c], 0.0f);
     for (int kt = 0; kt < lp; kt += kKeyTile) {
-        __syncthreads();  // previous V tile consumed (and, first time, every K tile)
-        load_tile(kv_s, v + (int64_t)kt * width, width, kKeyTile, p.l - kt, d, dp, ldt, vec);
+        __syncthreads();  // previous K/V tiles consumed (first time: Q and the bias written)
+        load_tile(k_s, k + (int64_t)kt * width, width, kKeyTile, p.l - kt, d, dp, ldt, vec);
+        load_tile(v_s, v + (int64_t)kt * width, width, kKeyTile, p.l - kt, d, dp, ldt, vec);
         __syncthreads();
-        for (int kk = 0; kk < kKeyTile; kk += 16) {
-            FragA a;
-            wmma::load_matrix_sync(a, p_w + kt + kk, 2 * lds);
+
+        // S (16 × 32) = Q_w · K_tileᵀ: four 8-key accumulators
+        float s[kKeyTile / 8][4];
 #pragma unroll
-            for (int c = 0; c < kMaxOutTiles; ++c) {
-                if (c * 16 >= dp) break;
-                FragB bv;
-                wmma::load_matrix_sync(bv, kv_s + kk * ldt + c * 16, ldt);
-                wmma::mma_sync(o[c], a, bv, o[c]);
+        for (int t = 0; t < kKeyTile / 8; ++t) s[t][0] = s[t][1] = s[t][2] = s[t][3] = 0.0f;
+        for (int ks = 0; ks < ksteps; ++ks) {
+            uint32_t a[4];
+            ldmatrix_x4(a, q_w + a_row * ldt + ks * 16 + a_col);
+#pragma unroll
+            for (int np = 0; np < kKeyTile / 16; ++np) {
+                uint32_t kb[4];
+                ldmatrix_x4(kb, k_s + (np * 16 + bk_row) * ldt + ks * 16 + bk_col);
+                mma_16816(s[2 * np], a, kb[0], kb[1]);
+                mma_16816(s[2 * np + 1], a, kb[2], kb[3]);
             }
         }
-    }
-    __syncwarp();
-    // O → the warp's score rows (free now) → bf16 output rows that exist
+
+        // online softmax: scale + key bias, the tile's row max, rescale what was accumulated
+        float tile_max[2] = {neg_inf(), neg_inf()};
 #pragma unroll
-    for (int c = 0; c < kMaxOutTiles; ++c) {
-        if (c * 16 >= dp) break;
-        wmma::store_matrix_sync(s_w + c * 16, o[c], lds, wmma::mem_row_major);
+        for (int t = 0; t < kKeyTile / 8; ++t)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                s[t][e] = s[t][e] * p.scale + bias_s[kt + t * 8 + qd * 2 + (e & 1)];
+                tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[t][e]);
+            }
+        float base[2], corr[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const float m_new = fmaxf(m_run[r], quad_max(tile_max[r]));
+            base[r] = m_new == neg_inf() ? 0.0f : m_new;  // a row with no finite score so far
+            corr[r] = __expf(m_run[r] - base[r]);          // 0 on the first tile
+            m_run[r] = m_new;
+        }
+        float tile_sum[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int t = 0; t < kKeyTile / 8; ++t)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                s[t][e] = __expf(s[t][e] - base[e >> 1]);
+                tile_sum[e >> 1] += s[t][e];
+            }
+#pragma unroll
+        for (int r = 0; r < 2; ++r) l_run[r] = l_run[r] * corr[r] + tile_sum[r];  // this lane's columns
+#pragma unroll
+        for (int t = 0; t < kMaxOutTiles; ++t) {
+            o[t][0] *= corr[0];
+            o[t][1] *= corr[0];
+            o[t][2] *= corr[1];
+            o[t][3] *= corr[1];
+        }
+
+        // O += P · V_tile; P's A fragments are the S accumulators of two adjacent 8-key tiles
+#pragma unroll
+        for (int kk = 0; kk < kKeyTile / 16; ++kk) {
+            const uint32_t a[4] = {pack_bf16x2(s[2 * kk][0], s[2 * kk][1]), pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
+                                   pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                   pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int op = 0; op < kMaxOutTiles / 2; ++op) {
+                if (op < opairs) {
+                    uint32_t vb[4];
+                    ldmatrix_x4_trans(vb, v_s + (kk * 16 + bv_row) * ldt + op * 16 + bv_col);
+                    mma_16816(o[2 * op], a, vb[0], vb[1]);
+                    mma_16816(o[2 * op + 1], a, vb[2], vb[3]);
+                }
+            }
+        }
+    }
+
+    // O / l → the warp's own Q rows (no other warp reads them) → bf16 output rows that exist
+    const float inv0 = 1.0f / quad_sum(l_run[0]), inv1 = 1.0f / quad_sum(l_run[1]);
+    bf16* o_w = q_s + warp * 16 * ldt;
+    __syncwarp();
+#pragma unroll
+    for (int t = 0; t < kMaxOutTiles; ++t) {
+        if (t < 2 * opairs) {
+            const int col = t * 8 + qd * 2;
+            *reinterpret_cast<uint32_t*>(o_w + g * ldt + col) = pack_bf16x2(o[t][0] * inv0, o[t][1] * inv0);
+            *reinterpret_cast<uint32_t*>(o_w + (g + 8) * ldt + col) = pack_bf16x2(o[t][2] * inv1, o[t][3] * inv1);
+        }
     }
     __syncwarp();
     bf16* out = dptr<bf16>(p.out) + ((int64_t)b * p.n + q0 + warp * 16) * width + h * d;
     const int rows = min(16, p.n - q0 - warp * 16);
     for (int i = lane; i < 16 * d; i += 32) {
         const int r = i / d, c = i % d;
-        if (r < rows) out[(int64_t)r * width + c] = to_bf16(s_w[r * lds + c]);
+        if (r < rows) out[(int64_t)r * width + c] = o_w[r * ldt + c];
     }
 }
 

@@ -5,27 +5,45 @@
 //   S = Σ_j v_j k̃_jᵀ (d×d), z = Σ_j φk_j (d)                 per (sample, head), f32
 //   out_i = S q̃_i / (φq_i · z + eps)
 //
-// The two reductions over tokens are matrix products, so they run on the TF32 tensor cores
-// (cuBLASLt, src/backend/cuda/linear_attn.rs) between the kernels here:
-//   linear_attn_inv_rms_bf16   grid B·N, 256 threads: 1/rms of each token's q and k rows.
-//   linear_attn_features_bf16  grid (padded_n/32, B), 256 threads: writes q̃ (f32, head-major
-//                              (B, H, padded_n, d)) and k̃, v (f32, (B, H, chunks, d, R): the
-//                              token axis cut into chunks of R rows and made the contiguous one,
-//                              padding rows zero), so the state product is one strided-batched
-//                              GEMM over (sample, head, chunk) reducing over a contiguous axis;
-//                              adds this block's 32 tokens of φk into z.
-//   linear_attn_reduce_state   grid (⌈d²/256⌉, B·H): S = Σ over chunks of the partial states.
-//   linear_attn_finish_bf16    grid B·N, 256 threads (a warp per head for den = φq·z),
-//                              out = num / (den + eps).
-// Per call, per token: reads qkv (6·D bytes) twice and q once more, writes 12·D bytes of f32
-// features and reads them back in the products, writes and reads 4·D bytes of f32 numerators,
-// writes D·2 bytes of output. v1 (CUDA-core state and output kernels, f32 atomics on S) took
-// 1.93 ms per block at 720p on the H200; see BENCHMARKS.md.
+// Four kernels (launcher: src/backend/cuda/linear_attn.rs); the features are computed where they
+// are consumed and never stored:
+//   linear_attn_inv_rms_bf16  grid B·N, 256 threads: 1/rms of each token's q and k rows (the RMS
+//                             spans every head, so it is a pass of its own).
+//   linear_attn_state_bf16    grid (chunks, H, B), 8 warps: one run of `chunk_rows` tokens of one
+//                             head. Per 32-token tile, k̃ and v go to shared memory (TF32-rounded)
+//                             and the warps accumulate the chunk's S (dp × dp, warp w owns rows
+//                             16w..16w+15) on the TF32 tensor cores (WMMA m16n16k8, f32
+//                             accumulation); z in registers. Writes the chunk's S and z.
+//   linear_attn_reduce_state  grid (⌈dp²/256⌉, B·H): S and z summed over chunks, in chunk order
+//                             (deterministic); S stored TF32-rounded, the output product's operand.
+//   linear_attn_output_bf16   grid (⌈N/64⌉, H, B), 4 warps of 16 tokens, no block barrier: a warp
+//                             computes its tokens' q̃ (shared memory) and den = φq·z (warp sum),
+//                             num = Q̃ Sᵀ on the tensor cores, then out = num / (den + eps).
+// dp = ⌈d/16⌉·16 (≤ 128): channels past d are zero in shared memory and in S.
+//
+// Per call and token: reads k, v (4·D bytes) and q (2·D) once each after the inv_rms pass reads
+// q, k; writes the output (2·D). S and the per-chunk partials are (B·H·chunks·dp²) f32, a few MB.
+// The previous version stored q̃, k̃, v in f32 (12·D bytes per token, 0.7 GB at 720p) for two
+// cuBLASLt TF32 products and took 1.5 ms per block at 720p on the H200; see BENCHMARKS.md.
+#include <mma.h>
 #include "common.cuh"
 
+using namespace nvcuda;
+
 static constexpr int kThreads = 256;
-static constexpr int kFeatureTokens = 32;
 static constexpr int kMaxHeadDim = 128;
+static constexpr int kMaxTiles = kMaxHeadDim / 16;  // 16-wide column tiles of S
+static constexpr int kLd = kMaxHeadDim + 4;         // smem row stride bound (floats), off 32 banks
+static constexpr int kStateTokens = 32;             // tokens per shared-memory tile
+static constexpr int kStateThreads = 256;
+static constexpr int kOutWarps = 4;
+static constexpr int kOutThreads = kOutWarps * 32;
+
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> FragAcol;
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> FragArow;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> FragBrow;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> FragBcol;
+typedef wmma::fragment<wmma::accumulator, 16, 16, 8, float> FragC;
 
 // inv_rms[row] = (1/rms(q_row), 1/rms(k_row))
 extern "C" __global__ void __launch_bounds__(kThreads) linear_attn_inv_rms_bf16(const LinearAttnParams p) {
@@ -57,110 +75,189 @@ __device__ __forceinline__ float2 rotate(float2 v, float c, float s) {
     return make_float2(v.x * c - v.y * s, v.x * s + v.y * c);
 }
 
-// Block (tokens t0..t0+31 of sample b), one head at a time: q̃ is written token-major
-// (B, H, padded_n, d); k̃ and v go through a shared-memory transpose and are written
-// channel-major per chunk, (B, H, chunks, d, R), so the state product reduces over a contiguous
-// axis. R is a multiple of 32, so a block never straddles two chunks; blocks past N write the
-// zero padding rows.
-extern "C" __global__ void __launch_bounds__(kThreads) linear_attn_features_bf16(const LinearAttnParams p) {
-    __shared__ float k_s[kMaxHeadDim][kFeatureTokens + 1];
-    __shared__ float v_s[kMaxHeadDim][kFeatureTokens + 1];
-    __shared__ float z_s[kMaxHeadDim];
-    const int d = p.head_dim, half = d / 2, d_model = p.heads * d, pairs = d_model / 2;
-    const int b = blockIdx.y, t0 = blockIdx.x * kFeatureTokens;
-    const int count = max(0, min(kFeatureTokens, p.n - t0));
-    const int rows = p.padded_n / p.chunks;  // R
-    const int chunk = t0 / rows, r0 = t0 % rows;
+__device__ __forceinline__ void store_tf32_pair(float* dst, float2 v) {
+    dst[0] = wmma::__float_to_tf32(v.x);
+    dst[1] = wmma::__float_to_tf32(v.y);
+}
+
+extern "C" __global__ void __launch_bounds__(kStateThreads, 2) linear_attn_state_bf16(const LinearAttnParams p) {
+    __shared__ __align__(32) float k_s[kStateTokens * kLd];  // [token][channel]: k̃
+    __shared__ __align__(32) float v_s[kStateTokens * kLd];  // [token][channel]: v
+    const int d = p.head_dim, dp = p.padded_head_dim, half = d / 2, halfp = dp / 2, ld = dp + 4;
+    const int pairs = p.heads * half;  // channel pairs per token and q/k/v section
+    const int chunk = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int64_t bh = (int64_t)b * p.heads + h;
+    const int t_begin = chunk * p.chunk_rows, t_end = min(p.n, t_begin + p.chunk_rows);
+    // fill mapping: each thread keeps one channel pair and walks token rows, so z stays in registers
+    const int rows_per_pass = kStateThreads / halfp;
+    const int pair = threadIdx.x % halfp, trow = threadIdx.x / halfp;
+    const bool filler = trow < rows_per_pass, real_pair = pair < half;
+    const int i = h * half + pair;  // this pair's index within a token's q/k/v section
     const __nv_bfloat162* __restrict__ qkv = dptr<const __nv_bfloat162>(p.qkv);
-    const __nv_bfloat162* __restrict__ norm_q = dptr<const __nv_bfloat162>(p.norm_q);
-    const __nv_bfloat162* __restrict__ norm_k = dptr<const __nv_bfloat162>(p.norm_k);
-    const float2* __restrict__ inv_rms_all = dptr<const float2>(p.inv_rms);
+    const __nv_bfloat162 w_k = real_pair ? dptr<const __nv_bfloat162>(p.norm_k)[i] : __floats2bfloat162_rn(0.f, 0.f);
+    const float2* __restrict__ inv_rms = dptr<const float2>(p.inv_rms);
     const float* __restrict__ cos_t = dptr<const float>(p.cos);
     const float* __restrict__ sin_t = dptr<const float>(p.sin);
-    float2* __restrict__ q_rot = dptr<float2>(p.q_rot);
-    for (int h = 0; h < p.heads; ++h) {
-        for (int c = threadIdx.x; c < d; c += blockDim.x) z_s[c] = 0.0f;
-        __syncthreads();
-        for (int item = threadIdx.x; item < kFeatureTokens * half; item += blockDim.x) {
-            const int t = item / half, pair = item % half, c = 2 * pair;
-            float2 kr = make_float2(0.0f, 0.0f), vv = make_float2(0.0f, 0.0f);
-            if (t < count) {
-                const int64_t token = (int64_t)b * p.n + t0 + t;
-                const int i = h * half + pair;  // pair index within the token
-                const __nv_bfloat162* row = qkv + token * 3 * pairs;
-                const float2 inv_rms = inv_rms_all[token];
-                const int64_t angle = (int64_t)(t0 + t) * half + pair;
-                const float cs = cos_t[angle], sn = sin_t[angle];
-                const float2 fq = feature_pair(row[i], norm_q[i], inv_rms.x);
-                const float2 fk = feature_pair(row[pairs + i], norm_k[i], inv_rms.y);
-                q_rot[(((int64_t)b * p.heads + h) * p.padded_n + t0 + t) * half + pair] = rotate(fq, cs, sn);
-                kr = rotate(fk, cs, sn);
-                vv = __bfloat1622float2(row[2 * pairs + i]);
-                atomicAdd(&z_s[c], fk.x);
-                atomicAdd(&z_s[c + 1], fk.y);
+    float2 z = make_float2(0.0f, 0.0f);
+
+    const int warp = threadIdx.x / 32, tiles = dp / 16;
+    FragC acc[kMaxTiles];
+#pragma unroll
+    for (int j = 0; j < kMaxTiles; ++j) wmma::fill_fragment(acc[j], 0.0f);
+
+    for (int t0 = t_begin; t0 < t_end; t0 += kStateTokens) {
+        const int count = min(kStateTokens, t_end - t0);
+        if (filler) {
+            // unrolled to a fixed bound (rows_per_pass ≥ 4 as halfp ≤ 64), so the loads of all of a
+            // thread's rows are in flight together: one row at a time was latency-bound (0.58 ms
+            // per 720p call)
+#pragma unroll
+            for (int it = 0; it < kStateTokens / 4; ++it) {
+                const int t = trow + it * rows_per_pass;
+                if (t >= kStateTokens) break;
+                float2 kr = make_float2(0.0f, 0.0f), vv = make_float2(0.0f, 0.0f);
+                if (t < count && real_pair) {
+                    const int64_t token = (int64_t)b * p.n + t0 + t;
+                    const __nv_bfloat162* row = qkv + token * 3 * pairs;
+                    const float2 fk = feature_pair(row[pairs + i], w_k, inv_rms[token].y);
+                    const int64_t angle = (int64_t)(t0 + t) * half + pair;
+                    kr = rotate(fk, cos_t[angle], sin_t[angle]);
+                    vv = __bfloat1622float2(row[2 * pairs + i]);
+                    z.x += fk.x;
+                    z.y += fk.y;
+                }
+                store_tf32_pair(&k_s[t * ld + 2 * pair], kr);
+                store_tf32_pair(&v_s[t * ld + 2 * pair], vv);
             }
-            k_s[c][t] = kr.x;
-            k_s[c + 1][t] = kr.y;
-            v_s[c][t] = vv.x;
-            v_s[c + 1][t] = vv.y;
         }
         __syncthreads();
-        // (c, t) with t fastest: 32 consecutive floats per channel row of the chunk
-        const int64_t base = ((((int64_t)b * p.heads + h) * p.chunks + chunk) * d) * rows + r0;
-        for (int e = threadIdx.x; e < d * kFeatureTokens; e += blockDim.x) {
-            const int c = e / kFeatureTokens, t = e % kFeatureTokens;
-            dptr<float>(p.k_rot)[base + (int64_t)c * rows + t] = k_s[c][t];
-            dptr<float>(p.v)[base + (int64_t)c * rows + t] = v_s[c][t];
+        // S(i, j) += Σ_t v(t, i) k̃(t, j): A = Vᵀ (col-major view of v_s), B = K̃ (row-major k_s)
+        if (warp < tiles) {
+#pragma unroll 1  // unrolled, the B loads of later steps are hoisted and the accumulators spill
+            for (int ks = 0; ks < kStateTokens / 8; ++ks) {
+                FragAcol a;
+                wmma::load_matrix_sync(a, v_s + ks * 8 * ld + warp * 16, ld);
+#pragma unroll
+                for (int j = 0; j < kMaxTiles; ++j) {
+                    if (j < tiles) {
+                        FragBrow bk;
+                        wmma::load_matrix_sync(bk, k_s + ks * 8 * ld + j * 16, ld);
+                        wmma::mma_sync(acc[j], a, bk, acc[j]);
+                    }
+                }
+            }
         }
-        if (count > 0)
-            for (int c = threadIdx.x; c < d; c += blockDim.x)
-                atomicAdd(&dptr<float>(p.k_sum)[((int64_t)b * p.heads + h) * d + c], z_s[c]);
         __syncthreads();
     }
-}
 
-extern "C" __global__ void __launch_bounds__(kThreads) linear_attn_finish_bf16(const LinearAttnParams p) {
-    extern __shared__ float den[];  // [heads]
-    const int d = p.head_dim, half = d / 2, d_model = p.heads * d, pairs = d_model / 2;
-    const int64_t token = blockIdx.x;
-    const int b = (int)(token / p.n);
-    const __nv_bfloat162* row = dptr<const __nv_bfloat162>(p.qkv) + token * 3 * pairs;
-    const float inv_rms = dptr<const float>(p.inv_rms)[2 * token];
-    const float* z = dptr<const float>(p.k_sum) + (int64_t)b * p.heads * d;
-    // one warp per head: den[h] = Σ_c φq[c]·z[c] over the head's channels
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    for (int h = warp; h < p.heads; h += blockDim.x / 32) {
-        float acc = 0.0f;
-        for (int j = lane; j < half; j += 32) {
-            const int i = h * half + j;
-            const float2 fq = feature_pair(row[i], dptr<const __nv_bfloat162>(p.norm_q)[i], inv_rms);
-            acc += fq.x * z[2 * i] + fq.y * z[2 * i + 1];
-        }
-        acc = warp_sum(acc);
-        if (lane == 0) den[h] = acc;
+    const int64_t part = bh * p.chunks + chunk;
+    if (warp < tiles) {
+        float* s = dptr<float>(p.partial) + (part * dp + warp * 16) * dp;
+#pragma unroll
+        for (int j = 0; j < kMaxTiles; ++j)
+            if (j < tiles) wmma::store_matrix_sync(s + j * 16, acc[j], dp, wmma::mem_row_major);
+    }
+    // z: the filler rows' sums, added in row order through k_s (free after the last barrier)
+    if (filler) {
+        k_s[trow * ld + 2 * pair] = z.x;
+        k_s[trow * ld + 2 * pair + 1] = z.y;
     }
     __syncthreads();
-    // num is head-major (B, H, padded N, d)
-    const int t = (int)(token % p.n);
-    const float2* num = dptr<const float2>(p.num);
-    __nv_bfloat162* out = dptr<__nv_bfloat162>(p.out) + token * pairs;
-    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
-        const int h = i / half;
-        const float inv = 1.0f / (den[h] + p.attn_eps);
-        const float2 v = num[(((int64_t)b * p.heads + h) * p.padded_n + t) * half + i % half];
-        out[i] = __floats2bfloat162_rn(v.x * inv, v.y * inv);
+    for (int c = threadIdx.x; c < dp; c += blockDim.x) {
+        float sum = 0.0f;
+        for (int r = 0; r < rows_per_pass; ++r) sum += k_s[r * ld + c];
+        dptr<float>(p.partial_z)[part * dp + c] = sum;
     }
 }
 
-// S[b, h] = Σ_chunk partial[b, h, chunk] (each d×d); grid (⌈d²/256⌉, B·H), one element per
-// thread, so the chunk loads of all threads are in flight together.
+// S[bh] = Σ_chunk partial[bh, chunk] (dp × dp, TF32-rounded), z[bh] = Σ_chunk partial_z[bh, chunk];
+// grid (⌈dp²/256⌉, B·H), one element per thread, so the chunk loads of all threads are in flight
+// together.
 extern "C" __global__ void __launch_bounds__(kThreads) linear_attn_reduce_state(const LinearAttnParams p) {
-    const int dd = p.head_dim * p.head_dim;
+    const int dp = p.padded_head_dim, dd = dp * dp;
     const int e = blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= dd) return;
-    const float* partial = dptr<const float>(p.partial) + (int64_t)blockIdx.y * p.chunks * dd + e;
-    float acc = 0.0f;
+    const int64_t bh = blockIdx.y;
+    if (e < dd) {
+        const float* partial = dptr<const float>(p.partial) + bh * p.chunks * dd + e;
+        float acc = 0.0f;
 #pragma unroll 8
-    for (int c = 0; c < p.chunks; ++c) acc += partial[(int64_t)c * dd];
-    dptr<float>(p.state)[(int64_t)blockIdx.y * dd + e] = acc;
+        for (int c = 0; c < p.chunks; ++c) acc += partial[(int64_t)c * dd];
+        dptr<float>(p.state)[bh * dd + e] = wmma::__float_to_tf32(acc);
+    }
+    if (blockIdx.x == 0 && threadIdx.x < dp) {
+        const float* partial = dptr<const float>(p.partial_z) + bh * p.chunks * dp + threadIdx.x;
+        float acc = 0.0f;
+        for (int c = 0; c < p.chunks; ++c) acc += partial[(int64_t)c * dp];
+        dptr<float>(p.z)[bh * dp + threadIdx.x] = acc;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(kOutThreads) linear_attn_output_bf16(const LinearAttnParams p) {
+    __shared__ __align__(32) float q_s[kOutWarps * 16 * kLd];  // [token][channel]: q̃, then num
+    const int d = p.head_dim, dp = p.padded_head_dim, half = d / 2, halfp = dp / 2, ld = dp + 4;
+    const int pairs = p.heads * half, tiles = dp / 16;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int64_t bh = (int64_t)b * p.heads + h;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int tok0 = blockIdx.x * (kOutWarps * 16) + warp * 16;  // this warp's first token
+    float* qw = q_s + warp * 16 * ld;  // the warp's own 16 rows: no block barrier needed
+    const __nv_bfloat162* __restrict__ qkv = dptr<const __nv_bfloat162>(p.qkv);
+    const __nv_bfloat162* __restrict__ norm_q = dptr<const __nv_bfloat162>(p.norm_q);
+    const float* __restrict__ z = dptr<const float>(p.z) + bh * dp;
+    float den_row = 0.0f;  // lane r < 16 keeps den of token tok0 + r
+    // unrolled (halfp ≤ 64: two pairs per lane) so several tokens' loads are in flight at once
+#pragma unroll 4
+    for (int r = 0; r < 16; ++r) {
+        const int t = tok0 + r;
+        float den = 0.0f;
+#pragma unroll
+        for (int it = 0; it < 2; ++it) {
+            const int pr = lane + 32 * it;
+            if (pr >= halfp) break;
+            float2 qr = make_float2(0.0f, 0.0f);
+            if (t < p.n && pr < half) {
+                const int64_t token = (int64_t)b * p.n + t;
+                const int i = h * half + pr;
+                const float2 fq = feature_pair(qkv[token * 3 * pairs + i], norm_q[i], dptr<const float2>(p.inv_rms)[token].x);
+                den += fq.x * z[2 * pr] + fq.y * z[2 * pr + 1];
+                const int64_t angle = (int64_t)t * half + pr;
+                qr = rotate(fq, dptr<const float>(p.cos)[angle], dptr<const float>(p.sin)[angle]);
+            }
+            store_tf32_pair(&qw[r * ld + 2 * pr], qr);
+        }
+        den = warp_sum(den);
+        if (lane == r) den_row = den;
+    }
+    __syncwarp();
+    // num(t, i) = Σ_j q̃(t, j) S(i, j): A = Q̃ (row-major), B(j, i) = S(i, j) (col-major view of S)
+    FragC acc[kMaxTiles];
+#pragma unroll
+    for (int j = 0; j < kMaxTiles; ++j) wmma::fill_fragment(acc[j], 0.0f);
+    const float* s = dptr<const float>(p.state) + bh * dp * dp;
+    for (int ks = 0; ks < dp / 8; ++ks) {
+        FragArow a;
+        wmma::load_matrix_sync(a, qw + ks * 8, ld);
+#pragma unroll
+        for (int j = 0; j < kMaxTiles; ++j) {
+            if (j < tiles) {
+                FragBcol bs;
+                wmma::load_matrix_sync(bs, s + j * 16 * dp + ks * 8, dp);
+                wmma::mma_sync(acc[j], a, bs, acc[j]);
+            }
+        }
+    }
+    __syncwarp();  // every lane's A loads are done before num overwrites q̃
+#pragma unroll
+    for (int j = 0; j < kMaxTiles; ++j)
+        if (j < tiles) wmma::store_matrix_sync(qw + j * 16, acc[j], ld, wmma::mem_row_major);
+    __syncwarp();
+    __nv_bfloat162* out = dptr<__nv_bfloat162>(p.out);
+    for (int r = 0; r < 16; ++r) {
+        const int t = tok0 + r;
+        if (t >= p.n) break;
+        const float inv = 1.0f / (__shfl_sync(0xffffffffu, den_row, r) + p.attn_eps);
+        const int64_t base = ((int64_t)b * p.n + t) * pairs + h * half;
+        for (int c2 = lane; c2 < half; c2 += 32)
+            out[base + c2] = __floats2bfloat162_rn(qw[r * ld + 2 * c2] * inv, qw[r * ld + 2 * c2 + 1] * inv);
+    }
 }

@@ -61,14 +61,14 @@ typedef struct {
     uint64_t norm_q, norm_k;  // bf16 (D)
     uint64_t cos, sin;   // f32 (N, head_dim/2)
     uint64_t inv_rms;    // f32 (B*N, 2): 1/rms of q and k rows
-    uint64_t q_rot, k_rot, v;  // f32 head-major (B, H, padded_n, d): RoPE(φq), RoPE(φk), v
-    uint64_t k_sum;      // f32 (B, H, d): z = Σ φk, zeroed before the features kernel
-    uint64_t partial;    // f32 (B, H, chunks, d, d): per-chunk states
-    uint64_t state;      // f32 (B, H, d, d): S
-    uint64_t num;        // f32 head-major (B, H, padded_n, d): S·q̃ (reuses k_rot's memory)
+    uint64_t partial;    // f32 (B, H, chunks, dp, dp): per-chunk states
+    uint64_t partial_z;  // f32 (B, H, chunks, dp): per-chunk Σ φk
+    uint64_t state;      // f32 (B, H, dp, dp): S, TF32-rounded
+    uint64_t z;          // f32 (B, H, dp): z = Σ φk
     uint64_t out;        // bf16 (B, N, D)
     int32_t b, n, heads, head_dim;
-    int32_t chunks, padded_n;  // token axis cut into `chunks` runs of padded_n / chunks rows
+    int32_t padded_head_dim;   // dp = ⌈head_dim/16⌉·16
+    int32_t chunks, chunk_rows;  // token axis cut into `chunks` runs of `chunk_rows` (a multiple of 32)
     float norm_eps, attn_eps;
 } LinearAttnParams;
 
@@ -78,7 +78,7 @@ typedef struct {
     uint64_t key_bias;   // f32 (B, L): additive, per key
     uint64_t out;        // bf16 (B, N, D)
     int32_t b, n, l, heads, head_dim;
-    int32_t padded_head_dim, padded_l;  // ⌈d/16⌉·16, ⌈L/64⌉·64
+    int32_t padded_head_dim, padded_l;  // ⌈d/16⌉·16, ⌈L/32⌉·32
     float scale;
 } CrossAttnParams;
 

@@ -193,9 +193,14 @@ fn linear_attn_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, heads, hd]: [usize; 
 fn linear_attention_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let mut s = seed();
-    for (heads_dims, grid) in
-        [([2, 2, 12], [3, 5, 7]), ([1, 3, 10], [1, 1, 1]), ([2, 20, 112], [3, 11, 13]), ([2, 20, 112], [11, 22, 40])]
-    {
+    for (heads_dims, grid) in [
+        ([2, 2, 12], [3, 5, 7]),
+        ([1, 3, 10], [1, 1, 1]),
+        ([2, 20, 112], [3, 11, 13]),
+        ([2, 20, 112], [11, 22, 40]),
+        ([1, 2, 128], [2, 9, 9]),
+        ([2, 4, 64], [5, 6, 7]),
+    ] {
         let [b, heads, hd] = heads_dims;
         let n: usize = grid.iter().product();
         let d = heads * hd;
@@ -225,14 +230,16 @@ fn cross_attn_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, n, l, heads, hd]: [us
 fn cross_attention_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let mut s = seed();
-    // the last three take the large-attention path (L > 512 or head dim > 128): the autoencoders'
-    // single-head attention over a frame's positions
+    // the first six take the fused kernel (head dim ≤ 112, L ≤ 512), the others the
+    // large-attention path: the autoencoders' single-head attention over a frame's positions
     for dims in [
         [2, 37, 7, 2, 12],
         [2, 1000, 300, 20, 112],
         [1, 5, 3, 3, 10],
         [2, 130, 512, 4, 112],
         [1, 17, 1, 2, 12],
+        [1, 200, 77, 3, 64],
+        [1, 50, 40, 2, 128],
         [1, 700, 700, 1, 384],
         [2, 600, 530, 2, 64],
         [3, 24, 24, 1, 160],

@@ -18,14 +18,6 @@ use parking_lot::Mutex;
 use super::error::{CudaError, DriverContext};
 use super::params::DevPtr;
 
-/// Operand types and arithmetic: bf16 operands on the bf16 tensor cores, or f32 operands on the
-/// TF32 tensor cores (10-bit mantissa products, f32 accumulation), both accumulating in f32.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum InType {
-    Bf16,
-    F32Tf32,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OutType {
     Bf16,
@@ -53,7 +45,6 @@ pub struct Gemm {
     pub ldb: usize,
     pub c: DevPtr,
     pub ldc: usize,
-    pub inputs: InType,
     pub out: OutType,
     /// C ← A·op(B) (+ C when true)
     pub accumulate: bool,
@@ -82,7 +73,6 @@ impl Gemm {
             ldb: k,
             c,
             ldc: n,
-            inputs: InType::Bf16,
             out: OutType::Bf16,
             accumulate: false,
             addend: None,
@@ -104,7 +94,6 @@ struct AlgoKey {
     lda: usize,
     ldb: usize,
     ldc: usize,
-    inputs: InType,
     out: OutType,
     epilogue: u8,
     batch: usize,
@@ -156,12 +145,8 @@ impl Blas {
     pub fn gemm(&self, g: &Gemm) -> Result<(), CudaError> {
         let op = "cuBLASLt matmul";
         let bf16 = sys::cudaDataType::CUDA_R_16BF;
-        let (in_type, in_elem, compute) = match g.inputs {
-            InType::Bf16 => (bf16, 2, sys::cublasComputeType_t::CUBLAS_COMPUTE_32F),
-            InType::F32Tf32 => {
-                (sys::cudaDataType::CUDA_R_32F, 4, sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32)
-            }
-        };
+        // bf16 operands on the bf16 tensor cores, f32 accumulation
+        let (in_type, in_elem, compute) = (bf16, 2, sys::cublasComputeType_t::CUBLAS_COMPUTE_32F);
         let out_type = match g.out {
             OutType::Bf16 => bf16,
             OutType::F32 => sys::cudaDataType::CUDA_R_32F,
@@ -251,7 +236,6 @@ impl Blas {
                 lda: g.lda,
                 ldb: g.ldb,
                 ldc: g.ldc,
-                inputs: g.inputs,
                 out: g.out,
                 epilogue: epi as u8,
                 batch: g.batch,

@@ -74,20 +74,18 @@ pub struct LinearAttnParams {
     pub cos: DevPtr,
     pub sin: DevPtr,
     pub inv_rms: DevPtr,
-    pub q_rot: DevPtr,
-    pub k_rot: DevPtr,
-    pub v: DevPtr,
-    pub k_sum: DevPtr,
     pub partial: DevPtr,
+    pub partial_z: DevPtr,
     pub state: DevPtr,
-    pub num: DevPtr,
+    pub z: DevPtr,
     pub out: DevPtr,
     pub b: i32,
     pub n: i32,
     pub heads: i32,
     pub head_dim: i32,
+    pub padded_head_dim: i32,
     pub chunks: i32,
-    pub padded_n: i32,
+    pub chunk_rows: i32,
     pub norm_eps: f32,
     pub attn_eps: f32,
 }
@@ -361,7 +359,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<RmsNormParams>(), 48);
         assert_eq!(std::mem::size_of::<AdaLayerNormParams>(), 64);
         assert_eq!(std::mem::size_of::<GatedResidualParams>(), 56);
-        assert_eq!(std::mem::size_of::<LinearAttnParams>(), 144);
+        assert_eq!(std::mem::size_of::<LinearAttnParams>(), 128);
         assert_eq!(std::mem::size_of::<CrossAttnParams>(), 72);
         assert_eq!(std::mem::size_of::<DepthwiseGluParams>(), 48);
         assert_eq!(std::mem::size_of::<PatchParams>(), 48);
@@ -379,7 +377,7 @@ mod tests {
         // every header field appears in the mirrors (a cheap textual cross-check)
         let header = crate::backend::cuda::kernels::PARAMS_H;
         for field in
-            ["q_rot", "emb_chunks", "per_token", "padded_head_dim", "frames", "reflect", "c_out", "rows_per_block"]
+            ["chunk_rows", "emb_chunks", "per_token", "padded_head_dim", "frames", "reflect", "c_out", "rows_per_block"]
         {
             assert!(header.contains(field), "{field} missing from params.h");
         }

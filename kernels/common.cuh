@@ -12,7 +12,16 @@ __device__ __forceinline__ T* dptr(uint64_t p) { return reinterpret_cast<T*>(p);
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
 
 __device__ __forceinline__ float to_f32(bf16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ bf16 to_bf16(float v) { return __float2bfloat16_rn(v); }
+
+// float → storage type T, for kernels templated on their output (bf16 rounds to nearest even).
+template <class T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ bf16 from_f32<bf16>(float v) { return to_bf16(v); }
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) { return v; }
 
 // x · sigmoid(x). Fast reciprocal division: a full IEEE division here cost the Mix-FFN kernel
 // more than its loads; for x → −∞ the denominator overflows to inf and the result is −0.

@@ -1,6 +1,7 @@
 // The Gemma-2 text encoder's ops (MODEL.md §4; CPU twin src/backend/cpu/decoder.rs):
-// embedding lookup, rotate-half RoPE, causal grouped-query attention with soft-capping and a
-// sliding window, and the elementwise product and sum. First versions, written for correctness:
+// embedding lookup (into bf16, or into the f32 residual stream), rotate-half RoPE, causal
+// grouped-query attention with soft-capping and a sliding window, and the elementwise product and
+// sum. First versions, written for correctness:
 // the attention is one warp per (query, head) with an online softmax over the visible keys
 // (O(L²·d) per head on the CUDA cores), fine for the ≤ ~600 tokens of a prompt; a tiled tensor-core
 // kernel is the next step once it is measured (BENCHMARKS.md).
@@ -9,14 +10,24 @@
 static constexpr int kThreads = 256;
 static constexpr int kMaxHeadDim = 256;  // Gemma-2-2B: 256
 
-// out[r] = table[ids[r]] · scale
-extern "C" __global__ void __launch_bounds__(kThreads) gather_rows_bf16(const GatherParams p) {
+// out[r] = table[ids[r]] · scale, the product in f32, stored as Out (bf16, or f32 for a residual
+// stream); the table is bf16
+template <class Out>
+__device__ __forceinline__ void gather_rows(const GatherParams& p) {
     const int64_t total = (int64_t)p.rows * p.dim;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         const int64_t r = i / p.dim, c = i % p.dim;
         const uint32_t id = dptr<const uint32_t>(p.ids)[r];
-        dptr<bf16>(p.out)[i] = to_bf16(to_f32(dptr<const bf16>(p.table)[(int64_t)id * p.dim + c]) * p.scale);
+        dptr<Out>(p.out)[i] = from_f32<Out>(to_f32(dptr<const bf16>(p.table)[(int64_t)id * p.dim + c]) * p.scale);
     }
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads) gather_rows_bf16(const GatherParams p) {
+    gather_rows<bf16>(p);
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads) gather_rows_f32_bf16(const GatherParams p) {
+    gather_rows<float>(p);
 }
 
 // out[c] = x[c]·cos − x[c+h]·sin, out[c+h] = x[c+h]·cos + x[c]·sin, h = hd/2, per head and row

@@ -1,26 +1,41 @@
-// Norms, adaLN modulation, gated residual and standalone activations (MODEL.md §2.3, §2.8).
+// Norms, adaLN modulation, gated residual and standalone activations (MODEL.md §2.3, §2.8),
+// and the two norms of the text encoder's f32 residual stream (MODEL.md §4): the pre-norm that
+// reads it (rms_norm_f32_input_bf16) and the post-norm added into it (normed_residual_f32_bf16).
 //
-// Shapes: rows of width D (D = 2240 in the released models). One block of 256 threads per row
-// for the norms (grid = rows); grid-stride elementwise loops otherwise. All statistics in f32.
-// Bytes per call: the norms read each row 3 times (two statistic passes + output; the row is
-// 4.5 KB and stays in L1) and write it once; the elementwise ops read 2 and write 1 element.
+// Shapes: rows of width D (D = 2240 in the released transformer, 2304 in Gemma-2-2B). One block
+// of 256 threads per row for the norms (grid = rows); grid-stride elementwise loops otherwise.
+// All statistics in f32. Bytes per call: the norms read each row 3 times (two statistic passes +
+// output; the row is 4.5 KB in bf16, 9 KB in f32, and stays in L1) and write it once; the
+// elementwise ops read 2 and write 1 element. normed_residual reads y (bf16) twice and w once,
+// and reads and writes the f32 residual once: 12 bytes and ~5 FLOPs per element.
 #include "common.cuh"
 
 static constexpr int kNormThreads = 256;
 
-// out = act(x · rsqrt(mean(x²) + eps) · (weight_offset + w))
-extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_bf16(const RmsNormParams p) {
-    const bf16* x = dptr<const bf16>(p.x) + (int64_t)blockIdx.x * p.dim;
-    bf16* out = dptr<bf16>(p.out) + (int64_t)blockIdx.x * p.dim;
-    const bf16* w = dptr<const bf16>(p.w);
+// rsqrt(mean(x²) + eps) of one row x[0..dim), elements strided over the block; in every thread
+template <class T>
+__device__ __forceinline__ float block_inv_rms(const T* x, int dim, float eps) {
     float ss = 0.0f;
-    for (int c = threadIdx.x; c < p.dim; c += blockDim.x) {
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) {
         const float v = to_f32(x[c]);
         ss += v * v;
     }
-    const float r = rsqrtf(block_sum(ss) / p.dim + p.eps);
+    return rsqrtf(block_sum(ss) / dim + eps);
+}
+
+// out = act(x · rsqrt(mean(x²) + eps) · (weight_offset + w)), row blockIdx.x; x bf16 or f32
+template <class In>
+__device__ __forceinline__ void rms_norm_row(const RmsNormParams& p) {
+    const In* x = dptr<const In>(p.x) + (int64_t)blockIdx.x * p.dim;
+    bf16* out = dptr<bf16>(p.out) + (int64_t)blockIdx.x * p.dim;
+    const bf16* w = dptr<const bf16>(p.w);
+    const float r = block_inv_rms(x, p.dim, p.eps);
     for (int c = threadIdx.x; c < p.dim; c += blockDim.x)
         out[c] = to_bf16(activate(p.act, to_f32(x[c]) * r * (p.weight_offset + to_f32(w[c]))));
+}
+
+extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_bf16(const RmsNormParams p) {
+    rms_norm_row<bf16>(p);
 }
 
 // The same for narrow rows (dim ≤ 1024: the autoencoders' 96..512 channels, millions of rows):
@@ -40,6 +55,24 @@ extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_narrow_bf16(
     const float r = rsqrtf(warp_sum(ss) / p.dim + p.eps);
     for (int c = lane; c < p.dim; c += 32)
         out[c] = to_bf16(activate(p.act, to_f32(x[c]) * r * (p.weight_offset + to_f32(w[c]))));
+}
+
+// rms_norm reading an f32 residual stream (the text encoder's pre-norms, writing bf16 for the
+// projections). A block per row at any width: the encoder has at most a few thousand rows.
+extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_f32_input_bf16(const RmsNormParams p) {
+    rms_norm_row<float>(p);
+}
+
+// x += y · rsqrt(mean(y²) + eps) · (weight_offset + w): a post-norm added straight into the f32
+// residual x (the normed value never rounds to bf16); y (the projection's output) and w bf16.
+// One block per row.
+extern "C" __global__ void __launch_bounds__(kNormThreads) normed_residual_f32_bf16(const NormedResidualParams p) {
+    float* x = dptr<float>(p.x) + (int64_t)blockIdx.x * p.dim;
+    const bf16* y = dptr<const bf16>(p.y) + (int64_t)blockIdx.x * p.dim;
+    const bf16* w = dptr<const bf16>(p.w);
+    const float r = block_inv_rms(y, p.dim, p.eps);
+    for (int c = threadIdx.x; c < p.dim; c += blockDim.x)
+        x[c] += to_f32(y[c]) * r * (p.weight_offset + to_f32(w[c]));
 }
 
 // The two vectors a modulation slot adds for one token row: table[k] and emb[row'][k mod E].

@@ -33,13 +33,21 @@ typedef struct {
 } ActivationParams;
 
 typedef struct {
-    uint64_t out, x, w;  // bf16 (rows, dim), (rows, dim), (dim)
+    uint64_t out, x, w;  // bf16 (rows, dim); (rows, dim) bf16, f32 for rms_norm_f32_input; bf16 (dim)
     int32_t rows, dim;
     float eps;
     float weight_offset;  // 0: x̂·w; 1: Gemma's x̂·(1 + w)
     int32_t act;          // ACT_*, applied to the normalised value (the autoencoders' norm + SiLU)
     int32_t pad;
 } RmsNormParams;
+
+// x += RMSNorm(y) · (weight_offset + w), the post-norm added into an f32 residual stream.
+typedef struct {
+    uint64_t x, y, w;    // f32 (rows, dim) updated in place; bf16 (rows, dim); bf16 (dim)
+    int32_t rows, dim;
+    float eps;
+    float weight_offset;  // 0: ŷ·w; 1: Gemma's ŷ·(1 + w)
+} NormedResidualParams;
 
 typedef struct {
     uint64_t out, x;     // bf16 (B, N, D)
@@ -109,7 +117,7 @@ typedef struct {
 } ShuffleParams;
 
 typedef struct {
-    uint64_t out, table, ids;  // bf16 (rows, dim), bf16 (V, dim), u32 (rows)
+    uint64_t out, table, ids;  // bf16 (rows, dim) (f32 for gather_rows_f32), bf16 (V, dim), u32 (rows)
     int32_t rows, dim;
     float scale;
     int32_t pad;

@@ -228,7 +228,10 @@ impl ShuffleDims {
 pub trait Backend: Send + Sync + Sized + 'static {
     /// Activations and weights, in the backend's compute dtype (f32 on the CPU, bf16 on CUDA).
     type Buf: Buffer;
-    /// Small host-computed f32 tables that must keep f32 precision (RoPE angles, mask biases).
+    /// f32 device memory on every backend: small host-computed tables that must keep f32
+    /// precision (RoPE angles, mask biases), and the storage of an f32 residual stream (the text
+    /// encoder's, which would lose precision over 26 layers of bf16 adds; see
+    /// [`Backend::normed_residual_f32`]).
     type Table: Buffer;
 
     /// "cpu" or "cuda:0 (NVIDIA H200)", for logs and reports.
@@ -242,6 +245,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
     }
     fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
     fn upload_table(&self, host: Vec<f32>) -> Result<Self::Table>;
+    fn download_table(&self, table: &Self::Table) -> Result<Vec<f32>>;
 
     /// Bytes one element of `Buf` takes (memory estimates: 4 for f32, 2 for bf16).
     fn element_bytes(&self) -> usize {
@@ -297,6 +301,37 @@ pub trait Backend: Send + Sync + Sized + 'static {
         scale: usize,
         dims: TokenDims,
         eps: f32,
+    ) -> Result<()>;
+
+    /// [`Backend::rms_norm`] (no activation) reading an f32 residual stream x (rows, dim) and
+    /// writing the compute dtype: out ← x · rsqrt(mean(x²) + eps) · (offset + w). The pre-norms
+    /// of the text encoder, whose output feeds the projections.
+    #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
+    fn rms_norm_f32_input(
+        &self,
+        out: &mut Self::Buf,
+        x: &Self::Table,
+        w: &Self::Buf,
+        rows: usize,
+        dim: usize,
+        eps: f32,
+        weight: NormWeight,
+    ) -> Result<()>;
+
+    /// x ← x + y · rsqrt(mean(y²) + eps) · (offset + w) over rows of width `dim`: a post-norm
+    /// added into an f32 residual stream x (rows, dim), y (rows, dim) in the compute dtype (the
+    /// projection's output). Mean of squares in f32 or better; the normed value is added as it
+    /// is, not rounded to the compute dtype first.
+    #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
+    fn normed_residual_f32(
+        &self,
+        x: &mut Self::Table,
+        y: &Self::Buf,
+        w: &Self::Buf,
+        rows: usize,
+        dim: usize,
+        eps: f32,
+        weight: NormWeight,
     ) -> Result<()>;
 
     /// x ← x + m[gate] · y  (gated residual, MODEL.md §2.3).
@@ -359,6 +394,17 @@ pub trait Backend: Send + Sync + Sized + 'static {
 
     /// out[r] ← table[ids[r]] · scale: an embedding lookup (rows of width D; ids on the host).
     fn gather_rows(&self, out: &mut Self::Buf, table: &Self::Buf, ids: &[u32], dim: usize, scale: f32) -> Result<()>;
+
+    /// [`Backend::gather_rows`] into an f32 residual stream: out[r] ← table[ids[r]] · scale, the
+    /// product in f32 and kept in f32 (the table stays in the compute dtype).
+    fn gather_rows_f32(
+        &self,
+        out: &mut Self::Table,
+        table: &Self::Buf,
+        ids: &[u32],
+        dim: usize,
+        scale: f32,
+    ) -> Result<()>;
 
     /// Rotate-half RoPE (the Llama/Gemma layout) on every head of (B, L, heads·hd):
     /// out[c] = x[c]·cos_c − x[c + hd/2]·sin_c, out[c + hd/2] = x[c + hd/2]·cos_c + x[c]·sin_c for

@@ -15,6 +15,14 @@ fn expect_shape<B: Backend>(op: &'static str, what: &str, t: &Tensor<B>, expecte
     Ok(())
 }
 
+/// A shapeless f32 buffer (a table, an f32 residual stream) must hold `expected` values.
+fn expect_len(op: &'static str, what: &str, buf: &impl Buffer, expected: usize, formula: &str) -> Result<()> {
+    if buf.len() != expected {
+        return Err(Error::shape(op, format!("{what} holds {} values, expected {formula} = {expected}", buf.len())));
+    }
+    Ok(())
+}
+
 /// Splits a shape into (rows, last dim).
 fn rows_last(op: &'static str, what: &str, shape: &[usize]) -> Result<(usize, usize)> {
     match shape.split_last() {
@@ -125,6 +133,40 @@ fn rms_norm_checked<B: Backend>(
     expect_shape(OP, "out", out, x.shape())?;
     expect_shape(OP, "weight", w, &[dim])?;
     be.rms_norm(&mut out.buf, &x.buf, &w.buf, rows, dim, eps, weight, act)
+}
+
+/// out (…, D) ← RMSNorm(x) with the weight applied as `weight` says, x the f32 residual stream
+/// holding out's rows (rows·D values).
+pub fn rms_norm_f32_input<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &B::Table,
+    w: &Tensor<B>,
+    eps: f32,
+    weight: NormWeight,
+) -> Result<()> {
+    const OP: &str = "rms_norm_f32_input";
+    let (rows, dim) = rows_last(OP, "out", out.shape())?;
+    expect_len(OP, "x (f32)", x, rows * dim, "out's rows·D")?;
+    expect_shape(OP, "weight", w, &[dim])?;
+    be.rms_norm_f32_input(&mut out.buf, x, &w.buf, rows, dim, eps, weight)
+}
+
+/// x ← x + RMSNorm(y) (weight applied as `weight` says), y (…, D), x the f32 residual stream
+/// holding y's rows (rows·D values).
+pub fn normed_residual_f32<B: Backend>(
+    be: &B,
+    x: &mut B::Table,
+    y: &Tensor<B>,
+    w: &Tensor<B>,
+    eps: f32,
+    weight: NormWeight,
+) -> Result<()> {
+    const OP: &str = "normed_residual_f32";
+    let (rows, dim) = rows_last(OP, "y", y.shape())?;
+    expect_len(OP, "x (f32)", x, rows * dim, "y's rows·D")?;
+    expect_shape(OP, "weight", w, &[dim])?;
+    be.normed_residual_f32(x, &y.buf, &w.buf, rows, dim, eps, weight)
 }
 
 /// out ← LayerNorm(x) · (1 + m[scale]) + m[shift], x (B, N, D).
@@ -300,14 +342,35 @@ pub fn unpatchify<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>, patch:
 /// out (rows, D) ← table[ids] · scale, table (V, D); ids are checked against V.
 pub fn gather_rows<B: Backend>(be: &B, out: &mut Tensor<B>, table: &Tensor<B>, ids: &[u32], scale: f32) -> Result<()> {
     const OP: &str = "gather_rows";
-    let [vocab, d] = *table.shape() else {
-        return Err(Error::shape(OP, format!("table has shape {:?}, expected (V, D)", table.shape())));
-    };
+    let d = embedding_width(OP, table, ids)?;
     expect_shape(OP, "out", out, &[ids.len(), d])?;
-    if let Some(&bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-        return Err(Error::shape(OP, format!("token id {bad} is outside the vocabulary of {vocab}")));
-    }
     be.gather_rows(&mut out.buf, &table.buf, ids, d, scale)
+}
+
+/// out (rows·D values, f32) ← table[ids] · scale, table (V, D): [`gather_rows`] starting an f32
+/// residual stream.
+pub fn gather_rows_f32<B: Backend>(
+    be: &B,
+    out: &mut B::Table,
+    table: &Tensor<B>,
+    ids: &[u32],
+    scale: f32,
+) -> Result<()> {
+    const OP: &str = "gather_rows_f32";
+    let d = embedding_width(OP, table, ids)?;
+    expect_len(OP, "out (f32)", out, ids.len() * d, "ids·D")?;
+    be.gather_rows_f32(out, &table.buf, ids, d, scale)
+}
+
+/// D of an embedding table (V, D), every id checked against V.
+fn embedding_width<B: Backend>(op: &'static str, table: &Tensor<B>, ids: &[u32]) -> Result<usize> {
+    let [vocab, d] = *table.shape() else {
+        return Err(Error::shape(op, format!("table has shape {:?}, expected (V, D)", table.shape())));
+    };
+    if let Some(&bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+        return Err(Error::shape(op, format!("token id {bad} is outside the vocabulary of {vocab}")));
+    }
+    Ok(d)
 }
 
 /// Rotate-half RoPE on x (B, L, heads·hd) with tables (L, hd/2).

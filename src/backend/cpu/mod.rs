@@ -64,6 +64,10 @@ impl Backend for Cpu {
         Ok(host)
     }
 
+    fn download_table(&self, table: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(table.clone())
+    }
+
     fn linear(
         &self,
         out: &mut Vec<f32>,
@@ -95,6 +99,35 @@ impl Backend for Cpu {
         act: Activation,
     ) -> Result<()> {
         norm::rms_norm(out, x, w, rows, dim, eps, weight.offset(), act);
+        Ok(())
+    }
+
+    fn rms_norm_f32_input(
+        &self,
+        out: &mut Vec<f32>,
+        x: &Vec<f32>,
+        w: &Vec<f32>,
+        rows: usize,
+        dim: usize,
+        eps: f32,
+        weight: NormWeight,
+    ) -> Result<()> {
+        // Buf and Table are both f32 here: the plain RMSNorm, so the numbers match it exactly
+        norm::rms_norm(out, x, w, rows, dim, eps, weight.offset(), Activation::Identity);
+        Ok(())
+    }
+
+    fn normed_residual_f32(
+        &self,
+        x: &mut Vec<f32>,
+        y: &Vec<f32>,
+        w: &Vec<f32>,
+        _rows: usize,
+        dim: usize,
+        eps: f32,
+        weight: NormWeight,
+    ) -> Result<()> {
+        norm::normed_residual_f32(x, y, w, dim, eps, weight.offset());
         Ok(())
     }
 
@@ -170,6 +203,11 @@ impl Backend for Cpu {
     }
 
     fn gather_rows(&self, out: &mut Vec<f32>, table: &Vec<f32>, ids: &[u32], dim: usize, scale: f32) -> Result<()> {
+        decoder::gather_rows(out, table, ids, dim, scale);
+        Ok(())
+    }
+
+    fn gather_rows_f32(&self, out: &mut Vec<f32>, table: &Vec<f32>, ids: &[u32], dim: usize, scale: f32) -> Result<()> {
         decoder::gather_rows(out, table, ids, dim, scale);
         Ok(())
     }
@@ -275,5 +313,94 @@ impl Backend for Cpu {
     fn depth_to_space(&self, out: &mut Vec<f32>, x: &Vec<f32>, dims: ShuffleDims, repeat: usize) -> Result<()> {
         shuffle::depth_to_space(out, x, dims, repeat);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{self as ops, Tensor};
+    use crate::engine::weights::splitmix64;
+
+    fn uniform(n: usize, seed: u64, centre: f32) -> Vec<f32> {
+        let mut state = seed;
+        (0..n).map(|_| centre + ((splitmix64(&mut state) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)).collect()
+    }
+
+    fn assert_same_bits(what: &str, got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+        if let Some(i) = got.iter().zip(want).position(|(a, b)| a.to_bits() != b.to_bits()) {
+            panic!("{what}: element {i} is {} where the composite ops give {}", got[i], want[i]);
+        }
+    }
+
+    /// The f32-residual ops on the CPU are the composite ops the text encoder used before, bit
+    /// for bit, so its CPU numbers (and the fixture tests at 1e-5) do not move:
+    /// gather_rows_f32 = gather_rows, rms_norm_f32_input = rms_norm_weighted, and
+    /// normed_residual_f32 = rms_norm_weighted into a scratch tensor, then add.
+    #[test]
+    fn f32_residual_ops_equal_the_composite_ops() {
+        let be = Cpu;
+        for (case, &(rows, d)) in [(1, 7), (13, 32), (154, 512), (3, 2304)].iter().enumerate() {
+            for weight in [NormWeight::Plain, NormWeight::OnePlus] {
+                let seed = 0x7265_7364 + 10 * case as u64;
+                let (x, y, w) =
+                    (uniform(rows * d, seed, 0.5), uniform(rows * d, seed + 1, 0.0), uniform(d, seed + 2, 0.0));
+                let tensor = |shape: &[usize], v: &[f32]| Tensor::from_host(&be, shape, v).unwrap();
+                let (xt, yt, wt) = (tensor(&[rows, d], &x), tensor(&[rows, d], &y), tensor(&[d], &w));
+                let eps = 1e-6;
+                let name = format!("({rows}, {d}) {weight:?}");
+
+                let mut want = Tensor::empty(&be, &[rows, d]).unwrap();
+                ops::rms_norm_weighted(&be, &mut want, &xt, &wt, eps, weight).unwrap();
+                let mut got = Tensor::empty(&be, &[rows, d]).unwrap();
+                ops::rms_norm_f32_input(&be, &mut got, &x, &wt, eps, weight).unwrap();
+                assert_same_bits(&format!("rms_norm_f32_input {name}"), &got.buf, &want.buf);
+
+                let mut normed = Tensor::empty(&be, &[rows, d]).unwrap();
+                ops::rms_norm_weighted(&be, &mut normed, &yt, &wt, eps, weight).unwrap();
+                let mut want_x = tensor(&[rows, d], &x);
+                ops::add(&be, &mut want_x, &normed).unwrap();
+                let mut got_x = x.clone();
+                ops::normed_residual_f32(&be, &mut got_x, &yt, &wt, eps, weight).unwrap();
+                assert_same_bits(&format!("normed_residual_f32 {name}"), &got_x, &want_x.buf);
+            }
+            let vocab = 11;
+            let table = Tensor::from_host(&be, &[vocab, d], &uniform(vocab * d, 99 + case as u64, 0.0)).unwrap();
+            let ids: Vec<u32> = (0..rows).map(|r| ((r * 7 + 3) % vocab) as u32).collect();
+            let scale = (d as f64).sqrt() as f32;
+            let mut want = Tensor::empty(&be, &[rows, d]).unwrap();
+            ops::gather_rows(&be, &mut want, &table, &ids, scale).unwrap();
+            let mut got = vec![f32::NAN; rows * d];
+            ops::gather_rows_f32(&be, &mut got, &table, &ids, scale).unwrap();
+            assert_same_bits(&format!("gather_rows_f32 ({rows}, {d})"), &got, &want.buf);
+        }
+    }
+
+    /// A residual stream of the wrong size is refused before any backend code runs, naming the
+    /// op, the operand and the size expected.
+    #[test]
+    fn f32_residual_ops_name_a_wrong_size() {
+        let be = Cpu;
+        let (rows, d) = (5, 8);
+        let y = Tensor::from_host(&be, &[rows, d], &uniform(rows * d, 1, 0.0)).unwrap();
+        let w = Tensor::from_host(&be, &[d], &uniform(d, 2, 0.0)).unwrap();
+        let mut short = vec![0.0; rows * d - 1];
+        let mut out = Tensor::empty(&be, &[rows, d]).unwrap();
+        let table = Tensor::from_host(&be, &[3, d], &uniform(3 * d, 3, 0.0)).unwrap();
+        let errors = [
+            ops::rms_norm_f32_input(&be, &mut out, &short, &w, 1e-6, NormWeight::OnePlus).unwrap_err(),
+            ops::normed_residual_f32(&be, &mut short, &y, &w, 1e-6, NormWeight::OnePlus).unwrap_err(),
+            ops::gather_rows_f32(&be, &mut short, &table, &[0, 1, 2, 1, 0], 1.0).unwrap_err(),
+        ];
+        for (e, op) in errors.iter().zip(["rms_norm_f32_input", "normed_residual_f32", "gather_rows_f32"]) {
+            let msg = e.to_string();
+            assert!(msg.starts_with(op) && msg.contains("holds 39 values, expected") && msg.contains("= 40"), "{msg}");
+        }
+        let wrong_w = Tensor::from_host(&be, &[d + 1], &uniform(d + 1, 4, 0.0)).unwrap();
+        let mut x = vec![0.0; rows * d];
+        let msg =
+            ops::normed_residual_f32(&be, &mut x, &y, &wrong_w, 1e-6, NormWeight::OnePlus).unwrap_err().to_string();
+        assert!(msg.contains("weight has shape [9], expected [8]"), "{msg}");
     }
 }

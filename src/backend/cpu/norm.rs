@@ -56,6 +56,17 @@ pub fn rms_norm(
     });
 }
 
+/// x ← x + y · rsqrt(mean(y²) + eps) · (offset + w) over rows of width `dim` (sum of squares in
+/// f64): a post-norm added into the residual. The same arithmetic, in the same order, as
+/// `rms_norm` into a scratch row followed by `decoder::add`, so fusing changes no bit.
+pub fn normed_residual_f32(x: &mut [f32], y: &[f32], w: &[f32], dim: usize, eps: f32, offset: f32) {
+    debug_assert_eq!(x.len(), y.len());
+    x.par_chunks_mut(dim).zip(y.par_chunks(dim)).for_each(|(x, y)| {
+        let r = inv_rms(y, eps);
+        x.iter_mut().zip(y).zip(w).for_each(|((x, &y), &w)| *x += y * r * (offset + w));
+    });
+}
+
 /// 1 / sqrt(mean(x²) + eps), accumulated in f64.
 pub fn inv_rms(x: &[f32], eps: f32) -> f32 {
     let ms = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len() as f64;

@@ -24,9 +24,36 @@ impl Cuda {
         dim: usize,
         scale: f32,
     ) -> Result<(), CudaError> {
+        let out = self.ptr(out);
+        self.launch_gather("gather_rows_bf16", out, table, ids, dim, scale)
+    }
+
+    /// The same into an f32 residual stream.
+    pub(super) fn launch_gather_rows_f32(
+        &self,
+        out: &mut CudaSlice<f32>,
+        table: &CudaSlice<bf16>,
+        ids: &[u32],
+        dim: usize,
+        scale: f32,
+    ) -> Result<(), CudaError> {
+        let out = self.ptr(out);
+        self.launch_gather("gather_rows_f32_bf16", out, table, ids, dim, scale)
+    }
+
+    /// `kernel` must store the element type `out` points to (the two launchers above pair them).
+    fn launch_gather(
+        &self,
+        kernel: &'static str,
+        out: DevPtr,
+        table: &CudaSlice<bf16>,
+        ids: &[u32],
+        dim: usize,
+        scale: f32,
+    ) -> Result<(), CudaError> {
         let ids_dev = self.stream.clone_htod(ids).during("uploading token ids")?;
         let p = GatherParams {
-            out: self.ptr(out),
+            out,
             table: self.ptr(table),
             ids: self.ptr(&ids_dev),
             rows: ids.len() as i32,
@@ -34,7 +61,7 @@ impl Cuda {
             scale,
             pad: 0,
         };
-        self.kernels.launch(&self.stream, "gather_rows_bf16", grid_stride(ids.len() * dim, THREADS), &p)
+        self.kernels.launch(&self.stream, kernel, grid_stride(ids.len() * dim, THREADS), &p)
     }
 
     pub(super) fn launch_rope_rotate_half(

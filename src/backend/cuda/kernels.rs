@@ -26,6 +26,8 @@ pub struct Kernels {
 const ENTRY_POINTS: &[&str] = &[
     "rms_norm_bf16",
     "rms_norm_narrow_bf16",
+    "rms_norm_f32_input_bf16",
+    "normed_residual_f32_bf16",
     "group_norm_partials_bf16",
     "group_norm_stats",
     "group_norm_apply_bf16",
@@ -40,6 +42,7 @@ const ENTRY_POINTS: &[&str] = &[
     "depthwise3x3_glu_bf16",
     "temporal_concat_bf16",
     "gather_rows_bf16",
+    "gather_rows_f32_bf16",
     "rope_rotate_half_bf16",
     "causal_attention_bf16",
     "binary_bf16",

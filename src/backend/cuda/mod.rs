@@ -219,6 +219,10 @@ impl Backend for Cuda {
         self.stream.clone_htod(&host).during("uploading a table").map_err(|e| self.err(e))
     }
 
+    fn download_table(&self, table: &CudaSlice<f32>) -> Result<Vec<f32>> {
+        self.stream.clone_dtoh(table).during("downloading a table").map_err(|e| self.err(e))
+    }
+
     fn linear(
         &self,
         out: &mut CudaSlice<bf16>,
@@ -256,6 +260,38 @@ impl Backend for Cuda {
         self.timed(
             || format!("rms_norm {rows}x{dim}"),
             || self.launch_rms_norm(out, x, w, rows, dim, eps, weight.offset(), act).map_err(|e| self.err(e)),
+        )
+    }
+
+    fn rms_norm_f32_input(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<f32>,
+        w: &CudaSlice<bf16>,
+        rows: usize,
+        dim: usize,
+        eps: f32,
+        weight: NormWeight,
+    ) -> Result<()> {
+        self.timed(
+            || format!("rms_norm_f32_input {rows}x{dim}"),
+            || self.launch_rms_norm_f32_input(out, x, w, rows, dim, eps, weight.offset()).map_err(|e| self.err(e)),
+        )
+    }
+
+    fn normed_residual_f32(
+        &self,
+        x: &mut CudaSlice<f32>,
+        y: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        rows: usize,
+        dim: usize,
+        eps: f32,
+        weight: NormWeight,
+    ) -> Result<()> {
+        self.timed(
+            || format!("normed_residual_f32 {rows}x{dim}"),
+            || self.launch_normed_residual_f32(x, y, w, rows, dim, eps, weight.offset()).map_err(|e| self.err(e)),
         )
     }
 
@@ -362,6 +398,20 @@ impl Backend for Cuda {
         self.timed(
             || "gather_rows".into(),
             || self.launch_gather_rows(out, table, ids, dim, scale).map_err(|e| self.err(e)),
+        )
+    }
+
+    fn gather_rows_f32(
+        &self,
+        out: &mut CudaSlice<f32>,
+        table: &CudaSlice<bf16>,
+        ids: &[u32],
+        dim: usize,
+        scale: f32,
+    ) -> Result<()> {
+        self.timed(
+            || "gather_rows_f32".into(),
+            || self.launch_gather_rows_f32(out, table, ids, dim, scale).map_err(|e| self.err(e)),
         )
     }
 

@@ -1,10 +1,13 @@
-//! Launchers for the norm family (kernels/norm.cu): rms_norm, ada_layer_norm, gated_residual.
+//! Launchers for the norm family (kernels/norm.cu): rms_norm (also reading an f32 residual
+//! stream), normed_residual_f32, ada_layer_norm, gated_residual, group_norm.
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;
 
 use super::error::{CudaError, DriverContext};
-use super::params::{act_code, AdaLayerNormParams, GatedResidualParams, GroupNormParams, ModParams, RmsNormParams};
+use super::params::{
+    act_code, AdaLayerNormParams, GatedResidualParams, GroupNormParams, ModParams, NormedResidualParams, RmsNormParams,
+};
 use super::Cuda;
 use crate::backend::{Activation, Modulation, TokenDims};
 
@@ -62,6 +65,57 @@ impl Cuda {
             return self.kernels.launch(&self.stream, "rms_norm_narrow_bf16", cfg, &p);
         }
         self.kernels.launch(&self.stream, "rms_norm_bf16", per_row(rows), &p)
+    }
+
+    /// RMSNorm of an f32 residual stream into bf16: a block per row at every width (the text
+    /// encoder's few thousand rows at most; the warp-per-row variant pays off on millions).
+    #[allow(clippy::too_many_arguments)] // mirrors Backend::rms_norm_f32_input
+    pub(super) fn launch_rms_norm_f32_input(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<f32>,
+        w: &CudaSlice<bf16>,
+        rows: usize,
+        dim: usize,
+        eps: f32,
+        weight_offset: f32,
+    ) -> Result<(), CudaError> {
+        let p = RmsNormParams {
+            out: self.ptr(out),
+            x: self.ptr(x),
+            w: self.ptr(w),
+            rows: rows as i32,
+            dim: dim as i32,
+            eps,
+            weight_offset,
+            act: act_code(Activation::Identity),
+            pad: 0,
+        };
+        self.kernels.launch(&self.stream, "rms_norm_f32_input_bf16", per_row(rows), &p)
+    }
+
+    /// x (f32) += RMSNorm(y)·(offset + w), a block per row.
+    #[allow(clippy::too_many_arguments)] // mirrors Backend::normed_residual_f32
+    pub(super) fn launch_normed_residual_f32(
+        &self,
+        x: &mut CudaSlice<f32>,
+        y: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        rows: usize,
+        dim: usize,
+        eps: f32,
+        weight_offset: f32,
+    ) -> Result<(), CudaError> {
+        let p = NormedResidualParams {
+            x: self.ptr(x),
+            y: self.ptr(y),
+            w: self.ptr(w),
+            rows: rows as i32,
+            dim: dim as i32,
+            eps,
+            weight_offset,
+        };
+        self.kernels.launch(&self.stream, "normed_residual_f32_bf16", per_row(rows), &p)
     }
 
     #[allow(clippy::too_many_arguments)] // mirrors Backend::ada_layer_norm

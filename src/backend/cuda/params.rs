@@ -41,6 +41,18 @@ pub struct RmsNormParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
+pub struct NormedResidualParams {
+    pub x: DevPtr,
+    pub y: DevPtr,
+    pub w: DevPtr,
+    pub rows: i32,
+    pub dim: i32,
+    pub eps: f32,
+    pub weight_offset: f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct AdaLayerNormParams {
     pub out: DevPtr,
     pub x: DevPtr,
@@ -329,6 +341,7 @@ pub fn act_code(act: crate::backend::Activation) -> i32 {
 // its C twin in kernels/params.h, which is what the kernels read.
 unsafe impl DeviceRepr for ActivationParams {}
 unsafe impl DeviceRepr for RmsNormParams {}
+unsafe impl DeviceRepr for NormedResidualParams {}
 unsafe impl DeviceRepr for AdaLayerNormParams {}
 unsafe impl DeviceRepr for GatedResidualParams {}
 unsafe impl DeviceRepr for LinearAttnParams {}
@@ -357,6 +370,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<ModParams>(), 24);
         assert_eq!(std::mem::size_of::<ActivationParams>(), 32);
         assert_eq!(std::mem::size_of::<RmsNormParams>(), 48);
+        assert_eq!(std::mem::size_of::<NormedResidualParams>(), 40);
         assert_eq!(std::mem::size_of::<AdaLayerNormParams>(), 64);
         assert_eq!(std::mem::size_of::<GatedResidualParams>(), 56);
         assert_eq!(std::mem::size_of::<LinearAttnParams>(), 128);

@@ -79,3 +79,13 @@ __device__ __forceinline__ float block_sum(float v) {
     return partial[0];
 }
 
+
+// 16 bytes global → shared without passing through registers (sm_80+); zeros when !valid (no
+// bytes are read then, but gmem must still be a mapped address). Completes at cp.async.wait_group.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending)); }

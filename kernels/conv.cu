@@ -82,11 +82,6 @@ constexpr int kThreads = 256;       // 8 warps: 4 along M (32 rows each) × 2 al
 constexpr int kStageElems = (kBM + kBN) * kLd;
 }  // namespace igemm
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
-}
-
 extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_bf16(const ConvGemmParams p) {
     using namespace nvcuda;
     using namespace igemm;
@@ -142,16 +137,16 @@ extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_bf16(
 
     for (int s = 0; s < kStages - 1; ++s) {
         if (s < steps) load_stage(s, s);
-        asm volatile("cp.async.commit_group;\n" ::);
+        cp_async_commit();
     }
     for (int step = 0; step < steps; ++step) {
         // the group of `step` has landed once at most kStages - 2 newer groups are pending
-        asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 2));
+        cp_async_wait<kStages - 2>();
         __syncthreads();
         // refill the slot consumed in the previous iteration (every warp is past it now)
         const int next = step + kStages - 1;
         if (next < steps) load_stage(next, next % kStages);
-        asm volatile("cp.async.commit_group;\n" ::);
+        cp_async_commit();
         const bf16* a_s = stages + (step % kStages) * kStageElems;
         const bf16* b_s = a_s + kBM * kLd;
         for (int kk = 0; kk < kBK; kk += 16) {
@@ -163,7 +158,7 @@ extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_bf16(
                 for (int j = 0; j < 3; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
         }
     }
-    asm volatile("cp.async.wait_group 0;\n" ::);
+    cp_async_wait<0>();
     __syncthreads();  // every warp done with the stages: reuse them for the f32 tile
     float* c_s = reinterpret_cast<float*>(smem_raw);
     for (int i = 0; i < 2; ++i)

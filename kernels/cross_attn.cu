@@ -4,13 +4,14 @@
 // scores nor the probabilities leave registers.
 //
 // Grid (⌈N/128⌉, H, B), 256 threads = 8 warps, each warp 16 query rows. Per 32-key tile: K and V
-// → shared memory (the block's warps share them); S = Q·Kᵀ in registers (Q and K fragments by
+// → shared memory (the block's warps share them; two stages, the next tile's cp.async in flight
+// during this tile's products); S = Q·Kᵀ in registers (Q and K fragments by
 // ldmatrix); running row max m and sum l updated, O rescaled by exp(m_old − m_new); P (bf16,
 // repacked from the S accumulators in registers as the A operand) · V (ldmatrix.trans) added
 // into O. Finally O / l → the warp's Q rows of shared memory → bf16 output.
 // The head dim is padded to dp = ⌈d/16⌉·16 with zeros in shared memory (any d ≤ 112) and the
 // keys to Lp = ⌈L/32⌉·32 (padding keys get a −∞ bias, so probability 0).
-// Dynamic shared memory: (128 + 2·32)·(dp + 8)·2 bytes + Lp·4 (47 KB at d = 112, L = 300). Row
+// Dynamic shared memory: (128 + 4·32)·(dp + 8)·2 bytes + Lp·4 (62 KB at d = 112, L = 300). Row
 // strides of dp + 8 bf16 keep the ldmatrix row reads conflict-free.
 // Per call: reads Q once and K, V once per 128 queries (from L2), writes the output once;
 // 4·N·L·d FLOPs per head. v3 (WMMA, all scores of 64 queries in shared memory: 115 KB, one block
@@ -94,10 +95,9 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2) cross_attention_bf16(c
     const int d = p.head_dim, dp = p.padded_head_dim, lp = p.padded_l, width = p.heads * d, ldt = dp + 8;
     const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * kQueries;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    bf16* q_s = reinterpret_cast<bf16*>(smem_raw);                   // [kQueries][ldt]
-    bf16* k_s = q_s + kQueries * ldt;                                // [kKeyTile][ldt]
-    bf16* v_s = k_s + kKeyTile * ldt;                                // [kKeyTile][ldt]
-    float* bias_s = reinterpret_cast<float*>(v_s + kKeyTile * ldt);  // [lp]
+    bf16* q_s = reinterpret_cast<bf16*>(smem_raw);  // [kQueries][ldt]
+    bf16* kv_s = q_s + kQueries * ldt;              // 2 stages × (K, V) × [kKeyTile][ldt]
+    float* bias_s = reinterpret_cast<float*>(kv_s + 4 * kKeyTile * ldt);  // [lp]
 
     const bf16* q = dptr<const bf16>(p.q) + ((int64_t)b * p.n + q0) * width + h * d;
     const bf16* k = dptr<const bf16>(p.k) + (int64_t)b * p.l * width + h * d;
@@ -124,11 +124,38 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2) cross_attention_bf16(c
     for (int t = 0; t < kMaxOutTiles; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
     float m_run[2] = {neg_inf(), neg_inf()}, l_run[2] = {0.0f, 0.0f};
 
-    for (int kt = 0; kt < lp; kt += kKeyTile) {
-        __syncthreads();  // previous K/V tiles consumed (first time: Q and the bias written)
-        load_tile(k_s, k + (int64_t)kt * width, width, kKeyTile, p.l - kt, d, dp, ldt, vec);
-        load_tile(v_s, v + (int64_t)kt * width, width, kKeyTile, p.l - kt, d, dp, ldt, vec);
-        __syncthreads();
+    // K/V tile `it` → stage it % 2: cp.async when rows are 16-byte aligned, so the next tile's
+    // loads run under this tile's products (synchronous loads were the kernel's largest stall)
+    auto fetch = [&](int it) {
+        const int kt = it * kKeyTile;
+        bf16* stage = kv_s + (it & 1) * 2 * kKeyTile * ldt;
+        if (vec) {
+            const int chunks = dp / 8;
+            for (int i = threadIdx.x; i < 2 * kKeyTile * chunks; i += kThreads) {
+                const int r = i / chunks, c = (i - r * chunks) * 8, row = r % kKeyTile;
+                const bool valid = kt + row < p.l && c < d;
+                const bf16* src = (r < kKeyTile ? k : v) + (valid ? (int64_t)(kt + row) * width + c : 0);
+                cp_async16(stage + r * ldt + c, src, valid);
+            }
+        } else {
+            load_tile(stage, k + (int64_t)kt * width, width, kKeyTile, p.l - kt, d, dp, ldt, false);
+            load_tile(stage + kKeyTile * ldt, v + (int64_t)kt * width, width, kKeyTile, p.l - kt, d, dp, ldt, false);
+        }
+        cp_async_commit();
+    };
+    const int tiles = lp / kKeyTile;
+    fetch(0);
+    for (int it = 0; it < tiles; ++it) {
+        const int kt = it * kKeyTile;
+        if (it + 1 < tiles) {
+            fetch(it + 1);  // into the stage the previous iteration finished with (barrier below)
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();  // tile `it` visible to every warp (first time: Q and the bias too)
+        const bf16* k_s = kv_s + (it & 1) * 2 * kKeyTile * ldt;
+        const bf16* v_s = k_s + kKeyTile * ldt;
 
         // S (16 × 32) = Q_w · K_tileᵀ: four 8-key accumulators
         float s[kKeyTile / 8][4];
@@ -197,6 +224,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2) cross_attention_bf16(c
                 }
             }
         }
+        __syncthreads();  // every warp is done with this stage before the next fetch refills it
     }
 
     // O / l → the warp's own Q rows (no other warp reads them) → bf16 output rows that exist

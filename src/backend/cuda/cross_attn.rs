@@ -56,8 +56,8 @@ impl Cuda {
         };
         // Q tile and K/V tile in bf16 (rows padded by 8), key bias, the block's score rows in f32
         // (rows padded by 4): kernels/cross_attn.cu
-        // Q tile, K and V tiles (row stride dp + 8), key bias
-        let smem = (QUERIES_PER_BLOCK + 2 * KEY_TILE) * (padded_head_dim + 8) * 2 + padded_l * 4;
+        // Q tile, two stages of K and V tiles (row stride dp + 8), key bias
+        let smem = (QUERIES_PER_BLOCK + 4 * KEY_TILE) * (padded_head_dim + 8) * 2 + padded_l * 4;
         let run = || -> Result<(), CudaError> {
             let f = self.kernels.get("cross_attention_bf16")?;
             f.set_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)

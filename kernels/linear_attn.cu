@@ -11,14 +11,15 @@
 //                             spans every head, so it is a pass of its own).
 //   linear_attn_state_bf16    grid (chunks, H, B), 8 warps: one run of `chunk_rows` tokens of one
 //                             head. Per 32-token tile, k̃ and v go to shared memory (TF32-rounded)
-//                             and the warps accumulate the chunk's S (dp × dp, warp w owns rows
-//                             16w..16w+15) on the TF32 tensor cores (WMMA m16n16k8, f32
+//                             and the warps accumulate the chunk's S (dp × dp, a warp per two
+//                             row tiles × half the column tiles) on the TF32 tensor cores (WMMA m16n16k8, f32
 //                             accumulation); z in registers. Writes the chunk's S and z.
 //   linear_attn_reduce_state  grid (⌈dp²/256⌉, B·H): S and z summed over chunks, in chunk order
 //                             (deterministic); S stored TF32-rounded, the output product's operand.
-//   linear_attn_output_bf16   grid (⌈N/64⌉, H, B), 4 warps of 16 tokens, no block barrier: a warp
-//                             computes its tokens' q̃ (shared memory) and den = φq·z (warp sum),
-//                             num = Q̃ Sᵀ on the tensor cores, then out = num / (den + eps).
+//   linear_attn_output_bf16   grid (⌈N/64⌉, H, B), 4 warps of 16 tokens: a warp computes its
+//                             tokens' q̃ (shared memory) and den = φq·z (warp sum); num = Q̃ Sᵀ on
+//                             the tensor cores, a pair of warps per 32 tokens splitting the
+//                             columns; then out = num / (den + eps).
 // dp = ⌈d/16⌉·16 (≤ 128): channels past d are zero in shared memory and in S.
 //
 // Per call and token: reads k, v (4·D bytes) and q (2·D) once each after the inv_rms pass reads
@@ -33,6 +34,7 @@ using namespace nvcuda;
 static constexpr int kThreads = 256;
 static constexpr int kMaxHeadDim = 128;
 static constexpr int kMaxTiles = kMaxHeadDim / 16;  // 16-wide column tiles of S
+static constexpr int kHalfTiles = kMaxTiles / 2;    // column tiles per warp in both products
 static constexpr int kLd = kMaxHeadDim + 4;         // smem row stride bound (floats), off 32 banks
 static constexpr int kStateTokens = 32;             // tokens per shared-memory tile
 static constexpr int kStateThreads = 256;
@@ -100,10 +102,15 @@ extern "C" __global__ void __launch_bounds__(kStateThreads, 2) linear_attn_state
     const float* __restrict__ sin_t = dptr<const float>(p.sin);
     float2 z = make_float2(0.0f, 0.0f);
 
+    // warp w owns S's row tiles 2⌊w/2⌋, 2⌊w/2⌋+1 and half of its column tiles: each fragment it
+    // loads serves two products (a row of tiles per warp loaded 8 fragments per 7 products)
     const int warp = threadIdx.x / 32, tiles = dp / 16;
-    FragC acc[kMaxTiles];
+    const int row_tile = (warp / 2) * 2, first_col = (warp % 2) * kHalfTiles;
+    FragC acc[2][kHalfTiles];
 #pragma unroll
-    for (int j = 0; j < kMaxTiles; ++j) wmma::fill_fragment(acc[j], 0.0f);
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int j = 0; j < kHalfTiles; ++j) wmma::fill_fragment(acc[m][j], 0.0f);
 
     for (int t0 = t_begin; t0 < t_end; t0 += kStateTokens) {
         const int count = min(kStateTokens, t_end - t0);
@@ -132,17 +139,21 @@ extern "C" __global__ void __launch_bounds__(kStateThreads, 2) linear_attn_state
         }
         __syncthreads();
         // S(i, j) += Σ_t v(t, i) k̃(t, j): A = Vᵀ (col-major view of v_s), B = K̃ (row-major k_s)
-        if (warp < tiles) {
+        if (row_tile < tiles) {
 #pragma unroll 1  // unrolled, the B loads of later steps are hoisted and the accumulators spill
             for (int ks = 0; ks < kStateTokens / 8; ++ks) {
-                FragAcol a;
-                wmma::load_matrix_sync(a, v_s + ks * 8 * ld + warp * 16, ld);
+                FragAcol a[2];
 #pragma unroll
-                for (int j = 0; j < kMaxTiles; ++j) {
-                    if (j < tiles) {
+                for (int m = 0; m < 2; ++m)
+                    if (row_tile + m < tiles) wmma::load_matrix_sync(a[m], v_s + ks * 8 * ld + (row_tile + m) * 16, ld);
+#pragma unroll
+                for (int j = 0; j < kHalfTiles; ++j) {
+                    if (first_col + j < tiles) {
                         FragBrow bk;
-                        wmma::load_matrix_sync(bk, k_s + ks * 8 * ld + j * 16, ld);
-                        wmma::mma_sync(acc[j], a, bk, acc[j]);
+                        wmma::load_matrix_sync(bk, k_s + ks * 8 * ld + (first_col + j) * 16, ld);
+#pragma unroll
+                        for (int m = 0; m < 2; ++m)
+                            if (row_tile + m < tiles) wmma::mma_sync(acc[m][j], a[m], bk, acc[m][j]);
                     }
                 }
             }
@@ -151,11 +162,13 @@ extern "C" __global__ void __launch_bounds__(kStateThreads, 2) linear_attn_state
     }
 
     const int64_t part = bh * p.chunks + chunk;
-    if (warp < tiles) {
-        float* s = dptr<float>(p.partial) + (part * dp + warp * 16) * dp;
 #pragma unroll
-        for (int j = 0; j < kMaxTiles; ++j)
-            if (j < tiles) wmma::store_matrix_sync(s + j * 16, acc[j], dp, wmma::mem_row_major);
+    for (int m = 0; m < 2; ++m) {
+        if (row_tile + m >= tiles) continue;
+        float* s = dptr<float>(p.partial) + (part * dp + (row_tile + m) * 16) * dp;
+#pragma unroll
+        for (int j = 0; j < kHalfTiles; ++j)
+            if (first_col + j < tiles) wmma::store_matrix_sync(s + (first_col + j) * 16, acc[m][j], dp, wmma::mem_row_major);
     }
     // z: the filler rows' sums, added in row order through k_s (free after the last barrier)
     if (filler) {
@@ -200,7 +213,7 @@ extern "C" __global__ void __launch_bounds__(kOutThreads) linear_attn_output_bf1
     const int64_t bh = (int64_t)b * p.heads + h;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int tok0 = blockIdx.x * (kOutWarps * 16) + warp * 16;  // this warp's first token
-    float* qw = q_s + warp * 16 * ld;  // the warp's own 16 rows: no block barrier needed
+    float* qw = q_s + warp * 16 * ld;  // the 16 rows whose q̃ this warp writes and output it stores
     const __nv_bfloat162* __restrict__ qkv = dptr<const __nv_bfloat162>(p.qkv);
     const __nv_bfloat162* __restrict__ norm_q = dptr<const __nv_bfloat162>(p.norm_q);
     const float* __restrict__ z = dptr<const float>(p.z) + bh * dp;
@@ -228,29 +241,40 @@ extern "C" __global__ void __launch_bounds__(kOutThreads) linear_attn_output_bf1
         den = warp_sum(den);
         if (lane == r) den_row = den;
     }
-    __syncwarp();
-    // num(t, i) = Σ_j q̃(t, j) S(i, j): A = Q̃ (row-major), B(j, i) = S(i, j) (col-major view of S)
-    FragC acc[kMaxTiles];
+    __syncthreads();  // every warp's q̃ rows written: the products read two warps' rows
+    // num(t, i) = Σ_j q̃(t, j) S(i, j): A = Q̃ (row-major), B(j, i) = S(i, j) (col-major view of S).
+    // Warp w takes the 32 tokens of warps 2⌊w/2⌋ and 2⌊w/2⌋+1 and half of the 16-column tiles, so
+    // every S fragment it loads serves two token tiles (one tile each, all columns, was L1-bound).
+    const int group = warp / 2, first_tile = (warp % 2) * kHalfTiles;
+    float* qg = q_s + group * 32 * ld;
+    FragC acc[2][kHalfTiles];
 #pragma unroll
-    for (int j = 0; j < kMaxTiles; ++j) wmma::fill_fragment(acc[j], 0.0f);
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int j = 0; j < kHalfTiles; ++j) wmma::fill_fragment(acc[m][j], 0.0f);
     const float* s = dptr<const float>(p.state) + bh * dp * dp;
     for (int ks = 0; ks < dp / 8; ++ks) {
-        FragArow a;
-        wmma::load_matrix_sync(a, qw + ks * 8, ld);
+        FragArow a0, a1;
+        wmma::load_matrix_sync(a0, qg + ks * 8, ld);
+        wmma::load_matrix_sync(a1, qg + 16 * ld + ks * 8, ld);
 #pragma unroll
-        for (int j = 0; j < kMaxTiles; ++j) {
-            if (j < tiles) {
+        for (int j = 0; j < kHalfTiles; ++j) {
+            if (first_tile + j < tiles) {
                 FragBcol bs;
-                wmma::load_matrix_sync(bs, s + j * 16 * dp + ks * 8, dp);
-                wmma::mma_sync(acc[j], a, bs, acc[j]);
+                wmma::load_matrix_sync(bs, s + (first_tile + j) * 16 * dp + ks * 8, dp);
+                wmma::mma_sync(acc[0][j], a0, bs, acc[0][j]);
+                wmma::mma_sync(acc[1][j], a1, bs, acc[1][j]);
             }
         }
     }
-    __syncwarp();  // every lane's A loads are done before num overwrites q̃
+    __syncthreads();  // both warps of a group are done reading q̃ before num overwrites it
 #pragma unroll
-    for (int j = 0; j < kMaxTiles; ++j)
-        if (j < tiles) wmma::store_matrix_sync(qw + j * 16, acc[j], ld, wmma::mem_row_major);
-    __syncwarp();
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int j = 0; j < kHalfTiles; ++j)
+            if (first_tile + j < tiles)
+                wmma::store_matrix_sync(qg + m * 16 * ld + (first_tile + j) * 16, acc[m][j], ld, wmma::mem_row_major);
+    __syncthreads();  // the warp's 16 rows of num come from two warps
     __nv_bfloat162* out = dptr<__nv_bfloat162>(p.out);
     for (int r = 0; r < 16; ++r) {
         const int t = tok0 + r;

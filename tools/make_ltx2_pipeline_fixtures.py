@@ -33,10 +33,11 @@ import shutil
 
 import diffusers
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, SanaVideoPipeline, SanaVideoTransformer3DModel
+from diffusers import SanaVideoPipeline, SanaVideoTransformer3DModel
 from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
 from diffusers.pipelines.ltx2.pipeline_ltx2 import LTX2Pipeline
 from diffusers.pipelines.ltx2.pipeline_ltx2_latent_upsample import LTX2LatentUpsamplePipeline
+from refine_reference import refine_tail
 from safetensors.torch import save_file
 
 SEED = 20261210
@@ -115,19 +116,8 @@ def main():
         upsampled = LTX2Pipeline._normalize_latents(x, mean, std, scaling)
     noise = torch.randn(upsampled.shape, generator=gen)
 
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=SHIFT)
-    scheduler.set_timesteps(STEPS)
-    init_timestep = min(STEPS * STRENGTH, STEPS)
-    t_start = int(max(STEPS - init_timestep, 0))
-    timesteps = scheduler.timesteps[t_start:]
-    scheduler.set_begin_index(t_start)
-    x = scheduler.scale_noise(upsampled, timesteps[:1], noise)
+    x, timesteps = refine_tail(pipe.transformer, upsampled, noise, embeds, mask, STEPS, STRENGTH, SHIFT, GUIDANCE)
     with torch.no_grad():
-        for t in timesteps:
-            v = pipe.transformer(torch.cat([x, x]), encoder_hidden_states=embeds, encoder_attention_mask=mask,
-                                 timestep=t.expand(2), return_dict=False)[0].float()
-            uncond, cond = v.chunk(2)
-            x = scheduler.step(uncond + GUIDANCE * (cond - uncond), t, x, return_dict=False)[0]
         # decode as SanaVideoPipeline does for an AutoencoderKLLTX2Video, post-processed to [0, 1]
         m = mean.view(1, -1, 1, 1, 1)
         s = 1.0 / std.view(1, -1, 1, 1, 1)

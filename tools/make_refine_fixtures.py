@@ -21,7 +21,8 @@ import os
 
 import diffusers
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, SanaVideoPipeline
+from diffusers import SanaVideoPipeline
+from refine_reference import refine_tail
 from safetensors.torch import load_file, save_file
 
 SEED = 20261128
@@ -43,19 +44,8 @@ def main():
     z = load_file(os.path.join(ROOT, "pipeline", "t2v.safetensors"))["latents"]
     noise = torch.randn(z.shape, generator=gen)
 
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=SHIFT)
-    scheduler.set_timesteps(STEPS)
-    init_timestep = min(STEPS * STRENGTH, STEPS)
-    t_start = int(max(STEPS - init_timestep, 0))
-    timesteps = scheduler.timesteps[t_start:]
-    scheduler.set_begin_index(t_start)
-    x = scheduler.scale_noise(z, timesteps[:1], noise)
+    x, timesteps = refine_tail(pipe.transformer, z, noise, embeds, mask, STEPS, STRENGTH, SHIFT, GUIDANCE)
     with torch.no_grad():
-        for t in timesteps:
-            v = pipe.transformer(torch.cat([x, x]), encoder_hidden_states=embeds, encoder_attention_mask=mask,
-                                 timestep=t.expand(2), return_dict=False)[0].float()
-            uncond, cond = v.chunk(2)
-            x = scheduler.step(uncond + GUIDANCE * (cond - uncond), t, x, return_dict=False)[0]
         # decode as SanaVideoPipeline does (Wan VAE statistics), post-processed to [0, 1]
         mean = torch.tensor(pipe.vae.config.latents_mean).view(1, -1, 1, 1, 1)
         std = torch.tensor(pipe.vae.config.latents_std).view(1, -1, 1, 1, 1)

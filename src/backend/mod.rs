@@ -244,6 +244,9 @@ pub trait Backend: Send + Sync + Sized + 'static {
         self.upload(&host)
     }
     fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
+    /// An f32 buffer of `len` elements with unspecified contents (an f32 residual stream that its
+    /// first op overwrites).
+    fn alloc_table(&self, len: usize) -> Result<Self::Table>;
     fn upload_table(&self, host: Vec<f32>) -> Result<Self::Table>;
     fn download_table(&self, table: &Self::Table) -> Result<Vec<f32>>;
 

@@ -60,6 +60,10 @@ impl Backend for Cpu {
         Ok(buf.clone())
     }
 
+    fn alloc_table(&self, len: usize) -> Result<Vec<f32>> {
+        Ok(vec![0.0; len])
+    }
+
     fn upload_table(&self, host: Vec<f32>) -> Result<Vec<f32>> {
         Ok(host)
     }

@@ -215,6 +215,10 @@ impl Backend for Cuda {
         Ok(host.into_iter().map(|v| v.to_f32()).collect())
     }
 
+    fn alloc_table(&self, len: usize) -> Result<CudaSlice<f32>> {
+        self.scratch(len)
+    }
+
     fn upload_table(&self, host: Vec<f32>) -> Result<CudaSlice<f32>> {
         self.stream.clone_htod(&host).during("uploading a table").map_err(|e| self.err(e))
     }

@@ -200,7 +200,7 @@ impl<B: Backend> Gemma2Encoder<B> {
         // Gemma2TextScaledWordEmbedding casts the scale to the weight dtype: √hidden rounded to f32
         // for an f32 model, as here on every backend (a bf16 model rounds it to bf16, exact for
         // Gemma-2-2B's √2304 = 48, and rounds the product, which we keep in f32).
-        let mut x = be.upload_table(vec![0.0; batch * l * h])?;
+        let mut x = be.alloc_table(batch * l * h)?;
         ops::gather_rows_f32(be, &mut x, &self.embed_tokens, ids, (h as f64).sqrt() as f32)?;
         let rope = rope_tables(be, hd, l, c.rope_theta)?;
         let key_mask = be.upload_table(mask.to_vec())?;

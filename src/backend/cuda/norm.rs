@@ -11,10 +11,24 @@ use super::params::{
 use super::Cuda;
 use crate::backend::{Activation, Modulation, TokenDims};
 
-/// One block per row; 256 threads cover D = 2240 in 9 strided passes.
+/// Threads per block: a block per row (strided passes over it), or 8 rows of a warp each.
 const THREADS: u32 = 256;
 /// Rows up to this wide get a warp each (kernels/norm.cu `rms_norm_narrow_bf16`).
 const NARROW_MAX: usize = 1024;
+/// kernels/norm.cu `kWideChunks`: rows of 16-byte chunks up to this wide are held in registers,
+/// a warp each (`*_wide_bf16`).
+const WIDE_MAX: usize = 32 * 12 * 8;
+
+/// Whether a bf16 row width takes the register-resident warp-per-row kernels.
+fn wide_rows(dim: usize) -> bool {
+    dim > NARROW_MAX && dim <= WIDE_MAX && dim.is_multiple_of(8)
+}
+
+/// A warp per row, 8 rows per block.
+fn warp_per_row(rows: usize) -> LaunchConfig {
+    let rows_per_block = THREADS as usize / 32;
+    LaunchConfig { grid_dim: (rows.div_ceil(rows_per_block) as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+}
 /// kernels/norm.cu `kMaxGroups` (shared-memory partial sums per group).
 pub(super) const GROUP_NORM_MAX_GROUPS: usize = 128;
 
@@ -56,13 +70,10 @@ impl Cuda {
             pad: 0,
         };
         if dim <= NARROW_MAX {
-            let rows_per_block = THREADS as usize / 32;
-            let cfg = LaunchConfig {
-                grid_dim: (rows.div_ceil(rows_per_block) as u32, 1, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            return self.kernels.launch(&self.stream, "rms_norm_narrow_bf16", cfg, &p);
+            return self.kernels.launch(&self.stream, "rms_norm_narrow_bf16", warp_per_row(rows), &p);
+        }
+        if wide_rows(dim) {
+            return self.kernels.launch(&self.stream, "rms_norm_wide_bf16", warp_per_row(rows), &p);
         }
         self.kernels.launch(&self.stream, "rms_norm_bf16", per_row(rows), &p)
     }
@@ -140,6 +151,9 @@ impl Cuda {
             d: d.d as i32,
             eps,
         };
+        if wide_rows(d.d) {
+            return self.kernels.launch(&self.stream, "ada_layer_norm_wide_bf16", warp_per_row(d.b * d.n), &p);
+        }
         self.kernels.launch(&self.stream, "ada_layer_norm_bf16", per_row(d.b * d.n), &p)
     }
 

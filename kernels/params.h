@@ -71,12 +71,14 @@ typedef struct {
     uint64_t inv_rms;    // f32 (B*N, 2): 1/rms of q and k rows
     uint64_t partial;    // f32 (B, H, chunks, dp, dp): per-chunk states
     uint64_t partial_z;  // f32 (B, H, chunks, dp): per-chunk Σ φk
-    uint64_t state;      // f32 (B, H, dp, dp): S, TF32-rounded
+    uint64_t state;      // f16 (B, H, dp, dp): S with each row divided by its largest |entry|
+    uint64_t row_scale;  // f32 (B, H, dp): that largest |entry| of each row of S
     uint64_t z;          // f32 (B, H, dp): z = Σ φk
     uint64_t out;        // bf16 (B, N, D)
     int32_t b, n, heads, head_dim;
     int32_t padded_head_dim;   // dp = ⌈head_dim/16⌉·16
-    int32_t chunks, chunk_rows;  // token axis cut into `chunks` runs of `chunk_rows` (a multiple of 32)
+    int32_t chunks, chunk_rows;  // state: token axis cut into `chunks` runs of `chunk_rows` (a multiple of 32)
+    int32_t out_rows;            // output: tokens per block (a multiple of 16)
     float norm_eps, attn_eps;
 } LinearAttnParams;
 

@@ -55,6 +55,10 @@ pub struct Cuda {
     blas: Blas,
     kernels: Kernels,
     profiler: profile::Profiler,
+    /// Dynamic shared memory one block may opt in to (227 KB on sm_90, 99 KB on sm_86/89).
+    max_block_smem: usize,
+    /// Streaming multiprocessors: grids are sized in whole waves of resident blocks.
+    sm_count: usize,
 }
 
 impl Cuda {
@@ -85,7 +89,12 @@ impl Cuda {
         let name = format!("cuda:{ordinal} ({})", ctx.name().during("reading the device name")?);
         let blas = Blas::new(stream.clone())?;
         let kernels = Kernels::load(&ctx)?;
-        Ok(Cuda { ordinal, name, ctx, stream, blas, kernels, profiler: profile::Profiler::from_env() })
+        let smem_attr = cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN;
+        let max_block_smem = ctx.attribute(smem_attr).during("reading the shared-memory limit")? as usize;
+        let sm_attr = cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
+        let sm_count = ctx.attribute(sm_attr).during("reading the multiprocessor count")? as usize;
+        let profiler = profile::Profiler::from_env();
+        Ok(Cuda { ordinal, name, ctx, stream, blas, kernels, profiler, max_block_smem, sm_count })
     }
 
     /// Waits for all queued work (pipeline boundaries, timing).

@@ -89,6 +89,7 @@ pub struct LinearAttnParams {
     pub partial: DevPtr,
     pub partial_z: DevPtr,
     pub state: DevPtr,
+    pub row_scale: DevPtr,
     pub z: DevPtr,
     pub out: DevPtr,
     pub b: i32,
@@ -98,6 +99,7 @@ pub struct LinearAttnParams {
     pub padded_head_dim: i32,
     pub chunks: i32,
     pub chunk_rows: i32,
+    pub out_rows: i32,
     pub norm_eps: f32,
     pub attn_eps: f32,
 }
@@ -373,7 +375,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<NormedResidualParams>(), 40);
         assert_eq!(std::mem::size_of::<AdaLayerNormParams>(), 64);
         assert_eq!(std::mem::size_of::<GatedResidualParams>(), 56);
-        assert_eq!(std::mem::size_of::<LinearAttnParams>(), 128);
+        assert_eq!(std::mem::size_of::<LinearAttnParams>(), 136);
         assert_eq!(std::mem::size_of::<CrossAttnParams>(), 72);
         assert_eq!(std::mem::size_of::<DepthwiseGluParams>(), 48);
         assert_eq!(std::mem::size_of::<PatchParams>(), 48);

@@ -42,6 +42,7 @@ const ENTRY_POINTS: &[&str] = &[
     "linear_attn_reduce_state",
     "cross_attention_bf16",
     "depthwise3x3_glu_bf16",
+    "depthwise3x3_glu_any_bf16",
     "temporal_concat_bf16",
     "gather_rows_bf16",
     "gather_rows_f32_bf16",

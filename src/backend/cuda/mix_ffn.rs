@@ -12,10 +12,18 @@ use super::params::{DepthwiseGluParams, TemporalConcatParams};
 use super::Cuda;
 use crate::backend::GridDims;
 
-/// kernels/mix_ffn.cu kPairsPerBlock: one thread per channel pair.
-const PAIRS_PER_BLOCK: usize = 128;
-/// kernels/mix_ffn.cu kRowsPerThread.
-const ROWS_PER_THREAD: usize = 2;
+/// kernels/mix_ffn.cu kChannels: value channels per block of depthwise3x3_glu_bf16 (with as many
+/// gate channels); its fast path needs F to be a multiple.
+const CHANNELS_PER_BLOCK: usize = 32;
+/// kernels/mix_ffn.cu kGroups: threads per run of columns (one per channel pair).
+const GROUPS: usize = 16;
+/// kernels/mix_ffn.cu kRun: output columns per thread.
+const RUN: usize = 4;
+/// kernels/mix_ffn.cu kMaxRuns: runs per block (≤ 256 threads, its launch bound).
+const MAX_RUNS: usize = 16;
+/// kernels/mix_ffn.cu kStages and kPixelBytes: the ring of input rows in shared memory.
+const STAGES: usize = 4;
+const PIXEL_BYTES: usize = 144;
 
 impl Cuda {
     pub(super) fn launch_depthwise3x3_glu(
@@ -27,6 +35,9 @@ impl Cuda {
         d: GridDims,
     ) -> Result<(), CudaError> {
         let frames = d.b * d.t;
+        if frames * d.h * d.w * d.c == 0 {
+            return Ok(());
+        }
         let p = DepthwiseGluParams {
             out: self.ptr(out),
             x: self.ptr(x),
@@ -37,10 +48,26 @@ impl Cuda {
             w_: d.w as i32,
             f: d.c as i32,
         };
+        // The fast kernel copies 16-byte pieces of 32 channels, stores bf16 pairs, and indexes
+        // within a frame in 32 bits.
+        let fast = d.c.is_multiple_of(CHANNELS_PER_BLOCK)
+            && p.x.is_multiple_of(16)
+            && (p.out | p.w | p.bias).is_multiple_of(4)
+            && d.h * d.w * 2 * d.c < 1 << 31
+            && frames <= 65535;
+        if !fast {
+            let cfg = grid_stride(frames * d.h * d.w * d.c, 256);
+            return self.kernels.launch(&self.stream, "depthwise3x3_glu_any_bf16", cfg, &p);
+        }
+        // Column tiles of ≤ MAX_RUNS runs, as equal as runs allow: one tile up to W = 64.
+        let runs_total = d.w.div_ceil(RUN);
+        let tiles = runs_total.div_ceil(MAX_RUNS);
+        let runs = runs_total.div_ceil(tiles);
+        let smem = STAGES * (RUN * runs + 2) * PIXEL_BYTES + 2 * (runs + 1) * GROUPS * 16; // ≤ 46 KB: no opt-in
         let cfg = LaunchConfig {
-            grid_dim: ((d.c / 2).div_ceil(PAIRS_PER_BLOCK) as u32, d.h.div_ceil(ROWS_PER_THREAD) as u32, frames as u32),
-            block_dim: (PAIRS_PER_BLOCK as u32, 1, 1),
-            shared_mem_bytes: 0,
+            grid_dim: ((d.c / CHANNELS_PER_BLOCK) as u32, tiles as u32, frames as u32),
+            block_dim: ((GROUPS * runs) as u32, 1, 1),
+            shared_mem_bytes: smem as u32,
         };
         self.kernels.launch(&self.stream, "depthwise3x3_glu_bf16", cfg, &p)
     }

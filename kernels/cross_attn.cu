@@ -74,7 +74,21 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2) cross_attention_bf16(c
     const bf16* v = dptr<const bf16>(p.v) + (int64_t)b * p.l * width + h * d;
     // 16-byte loads need 16-byte aligned rows: d and D multiples of 8 (base pointers are 256-aligned)
     const bool vec = (d % 8 == 0) && (width % 8 == 0);
-    load_tile(q_s, q, width, kQueries, min(kQueries, p.n - q0), d, dp, ldt, vec);
+    // Row × 16-byte-chunk slots with power-of-two strides (16 chunk slots per row, dp ≤ 128), so
+    // the index math is shifts and masks: runtime divisions by the chunk count were a third of
+    // the kernel's instructions.
+    static_assert(kMaxHeadDim / 8 <= 16, "16 chunk slots per row");
+    if (vec) {  // Q by cp.async, in the first tile's group
+        const int q_rows = min(kQueries, p.n - q0);
+        for (int slot = threadIdx.x; slot < kQueries * 16; slot += kThreads) {
+            const int r = slot >> 4, c = slot & 15;
+            if (8 * c >= dp) continue;
+            const bool valid = r < q_rows && 8 * c < d;
+            cp_async16(q_s + r * ldt + 8 * c, valid ? q + (int64_t)r * width + 8 * c : q, valid);
+        }
+    } else {
+        load_tile(q_s, q, width, kQueries, min(kQueries, p.n - q0), d, dp, ldt, false);
+    }
     for (int j = threadIdx.x; j < lp; j += kThreads)
         bias_s[j] = j < p.l ? dptr<const float>(p.key_bias)[(int64_t)b * p.l + j] : neg_inf();
 
@@ -100,9 +114,11 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2) cross_attention_bf16(c
         const int kt = it * kKeyTile;
         bf16* stage = kv_s + (it & 1) * 2 * kKeyTile * ldt;
         if (vec) {
-            const int chunks = dp / 8;
-            for (int i = threadIdx.x; i < 2 * kKeyTile * chunks; i += kThreads) {
-                const int r = i / chunks, c = (i - r * chunks) * 8, row = r % kKeyTile;
+#pragma unroll
+            for (int j = 0; j < 2 * kKeyTile * 16 / kThreads; ++j) {  // slots (K | V, row, chunk)
+                const int slot = threadIdx.x + j * kThreads, c = (slot & 15) * 8, r = slot >> 4;
+                if (c >= dp) continue;
+                const int row = r & (kKeyTile - 1);
                 const bool valid = kt + row < p.l && c < d;
                 const bf16* src = (r < kKeyTile ? k : v) + (valid ? (int64_t)(kt + row) * width + c : 0);
                 cp_async16(stage + r * ldt + c, src, valid);
@@ -212,6 +228,15 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2) cross_attention_bf16(c
     __syncwarp();
     bf16* out = dptr<bf16>(p.out) + ((int64_t)b * p.n + q0 + warp * 16) * width + h * d;
     const int rows = min(16, p.n - q0 - warp * 16);
+    if (vec) {  // 16-byte stores, slots (row, chunk)
+#pragma unroll
+        for (int j = 0; j < 16 * 16 / 32; ++j) {
+            const int slot = lane + 32 * j, r = slot >> 4, c = (slot & 15) * 8;
+            if (r < rows && c < d)
+                *reinterpret_cast<uint4*>(out + (int64_t)r * width + c) = *reinterpret_cast<const uint4*>(o_w + r * ldt + c);
+        }
+        return;
+    }
     for (int i = lane; i < 16 * d; i += 32) {
         const int r = i / d, c = i % d;
         if (r < rows) out[(int64_t)r * width + c] = o_w[r * ldt + c];

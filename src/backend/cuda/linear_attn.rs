@@ -65,7 +65,8 @@ impl Cuda {
             let f = self.kernels.get(name)?;
             let attr = CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
             f.set_attribute(attr, smem as i32).during("raising a linear-attention kernel's shared-memory limit")?;
-            let per_sm = f.occupancy_max_active_blocks_per_multiprocessor(threads, smem, None).during("querying occupancy")?;
+            let per_sm =
+                f.occupancy_max_active_blocks_per_multiprocessor(threads, smem, None).during("querying occupancy")?;
             Ok(per_sm.max(1) as usize * self.sm_count)
         };
         let state_slots = resident("linear_attn_state_bf16", THREADS, state_smem).map_err(|e| self.err(e))?;

@@ -1,6 +1,6 @@
 //! Launchers for the Mix-FFN (kernels/mix_ffn.cu; CPU twin backend/cpu/mix_ffn.rs): the
-//! depthwise 3×3 + GLU kernel, and the temporal (3,1) conv as three accumulated, row-shifted
-//! GEMMs over the contiguous frames each tap reaches.
+//! depthwise 3×3 + GLU kernel, and the temporal (3,1) conv as one GEMM with K = 3C over the
+//! three frame-shifted copies of its input laid side by side.
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;

@@ -27,7 +27,11 @@ fn wide_rows(dim: usize) -> bool {
 /// A warp per row, 8 rows per block.
 fn warp_per_row(rows: usize) -> LaunchConfig {
     let rows_per_block = THREADS as usize / 32;
-    LaunchConfig { grid_dim: (rows.div_ceil(rows_per_block) as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
+    LaunchConfig {
+        grid_dim: (rows.div_ceil(rows_per_block) as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 /// kernels/norm.cu `kMaxGroups` (shared-memory partial sums per group).
 pub(super) const GROUP_NORM_MAX_GROUPS: usize = 128;

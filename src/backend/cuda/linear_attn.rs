@@ -72,7 +72,10 @@ impl Cuda {
         let state_slots = resident("linear_attn_state_bf16", THREADS, state_smem).map_err(|e| self.err(e))?;
         let output_slots = resident("linear_attn_output_bf16", output_threads, output_smem).map_err(|e| self.err(e))?;
         // The token axis in `chunks` runs of `rows` tokens, so the state blocks fill whole waves;
-        // the output blocks, one wave (each block loads its head's S once).
+        // the output blocks, one wave (each block loads its head's S once). The chunking sets the
+        // order of S's f32 sums, so it depends on the device's SM count: results are bit for bit
+        // the same run to run and machine to machine on one GPU model (a farm's nodes), not
+        // across models (cuBLASLt's choices differ there too).
         let chunks = (STATE_WAVES * state_slots / heads_total).clamp(1, d.n.div_ceil(STATE_TOKENS));
         let rows = d.n.div_ceil(chunks).next_multiple_of(STATE_TOKENS);
         let chunks = d.n.div_ceil(rows); // no empty chunk after the rounding

@@ -80,7 +80,6 @@ __device__ __forceinline__ float block_sum(float v) {
     return partial[0];
 }
 
-
 // 16 bytes global → shared without passing through registers (sm_80+); zeros when !valid (no
 // bytes are read then, but gmem must still be a mapped address). Completes at cp.async.wait_group.
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {

@@ -94,7 +94,8 @@ __device__ __forceinline__ float2 rotate(float2 v, float c, float s) {
     return make_float2(v.x * c - v.y * s, v.x * s + v.y * c);
 }
 
-// Shared memory of the state kernel (offsets in bytes from the dynamic base), for dp and ld = dp + 8.
+// Shared memory of the state kernel (offsets in bytes from the dynamic base), for dp and ld = dp + 8;
+// its size, inv_rms(2), is computed again by the launcher (state_smem in linear_attn.rs).
 struct StateSmem {
     int ld, halfp;
     __device__ StateSmem(int dp) : ld(dp + 8), halfp(dp / 2) {}
@@ -106,7 +107,6 @@ struct StateSmem {
     __device__ int trig(int stage, int table) const { return 6 * kTileTokens * ld * 2 + ((stage * 2 + table) * kTileTokens * halfp) * 4; }
     // the stage's (1/rms q, 1/rms k) per token, f32 [token][2]
     __device__ int inv_rms(int stage) const { return trig(2, 0) + stage * kTileTokens * 8; }
-    __device__ int bytes() const { return inv_rms(2); }
 };
 
 // One 32-token tile into a stage: raw k and v of head h (channels past d zero), the tile's
@@ -170,7 +170,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2) linear_attn_state_bf16
     const int64_t bh = (int64_t)b * p.heads + h;
     const int t_begin = chunk * p.chunk_rows, t_end = min(p.n, t_begin + p.chunk_rows);
     const int tiles = (t_end - t_begin + kTileTokens - 1) / kTileTokens;
-    const bool vec = d % 8 == 0 && d_model % 8 == 0 && half % 4 == 0;
+    const bool vec = d % 8 == 0 && d_model % 8 == 0;  // then half % 4 = 0: whole cos/sin chunks too
 
     // feature mapping: each thread keeps one channel pair and walks token rows, so z stays in
     // registers; rows_per_pass ≥ 4 as halfp ≤ 64
@@ -304,6 +304,7 @@ extern "C" __global__ void __launch_bounds__(kReduceThreads) linear_attn_reduce_
 // Shared memory of the output kernel (byte offsets): S (f16 [dp][ld]), z and the row scales
 // (f32 [dp] each), then per warp: its staged raw q rows (bf16 [16][ld]), their cos/sin (f32
 // [2][16][halfp]) and inv_rms (f32 [16][2]), and its tile (f16 q̃, then the bf16 output, [16][ld]).
+// The launcher computes the same sizes (shared + warps · per_warp in linear_attn.rs).
 struct OutSmem {
     int ld, dp, halfp, warp_bytes;
     __device__ OutSmem(int dp_) : ld(dp_ + 8), dp(dp_), halfp(dp_ / 2) {

@@ -25,18 +25,17 @@
 // Bytes per call: 2F·2 read (plus 2 halo columns per column tile when W > 64) + F·2 written per
 // pixel, nothing re-read (v3's blocks of two output rows loaded each input row twice).
 // Shared memory per input element: 2 B written by the copy and 2 B read, 4 B of halo exchange.
-// Per thread and row (16 inputs, 8 outputs) ~400 instructions, of them 144 FFMA and 24 SiLUs of
-// 5 (48 MUFU): at 720p ~0.19 ms of issue and ~0.19 ms of MUFU (16 per SM per clock) at 1.98 GHz,
-// both under the DRAM time, which they have to overlap. 127 registers: 3 blocks of 5 warps per SM
-// at 720p. The SiLU is common.cuh's formula with ex2.approx.ftz (bit-identical: 1 + a denormal
-// rounds to 1) without the 3-instruction denormal fixup that __expf carries. Stages are padded to
+// Per thread and row (16 inputs, 8 outputs) ~350 instructions, of them 144 FFMA and 24 SiLUs of
+// 3 (one MUFU.TANH each, see silu_fast): at 720p ~0.17 ms of issue and ~0.1 ms of MUFU (16 per SM
+// per clock) at 1.98 GHz, both under the DRAM time, which they have to overlap. 127 registers:
+// 3 blocks of 5 warps per SM at 720p. Stages are padded to
 // 144 B per pixel so that the two runs of a warp (4 pixels apart) read disjoint banks.
 //
 // depthwise3x3_glu_any_bf16: one thread per output element, for the shapes the fast kernel does
 // not take (F not a multiple of 32, unaligned buffers, a frame of 2^31 elements or more, over
 // 65535 frames): the test's small shapes.
 //
-// temporal_concat_bf16 lays out the temporal conv's input for one K = 3C GEMM.
+// temporal_shift_bf16 lays out the temporal conv's input for one K = 3C GEMM.
 // Measured on the H200 (720p, B=2, F=6720): v1 (one thread per output element, 64-bit index
 // math, 54 scalar loads per output pair) 3.0 ms; v2 (one row per thread, no prefetch, IEEE
 // division in SiLU) 2.4 ms; v3 (a thread per bf16x2 channel pair walking 2 output rows with a
@@ -54,12 +53,16 @@ static constexpr int kPixelBytes = 144;          // 64 B value + 64 B gate + 16 
 static constexpr int kChunksPerPixel = 8;        // 16-byte copies per pixel
 static_assert((kStages & (kStages - 1)) == 0, "ring index is a mask");
 
-// common.cuh's silu() with the exponential flushed to zero: x > 87 would give e^−x < 2^−126, and
-// 1 + e^−x is 1 either way, so the result is the same bit for bit, in 5 instructions instead of 8.
-__device__ __forceinline__ float silu_ftz(float x) {
-    float e;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(x * -1.4426950408889634f));
-    return __fdividef(x, 1.0f + e);
+// SiLU as x/2 · (1 + tanh(x/2)): one MUFU.TANH and two FP32 instructions, where common.cuh's
+// silu() takes MUFU.EX2 + MUFU.RCP and three more. The MUFU pipe (16 lanes per SM per clock) was
+// as busy as the issue slots in v4 (2 MUFU per input plus 1 per output: ~0.19 ms at 720p), this
+// halves it. tanh.approx.f32's error (~2^-11 absolute) stays below the bf16 rounding of the
+// kernel's output; for x < −18 tanh is exactly −1 and the result 0 (SiLU(x) > −3e−7 there).
+__device__ __forceinline__ float silu_fast(float x) {
+    const float h = 0.5f * x;
+    float t;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(t) : "f"(h));
+    return fmaf(h, t, h);
 }
 
 // cp_async16 to a shared-memory address computed once (the generic-to-shared conversion is not
@@ -78,7 +81,7 @@ __device__ __forceinline__ float2 unpack_bf16x2(unsigned v) {
 __device__ __forceinline__ float4 silu_pixel(const unsigned char* pixel, int g) {
     const float2 v = unpack_bf16x2(*reinterpret_cast<const unsigned*>(pixel + 4 * g));
     const float2 t = unpack_bf16x2(*reinterpret_cast<const unsigned*>(pixel + 64 + 4 * g));
-    return make_float4(silu_ftz(v.x), silu_ftz(v.y), silu_ftz(t.x), silu_ftz(t.y));
+    return make_float4(silu_fast(v.x), silu_fast(v.y), silu_fast(t.x), silu_fast(t.y));
 }
 
 // acc += w ⊙ u, elementwise
@@ -99,7 +102,7 @@ __device__ __forceinline__ float4 taps3(float4 acc, const float4* w, const float
 
 // value · SiLU(gate) of a completed output pixel, stored as a bf16 pair
 __device__ __forceinline__ void store_glu(bf16* out, const float4& y) {
-    *reinterpret_cast<__nv_bfloat162*>(out) = __floats2bfloat162_rn(y.x * silu_ftz(y.z), y.y * silu_ftz(y.w));
+    *reinterpret_cast<__nv_bfloat162*>(out) = __floats2bfloat162_rn(y.x * silu_fast(y.z), y.y * silu_fast(y.w));
 }
 
 extern "C" __global__ void __launch_bounds__(kGroups * kMaxRuns, 2) depthwise3x3_glu_bf16(const DepthwiseGluParams p) {
@@ -247,33 +250,38 @@ extern "C" __global__ void __launch_bounds__(256) depthwise3x3_glu_any_bf16(cons
     }
 }
 
-// [x[t−1] | x[t] | x[t+1]] side by side (zero outside 0..T): the A operand that makes the
-// temporal (3,1) conv one GEMM with K = 3C (MODEL.md §2.7 step 5). x (B, T, HW, C) →
-// out (B·T·HW, 3C). 16-byte copies when C is a multiple of 8 (2240 is), element copies otherwise.
+// The operand [z[t−1] | z[t] | z[t+1]] (zero outside 0..T) of the temporal (3,1) conv as one GEMM
+// with K = 3C (MODEL.md §2.7 step 5), buf (B·T·HW, 3C): conv_point's product has written z into
+// the middle third; this fills the outer two from it. One block per source row r = (b, t, s),
+// whose middle third is read once and written as the left third of row (b, t+1, s) and the right
+// third of row (b, t−1, s); frame 0's left thirds and frame T−1's right thirds are zeroed by the
+// blocks of those frames. 16-byte copies when C is a multiple of 8 (2240 is), elements otherwise.
+// Bytes: C·2 read, 2C·2 written per row (the v1 concat also read and wrote the middle third).
 template <class Chunk>
-__device__ __forceinline__ void temporal_concat(const TemporalConcatParams& p) {
+__device__ __forceinline__ void temporal_shift(const TemporalShiftParams& p) {
     static constexpr int kPer = sizeof(Chunk) / sizeof(bf16);
     const int chunks = p.c / kPer;
-    const int64_t total = (int64_t)p.b * p.t * p.hw * 3 * chunks;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        const int chunk = (int)(i % chunks);
-        const int64_t rest = i / chunks;
-        const int k = (int)(rest % 3);
-        const int64_t token = rest / 3;  // (b, t, s) row-major
-        const int s = (int)(token % p.hw);
-        const int t = (int)((token / p.hw) % p.t);
-        const int64_t b = token / ((int64_t)p.hw * p.t);
-        const int src_t = t + k - 1;
-        Chunk v{};
-        if (src_t >= 0 && src_t < p.t)
-            v = *reinterpret_cast<const Chunk*>(dptr<const bf16>(p.x) + (((b * p.t + src_t) * p.hw + s) * p.c) + chunk * kPer);
-        *reinterpret_cast<Chunk*>(dptr<bf16>(p.out) + token * 3 * p.c + k * p.c + chunk * kPer) = v;
+    const int64_t row = blockIdx.x;  // (b, t, s) row-major
+    const int t = (int)((row / p.hw) % p.t);
+    const int64_t frame_rows = p.hw, ld = 3 * (int64_t)p.c;  // elements per row of buf
+    bf16* buf = dptr<bf16>(p.buf);
+    const Chunk* src = reinterpret_cast<const Chunk*>(buf + row * ld + p.c);
+    Chunk* left_next = t + 1 < p.t ? reinterpret_cast<Chunk*>(buf + (row + frame_rows) * ld) : nullptr;
+    Chunk* right_prev = t > 0 ? reinterpret_cast<Chunk*>(buf + (row - frame_rows) * ld + 2 * p.c) : nullptr;
+    Chunk* left_own = t == 0 ? reinterpret_cast<Chunk*>(buf + row * ld) : nullptr;
+    Chunk* right_own = t + 1 == p.t ? reinterpret_cast<Chunk*>(buf + row * ld + 2 * p.c) : nullptr;
+    for (int i = threadIdx.x; i < chunks; i += blockDim.x) {
+        const Chunk v = src[i];
+        if (left_next) left_next[i] = v;
+        if (right_prev) right_prev[i] = v;
+        if (left_own) left_own[i] = Chunk{};
+        if (right_own) right_own[i] = Chunk{};
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) temporal_concat_bf16(const TemporalConcatParams p) {
+extern "C" __global__ void __launch_bounds__(256) temporal_shift_bf16(const TemporalShiftParams p) {
     if (p.c % 8 == 0)
-        temporal_concat<uint4>(p);
+        temporal_shift<uint4>(p);
     else
-        temporal_concat<unsigned short>(p);
+        temporal_shift<unsigned short>(p);
 }

@@ -243,6 +243,26 @@ extern "C" __global__ void __launch_bounds__(kNormThreads) gated_residual_bf16(c
     }
 }
 
+// w_out[s] = diag(m[gate](s)) · w and bias_out[s] = m[gate](s) ⊙ bias: the weights that make the
+// product x += y · w_out[s]ᵀ + bias_out[s] the gated residual x += m[gate] ⊙ (y · wᵀ + bias)
+// without its (B, N, D) intermediate. The gate is the same f32 table + emb sum as mod_at's; the
+// scaled weights are rounded to bf16 once, where the unfused path rounds the projection's output.
+// One block per (weight row, sample), bf16x2 (k even; the launcher checks).
+extern "C" __global__ void __launch_bounds__(kNormThreads) gate_scaled_weight_bf16(const GateScaleParams p) {
+    const int row = blockIdx.x, s = blockIdx.y, pairs = p.k / 2;
+    const bf16* table = dptr<const bf16>(p.m.table) + (int64_t)p.gate * p.n;
+    const bf16* emb = dptr<const bf16>(p.m.emb) + ((int64_t)s * p.m.emb_chunks + p.gate % p.m.emb_chunks) * p.n;
+    const float g = to_f32(table[row]) + to_f32(emb[row]);
+    const __nv_bfloat162* w = dptr<const __nv_bfloat162>(p.w) + (int64_t)row * pairs;
+    __nv_bfloat162* w_out = dptr<__nv_bfloat162>(p.w_out) + ((int64_t)s * p.n + row) * pairs;
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+        const float2 v = __bfloat1622float2(w[i]);
+        w_out[i] = __floats2bfloat162_rn(v.x * g, v.y * g);
+    }
+    if (threadIdx.x == 0 && p.bias != 0)
+        dptr<bf16>(p.bias_out)[(int64_t)s * p.n + row] = to_bf16(to_f32(dptr<const bf16>(p.bias)[row]) * g);
+}
+
 // out = act(x), elementwise; out may alias x.
 extern "C" __global__ void __launch_bounds__(kNormThreads) activation_bf16(const ActivationParams p) {
     const bf16* x = dptr<const bf16>(p.x);

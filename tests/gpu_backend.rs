@@ -128,6 +128,52 @@ fn linear_matches_cpu() {
     }
 }
 
+fn linear_gated_residual_case<B: Backend>(
+    be: &B,
+    v: &[Vec<f32>],
+    [b, n, d, k]: [usize; 4],
+    per_token: bool,
+    bias: bool,
+) -> Vec<f32> {
+    let y = t(be, &[b, n, k], &v[0]);
+    let w = t(be, &[d, k], &v[1]);
+    let bias_t = t(be, &[d], &v[2]);
+    let table = t(be, &[6, d], &v[3]);
+    let rows = if per_token { b * n } else { b };
+    let emb = t(be, &[rows, 6 * d], &v[4][..rows * 6 * d]);
+    let m = Modulation { table: &table, emb: &emb, emb_chunks: 6, per_token };
+    let mut x = t(be, &[b, n, d], &v[5]);
+    ops::linear_gated_residual(be, &mut x, &y, &w, bias.then_some(&bias_t), &m, 2).unwrap();
+    x.to_host(be).unwrap()
+}
+
+#[test]
+fn linear_gated_residual_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    for dims in [[2, 37, 24, 40], [2, 300, 2240, 2240], [1, 5, 30, 16], [3, 64, 96, 72]] {
+        let [b, n, d, k] = dims;
+        // the residual small beside the gated projection, so the comparison sees the product
+        let v = vec![
+            random(b * n * k, 1.0, &mut s),
+            random(d * k, 1.0 / (k as f32).sqrt(), &mut s),
+            random(d, 0.5, &mut s),
+            random(6 * d, 0.5, &mut s),
+            random(b * n * 6 * d, 0.5, &mut s),
+            random(b * n * d, 0.1, &mut s),
+        ];
+        for (per_token, bias) in [(false, true), (false, false), (true, true)] {
+            let name = format!("linear_gated_residual {dims:?} per_token={per_token} bias={bias}");
+            check(
+                &name,
+                &linear_gated_residual_case(&gpu, &v, dims, per_token, bias),
+                &linear_gated_residual_case(&Cpu, &v, dims, per_token, bias),
+                tolerance::CUDA_KERNEL,
+            );
+        }
+    }
+}
+
 fn norms_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, n, d]: [usize; 3], per_token: bool) -> Vec<f32> {
     let x = t(be, &[b, n, d], &v[0]);
     let w = t(be, &[d], &v[1]);
@@ -268,10 +314,11 @@ fn mix_ffn_case<B: Backend>(be: &B, v: &[Vec<f32>], [b, tt, h, w, f, c]: [usize;
     let db = t(be, &[2 * f], &v[2]);
     let mut glu = poisoned(be, &[b, n, f]);
     ops::depthwise3x3_glu(be, &mut glu, &x, &dw, &db, [tt, h, w]).unwrap();
-    let y = t(be, &[b, n, c], &v[3]);
+    let y = t(be, &[b, n, f], &v[3]);
     let taps = t(be, &[c, 3 * c], &v[4]);
+    let point = t(be, &[c, f], &v[5]);
     let mut temporal = poisoned(be, &[b, n, c]);
-    ops::temporal_conv3_residual(be, &mut temporal, &y, &taps, [tt, h, w]).unwrap();
+    ops::point_temporal_residual(be, &mut temporal, &y, &point, &taps, [tt, h, w]).unwrap();
     let mut out = glu.to_host(be).unwrap();
     out.extend(temporal.to_host(be).unwrap());
     out
@@ -288,10 +335,11 @@ fn mix_ffn_kernels_match_cpu() {
             random(b * n * 2 * f, 2.0, &mut s),
             random(2 * f * 9, 0.5, &mut s),
             random(2 * f, 0.5, &mut s),
-            random(b * n * c, 1.0, &mut s),
+            random(b * n * f, 1.0, &mut s),
             random(3 * c * c, 1.0 / (c as f32).sqrt(), &mut s),
+            random(c * f, 1.0 / (f as f32).sqrt(), &mut s),
         ];
-        let name = format!("depthwise3x3_glu + temporal_conv3_residual b,t,h,w,f,c={dims:?}");
+        let name = format!("depthwise3x3_glu + point_temporal_residual b,t,h,w,f,c={dims:?}");
         check(&name, &mix_ffn_case(&gpu, &v, dims), &mix_ffn_case(&Cpu, &v, dims), tolerance::CUDA_KERNEL);
     }
 }

@@ -347,6 +347,25 @@ pub trait Backend: Send + Sync + Sized + 'static {
         dims: TokenDims,
     ) -> Result<()>;
 
+    /// x ← x + m[gate] · (y · wᵀ + bias): a projection whose output only feeds a gated residual
+    /// (the self-attention's output projection). y (B, N, k), w (D, k), x (B, N, D) = `dims`. A
+    /// backend may fold the gate into the product instead of writing the projection out; the
+    /// default is the two ops in sequence.
+    #[allow(clippy::too_many_arguments)] // the two ops' inputs
+    fn linear_gated_residual(
+        &self,
+        x: &mut Self::Buf,
+        y: &Self::Buf,
+        w: &Self::Buf,
+        bias: Option<&Self::Buf>,
+        k: usize,
+        m: &Modulation<Self>,
+        gate: usize,
+        dims: TokenDims,
+    ) -> Result<()> {
+        linear_then_gated_residual(self, x, y, w, bias, k, m, gate, dims)
+    }
+
     /// ReLU linear attention with RoPE (MODEL.md §2.4–2.5). qkv (B, N, 3·Hh·d) holds q | k | v of
     /// each token, before the across-head RMSNorm of q and k; out (B, N, Hh·d) head-major.
     #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
@@ -389,11 +408,21 @@ pub trait Backend: Send + Sync + Sized + 'static {
         dims: GridDims,
     ) -> Result<()>;
 
-    /// out ← x + Σ_k W[:, :, k] · x[t + k − 1] (zero padded in t): the temporal (3,1) convolution
-    /// of the Mix-FFN with its internal residual (MODEL.md §2.7 step 5). x, out (B, T, H·W, C);
-    /// w (C_out, 3·C_in) = [W_0 | W_1 | W_2] (the checkpoint's (C, C, 3, 1) permuted at load), so
-    /// the conv is one product over [x[t−1] | x[t] | x[t+1]].
-    fn temporal_conv3_residual(&self, out: &mut Self::Buf, x: &Self::Buf, w: &Self::Buf, dims: GridDims) -> Result<()>;
+    /// The Mix-FFN's tail (MODEL.md §2.7 steps 4–5): z = glu · pᵀ (conv_point, no bias), then
+    /// out ← z + Σ_k W[:, :, k] · z[t + k − 1] (zero padded in t), the temporal (3,1) conv with
+    /// its internal residual. glu (B, T, H·W, F), p (C, F), w (C, 3·C) = [W_0 | W_1 | W_2] (the
+    /// checkpoint's (C, C, 3, 1) permuted at load), out (B, T, H·W, C); `dims.c` = C. One op, so
+    /// that a backend can write z straight into the operand of the conv's one K = 3C product.
+    #[allow(clippy::too_many_arguments)] // the two products' operands
+    fn point_temporal_residual(
+        &self,
+        out: &mut Self::Buf,
+        glu: &Self::Buf,
+        p: &Self::Buf,
+        w: &Self::Buf,
+        f: usize,
+        dims: GridDims,
+    ) -> Result<()>;
 
     /// out[r] ← table[ids[r]] · scale: an embedding lookup (rows of width D; ids on the host).
     fn gather_rows(&self, out: &mut Self::Buf, table: &Self::Buf, ids: &[u32], dim: usize, scale: f32) -> Result<()>;
@@ -504,4 +533,23 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// tokens (B, N, pt·ph·pw·C), features in (it, ih, iw, c) order → (B, C, T, H, W)
     /// (the unpatchify of MODEL.md §2.2 step 7; note the channel is fastest here).
     fn unpatchify(&self, out: &mut Self::Buf, x: &Self::Buf, dims: PatchDims) -> Result<()>;
+}
+
+/// [`Backend::linear_gated_residual`] as a projection into scratch, then the gated residual.
+#[allow(clippy::too_many_arguments)] // mirrors Backend::linear_gated_residual
+pub fn linear_then_gated_residual<B: Backend>(
+    be: &B,
+    x: &mut B::Buf,
+    y: &B::Buf,
+    w: &B::Buf,
+    bias: Option<&B::Buf>,
+    k: usize,
+    m: &Modulation<B>,
+    gate: usize,
+    dims: TokenDims,
+) -> Result<()> {
+    let rows = dims.b * dims.n;
+    let mut proj = be.alloc(rows * dims.d)?;
+    be.linear(&mut proj, y, w, bias, LinearDims { rows, k, n: dims.d }, Activation::Identity, Write::Overwrite)?;
+    be.gated_residual(x, &proj, m, gate, dims)
 }

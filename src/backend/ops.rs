@@ -201,6 +201,35 @@ pub fn gated_residual<B: Backend>(
     be.gated_residual(&mut x.buf, &y.buf, m, gate, dims)
 }
 
+/// x (B, N, D) ← x + m[gate] · (y (B, N, k) · wᵀ + bias), w (D, k): [`linear`] then
+/// [`gated_residual`] in one op, so that a backend can fold the gate into the product.
+#[allow(clippy::too_many_arguments)] // the two ops' inputs
+pub fn linear_gated_residual<B: Backend>(
+    be: &B,
+    x: &mut Tensor<B>,
+    y: &Tensor<B>,
+    w: &Tensor<B>,
+    bias: Option<&Tensor<B>>,
+    m: &Modulation<B>,
+    gate: usize,
+) -> Result<()> {
+    const OP: &str = "linear_gated_residual";
+    let dims = token_dims(OP, x.shape())?;
+    let TokenDims { b, n, d: k } = token_dims(OP, y.shape())?;
+    if (b, n) != (dims.b, dims.n) {
+        return Err(Error::shape(
+            OP,
+            format!("y has shape {:?}, x {:?}: batch and tokens differ", y.shape(), x.shape()),
+        ));
+    }
+    expect_shape(OP, "weight", w, &[dims.d, k])?;
+    if let Some(bias) = bias {
+        expect_shape(OP, "bias", bias, &[dims.d])?;
+    }
+    check_modulation(OP, m, dims, &[gate])?;
+    be.linear_gated_residual(&mut x.buf, &y.buf, &w.buf, bias.map(|t| &t.buf), k, m, gate, dims)
+}
+
 /// ReLU linear attention with RoPE; qkv (B, N, 3·D) → out (B, N, D), D = heads · head_dim.
 #[allow(clippy::too_many_arguments)] // the op's natural inputs; see Backend::relu_linear_attention
 pub fn relu_linear_attention<B: Backend>(
@@ -292,23 +321,31 @@ pub fn depthwise3x3_glu<B: Backend>(
     be.depthwise3x3_glu(&mut out.buf, &x.buf, &w.buf, &bias.buf, GridDims { b, t, h, w: wd, c: c2 / 2 })
 }
 
-/// out ← x + temporal conv3(x); x, out (B, T·H·W, C) on grid (t, h, w); w (C, 3C), taps side by side.
-pub fn temporal_conv3_residual<B: Backend>(
+/// z = glu · pᵀ, out ← z + temporal conv3(z): the Mix-FFN's conv_point and temporal conv.
+/// glu (B, T·H·W, F) on grid (t, h, w); p (C, F); w (C, 3C), taps side by side; out (B, T·H·W, C).
+pub fn point_temporal_residual<B: Backend>(
     be: &B,
     out: &mut Tensor<B>,
-    x: &Tensor<B>,
+    glu: &Tensor<B>,
+    p: &Tensor<B>,
     w: &Tensor<B>,
     grid: [usize; 3],
 ) -> Result<()> {
-    const OP: &str = "temporal_conv3_residual";
-    let TokenDims { b, n, d: c } = token_dims(OP, x.shape())?;
+    const OP: &str = "point_temporal_residual";
+    let TokenDims { b, n, d: f } = token_dims(OP, glu.shape())?;
     let [t, h, wd] = grid;
     if t * h * wd != n {
-        return Err(Error::shape(OP, format!("x {:?} does not fit grid {grid:?}", x.shape())));
+        return Err(Error::shape(OP, format!("glu {:?} does not fit grid {grid:?}", glu.shape())));
     }
-    expect_shape(OP, "weight", w, &[c, 3 * c])?;
-    expect_shape(OP, "out", out, x.shape())?;
-    be.temporal_conv3_residual(&mut out.buf, &x.buf, &w.buf, GridDims { b, t, h, w: wd, c })
+    let [c, pf] = *p.shape() else {
+        return Err(Error::shape(OP, format!("conv_point weight has shape {:?}, expected (C, F)", p.shape())));
+    };
+    if pf != f {
+        return Err(Error::shape(OP, format!("glu has {f} channels, conv_point weight expects {pf}")));
+    }
+    expect_shape(OP, "temporal weight", w, &[c, 3 * c])?;
+    expect_shape(OP, "out", out, &[b, n, c])?;
+    be.point_temporal_residual(&mut out.buf, &glu.buf, &p.buf, &w.buf, f, GridDims { b, t, h, w: wd, c })
 }
 
 /// (B, C, T, H, W) → (B, N, C·pt·ph·pw).

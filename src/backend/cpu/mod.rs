@@ -201,8 +201,27 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn temporal_conv3_residual(&self, out: &mut Vec<f32>, x: &Vec<f32>, w: &Vec<f32>, dims: GridDims) -> Result<()> {
-        mix_ffn::temporal_conv3_residual(out, x, w, dims);
+    fn point_temporal_residual(
+        &self,
+        out: &mut Vec<f32>,
+        glu: &Vec<f32>,
+        p: &Vec<f32>,
+        w: &Vec<f32>,
+        f: usize,
+        dims: GridDims,
+    ) -> Result<()> {
+        let rows = dims.b * dims.t * dims.h * dims.w;
+        let mut z = vec![0.0; rows * dims.c];
+        linear::linear(
+            &mut z,
+            glu,
+            p,
+            None,
+            LinearDims { rows, k: f, n: dims.c },
+            Activation::Identity,
+            Write::Overwrite,
+        );
+        mix_ffn::temporal_conv3_residual(out, &z, w, dims);
         Ok(())
     }
 

@@ -48,8 +48,10 @@ pub struct Gemm {
     pub out: OutType,
     /// C ← A·op(B) (+ C when true)
     pub accumulate: bool,
-    /// With `accumulate`: add this matrix (same layout as C) instead of C's own contents.
+    /// With `accumulate`: add this matrix instead of C's own contents, rows `ld_addend` apart
+    /// (C's `ldc` when `None`).
     pub addend: Option<DevPtr>,
+    pub ld_addend: Option<usize>,
     pub epilogue: Epilogue,
     pub batch: usize,
     pub stride_a: usize,
@@ -76,6 +78,7 @@ impl Gemm {
             out: OutType::Bf16,
             accumulate: false,
             addend: None,
+            ld_addend: None,
             epilogue: Epilogue::None,
             batch: 1,
             stride_a: 0,
@@ -94,6 +97,7 @@ struct AlgoKey {
     lda: usize,
     ldb: usize,
     ldc: usize,
+    ld_addend: usize,
     out: OutType,
     epilogue: u8,
     batch: usize,
@@ -152,10 +156,11 @@ impl Blas {
             OutType::F32 => sys::cudaDataType::CUDA_R_32F,
         };
         let out_elem = if g.out == OutType::F32 { 4 } else { 2 };
+        let ld_addend = g.ld_addend.unwrap_or(g.ldc);
         let align = [
             alignment(g.a, in_elem, &[g.lda, g.stride_a]),
             alignment(g.b, in_elem, &[g.ldb, g.stride_b]),
-            alignment(g.c | g.addend.unwrap_or(0), out_elem, &[g.ldc, g.stride_c]),
+            alignment(g.c | g.addend.unwrap_or(0), out_elem, &[g.ldc, ld_addend, g.stride_c]),
         ];
         // cuBLAS operand 1 = our B, (n × k) row-major = column-major (k × n), transposed;
         // operand 2 = our A, (m × k) row-major = column-major (k × m), as is.
@@ -228,6 +233,8 @@ impl Blas {
             let l1 = layout(in_type, op1_rows, op1_cols, g.ldb, g.stride_b)?;
             let l2 = layout(in_type, op2_rows, op2_cols, g.lda, g.stride_a)?;
             let lc = layout(out_type, g.n, g.m, g.ldc, g.stride_c)?;
+            // the addend's own layout where its rows are spaced differently from the output's
+            let l_addend = if ld_addend == g.ldc { lc } else { layout(out_type, g.n, g.m, ld_addend, g.stride_c)? };
 
             let key = AlgoKey {
                 m: g.m,
@@ -236,6 +243,7 @@ impl Blas {
                 lda: g.lda,
                 ldb: g.ldb,
                 ldc: g.ldc,
+                ld_addend,
                 out: g.out,
                 epilogue: epi as u8,
                 batch: g.batch,
@@ -259,7 +267,7 @@ impl Blas {
                     set_align(P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align[0]).during(op)?;
                     set_align(P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align[2]).during(op)?;
                     set_align(P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align[2]).during(op)?;
-                    let found = result::get_matmul_algo_heuristic(self.handle, desc, l1, l2, lc, lc, pref);
+                    let found = result::get_matmul_algo_heuristic(self.handle, desc, l1, l2, l_addend, lc, pref);
                     result::destroy_matmul_pref(pref).during(op)?;
                     let algo = found.during("cuBLASLt heuristic (no algorithm for this shape/alignment)")?.algo;
                     self.algos.lock().insert(key, algo);
@@ -277,7 +285,7 @@ impl Blas {
                 g.a as *const c_void,
                 l2,
                 g.addend.unwrap_or(g.c) as *const c_void,
-                lc,
+                l_addend,
                 g.c as *mut c_void,
                 lc,
                 &algo,
@@ -285,6 +293,9 @@ impl Blas {
                 WORKSPACE_BYTES,
                 self.stream.cu_stream() as _,
             );
+            if l_addend != lc {
+                result::destroy_matrix_layout(l_addend).during(op)?;
+            }
             for l in [l1, l2, lc] {
                 result::destroy_matrix_layout(l).during(op)?;
             }

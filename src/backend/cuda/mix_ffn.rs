@@ -1,6 +1,6 @@
 //! Launchers for the Mix-FFN (kernels/mix_ffn.cu; CPU twin backend/cpu/mix_ffn.rs): the
-//! depthwise 3×3 + GLU kernel, and the temporal (3,1) conv as one GEMM with K = 3C over the
-//! three frame-shifted copies of its input laid side by side.
+//! depthwise 3×3 + GLU kernel, and conv_point + the temporal (3,1) conv as two GEMMs, the second
+//! with K = 3C over the three frame-shifted copies of the first's output laid side by side.
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;
@@ -8,7 +8,7 @@ use half::bf16;
 use super::blas::Gemm;
 use super::error::{CudaError, DriverContext};
 use super::kernels::grid_stride;
-use super::params::{DepthwiseGluParams, TemporalConcatParams};
+use super::params::{DepthwiseGluParams, DevPtr, TemporalShiftParams};
 use super::Cuda;
 use crate::backend::GridDims;
 
@@ -24,6 +24,8 @@ const MAX_RUNS: usize = 16;
 /// kernels/mix_ffn.cu kStages and kPixelBytes: the ring of input rows in shared memory.
 const STAGES: usize = 4;
 const PIXEL_BYTES: usize = 144;
+/// Threads of temporal_shift_bf16's block per token row (280 16-byte chunks per third at C = 2240).
+const SHIFT_THREADS: u32 = 128;
 
 impl Cuda {
     pub(super) fn launch_depthwise3x3_glu(
@@ -72,32 +74,46 @@ impl Cuda {
         self.kernels.launch(&self.stream, "depthwise3x3_glu_bf16", cfg, &p)
     }
 
-    /// One product with K = 3C over the three shifted copies of x laid side by side, with the
-    /// residual x as the product's addend: a single bf16 rounding of the output.
-    pub(super) fn launch_temporal_conv3_residual(
+    /// z = glu · pᵀ written by its product straight into the middle third of the temporal conv's
+    /// operand [z(t−1) | z(t) | z(t+1)] (rows 3C apart), the outer thirds filled from it by
+    /// temporal_shift_bf16, then one product with K = 3C and the middle third as its addend: z is
+    /// never stored on its own, and the output is rounded to bf16 once.
+    #[allow(clippy::too_many_arguments)] // mirrors Backend::point_temporal_residual
+    pub(super) fn launch_point_temporal_residual(
         &self,
         out: &mut CudaSlice<bf16>,
-        x: &CudaSlice<bf16>,
+        glu: &CudaSlice<bf16>,
+        point: &CudaSlice<bf16>,
         w: &CudaSlice<bf16>,
+        f: usize,
         d: GridDims,
     ) -> Result<(), CudaError> {
         let rows = d.b * d.t * d.h * d.w;
-        // SAFETY: every element is written by temporal_concat_bf16 before the product reads it.
-        let shifted =
-            unsafe { self.stream.alloc::<bf16>(rows * 3 * d.c) }.during("allocating temporal conv scratch")?;
-        let p = TemporalConcatParams {
-            out: self.ptr(&shifted),
-            x: self.ptr(x),
+        if rows * d.c == 0 {
+            return Ok(());
+        }
+        // SAFETY: the middle third is written by the first product, the outer two by
+        // temporal_shift_bf16, before the second product reads any of it.
+        let operand =
+            unsafe { self.stream.alloc::<bf16>(rows * 3 * d.c) }.during("allocating the temporal conv's operand")?;
+        let operand_ptr = self.ptr(&operand);
+        let middle = operand_ptr + (d.c * 2) as DevPtr; // bf16 offset of the middle third
+        let mut point_product = Gemm::linear(rows, d.c, f, self.ptr(glu), self.ptr(point), middle);
+        point_product.ldc = 3 * d.c;
+        self.blas.gemm(&point_product)?;
+        let p = TemporalShiftParams {
+            buf: operand_ptr,
             b: d.b as i32,
             t: d.t as i32,
             hw: (d.h * d.w) as i32,
             c: d.c as i32,
         };
-        let per_thread = if d.c.is_multiple_of(8) { 8 } else { 1 }; // kernels/mix_ffn.cu copies 16 bytes when it can
-        self.kernels.launch(&self.stream, "temporal_concat_bf16", grid_stride(rows * 3 * d.c / per_thread, 256), &p)?;
-        let mut g = Gemm::linear(rows, d.c, 3 * d.c, p.out, self.ptr(w), self.ptr(out));
+        let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (SHIFT_THREADS, 1, 1), shared_mem_bytes: 0 };
+        self.kernels.launch(&self.stream, "temporal_shift_bf16", cfg, &p)?;
+        let mut g = Gemm::linear(rows, d.c, 3 * d.c, operand_ptr, self.ptr(w), self.ptr(out));
         g.accumulate = true;
-        g.addend = Some(p.x);
+        g.addend = Some(middle);
+        g.ld_addend = Some(3 * d.c);
         self.blas.gemm(&g)
     }
 }

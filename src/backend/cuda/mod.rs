@@ -340,6 +340,28 @@ impl Backend for Cuda {
         )
     }
 
+    fn linear_gated_residual(
+        &self,
+        x: &mut CudaSlice<bf16>,
+        y: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        bias: Option<&CudaSlice<bf16>>,
+        k: usize,
+        m: &Modulation<Self>,
+        gate: usize,
+        dims: TokenDims,
+    ) -> Result<()> {
+        even("linear_gated_residual", "D", dims.d)?;
+        let folded = self.timed(
+            || format!("linear_gated_residual {}x{k}->{}", dims.b * dims.n, dims.d),
+            || self.launch_linear_gated_residual(x, y, w, bias, k, m, gate, dims).map_err(|e| self.err(e)),
+        )?;
+        if folded {
+            return Ok(());
+        }
+        crate::backend::linear_then_gated_residual(self, x, y, w, bias, k, m, gate, dims)
+    }
+
     fn relu_linear_attention(
         &self,
         out: &mut CudaSlice<bf16>,
@@ -387,16 +409,18 @@ impl Backend for Cuda {
         )
     }
 
-    fn temporal_conv3_residual(
+    fn point_temporal_residual(
         &self,
         out: &mut CudaSlice<bf16>,
-        x: &CudaSlice<bf16>,
+        glu: &CudaSlice<bf16>,
+        p: &CudaSlice<bf16>,
         w: &CudaSlice<bf16>,
+        f: usize,
         dims: GridDims,
     ) -> Result<()> {
         self.timed(
-            || "temporal_conv3_residual".into(),
-            || self.launch_temporal_conv3_residual(out, x, w, dims).map_err(|e| self.err(e)),
+            || "point_temporal_residual".into(),
+            || self.launch_point_temporal_residual(out, glu, p, w, f, dims).map_err(|e| self.err(e)),
         )
     }
 

@@ -79,6 +79,20 @@ pub struct GatedResidualParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
+pub struct GateScaleParams {
+    pub w: DevPtr,
+    pub bias: DevPtr,
+    pub w_out: DevPtr,
+    pub bias_out: DevPtr,
+    pub m: ModParams,
+    pub gate: i32,
+    pub b: i32,
+    pub n: i32,
+    pub k: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct LinearAttnParams {
     pub qkv: DevPtr,
     pub norm_q: DevPtr,
@@ -137,9 +151,8 @@ pub struct DepthwiseGluParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TemporalConcatParams {
-    pub out: DevPtr,
-    pub x: DevPtr,
+pub struct TemporalShiftParams {
+    pub buf: DevPtr,
     pub b: i32,
     pub t: i32,
     pub hw: i32,
@@ -346,11 +359,12 @@ unsafe impl DeviceRepr for RmsNormParams {}
 unsafe impl DeviceRepr for NormedResidualParams {}
 unsafe impl DeviceRepr for AdaLayerNormParams {}
 unsafe impl DeviceRepr for GatedResidualParams {}
+unsafe impl DeviceRepr for GateScaleParams {}
 unsafe impl DeviceRepr for LinearAttnParams {}
 unsafe impl DeviceRepr for CrossAttnParams {}
 unsafe impl DeviceRepr for DepthwiseGluParams {}
 unsafe impl DeviceRepr for PatchParams {}
-unsafe impl DeviceRepr for TemporalConcatParams {}
+unsafe impl DeviceRepr for TemporalShiftParams {}
 unsafe impl DeviceRepr for GatherParams {}
 unsafe impl DeviceRepr for RopeHalfParams {}
 unsafe impl DeviceRepr for CausalAttnParams {}
@@ -375,11 +389,12 @@ mod tests {
         assert_eq!(std::mem::size_of::<NormedResidualParams>(), 40);
         assert_eq!(std::mem::size_of::<AdaLayerNormParams>(), 64);
         assert_eq!(std::mem::size_of::<GatedResidualParams>(), 56);
+        assert_eq!(std::mem::size_of::<GateScaleParams>(), 72);
         assert_eq!(std::mem::size_of::<LinearAttnParams>(), 136);
         assert_eq!(std::mem::size_of::<CrossAttnParams>(), 72);
         assert_eq!(std::mem::size_of::<DepthwiseGluParams>(), 48);
         assert_eq!(std::mem::size_of::<PatchParams>(), 48);
-        assert_eq!(std::mem::size_of::<TemporalConcatParams>(), 32);
+        assert_eq!(std::mem::size_of::<TemporalShiftParams>(), 24);
         assert_eq!(std::mem::size_of::<GatherParams>(), 40);
         assert_eq!(std::mem::size_of::<RopeHalfParams>(), 48);
         assert_eq!(std::mem::size_of::<CausalAttnParams>(), 72);

@@ -178,8 +178,7 @@ impl<B: Backend> Block<B> {
             LINEAR_ATTN_EPS,
         )?;
         drop(qkv);
-        ops::linear(be, &mut s.proj, &s.attn, &a.out, Some(&a.out_bias), Activation::Identity, Write::Overwrite)?;
-        ops::gated_residual(be, x, &s.proj, &m, GATE_MSA)?;
+        ops::linear_gated_residual(be, x, &s.attn, &a.out, Some(&a.out_bias), &m, GATE_MSA)?;
 
         // (2) cross-attention on the un-normed x, residual without gate
         let c = &self.attn2;
@@ -201,9 +200,8 @@ impl<B: Backend> Block<B> {
         let mut glu = Tensor::empty(be, &[b, n, ffn])?;
         ops::depthwise3x3_glu(be, &mut glu, &hidden, &f.depth, &f.depth_bias, grid)?;
         drop(hidden);
-        ops::linear(be, &mut s.proj, &glu, &f.point, None, Activation::Identity, Write::Overwrite)?;
-        drop(glu); // the temporal conv's scratch reuses this memory
-        ops::temporal_conv3_residual(be, &mut s.attn, &s.proj, &f.temporal, grid)?;
+        ops::point_temporal_residual(be, &mut s.attn, &glu, &f.point, &f.temporal, grid)?;
+        drop(glu);
         ops::gated_residual(be, x, &s.attn, &m, GATE_MLP)
     }
 }

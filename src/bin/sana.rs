@@ -119,6 +119,29 @@ enum BenchCommand {
     /// Base end to end (prompt → text encoder → denoising with guidance → VAE decode) at the
     /// released 480p config with random weights.
     Generate(BenchGenerateArgs),
+    /// The transformer's matrix-product shapes, every algorithm cuBLASLt's heuristic offers
+    /// for each timed against the others (CUDA only): does its first choice leave speed behind?
+    Gemm(BenchGemmArgs),
+}
+
+#[derive(Args)]
+struct BenchGemmArgs {
+    /// Token rows of the products (19360 = 720p at batch 2, 65520 = 480p at batch 2).
+    #[arg(long, default_value_t = 19360)]
+    rows: usize,
+    /// Model width D and Mix-FFN hidden width F (the released 2B model: 2240, 6720).
+    #[arg(long, default_value_t = 2240)]
+    dim: usize,
+    #[arg(long, default_value_t = 6720)]
+    ffn: usize,
+    /// Algorithms to time per shape, in the heuristic's order.
+    #[arg(long, default_value_t = 8)]
+    candidates: usize,
+    /// Products per timing sample.
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    #[arg(long, default_value = "cuda", value_parser = parse_device)]
+    device: Device,
 }
 
 /// Where to compute: `cpu` (the f32 reference backend) or `cuda` / `cuda:N` (bf16).
@@ -532,6 +555,10 @@ fn run_cli() -> Result<()> {
                 print_profile(&be)
             }
         },
+        Command::Bench(BenchCommand::Gemm(args)) => match args.device {
+            Device::Cpu => bail!("bench gemm times cuBLASLt algorithms: it needs --device cuda"),
+            Device::Cuda(n) => bench_gemm(&Cuda::new(n)?, &args),
+        },
         Command::Inspect(args) => run_inspect(args),
         Command::Cache(cmd) => run_cache(cmd),
         Command::Doctor(args) => run_doctor(args),
@@ -918,6 +945,52 @@ fn encode_command<B: Backend>(be: &B, args: &EncodeArgs) -> Result<()> {
 }
 
 /// The released transformer configs, kept with the test fixtures.
+/// One JSON line per (product, algorithm): the heuristic's rank, ms, TFLOP/s, and the
+/// algorithm's configuration; then the best against the first choice per product on stderr.
+fn bench_gemm(be: &Cuda, args: &BenchGemmArgs) -> Result<()> {
+    use sana::backend::cuda::gemm_bench::GemmShape;
+    let (rows, d, f) = (args.rows, args.dim, args.ffn);
+    let shape = |m, n, k, bias, accumulate| GemmShape { m, n, k, bias, accumulate };
+    let products = [
+        ("qkv", shape(rows, 3 * d, d, false, false)),
+        ("attention out (per sample, into the residual)", shape(rows / 2, d, d, true, true)),
+        ("cross q", shape(rows, d, d, true, false)),
+        ("cross out (into the residual)", shape(rows, d, d, true, true)),
+        ("conv_inverted", shape(rows, 2 * f, d, true, false)),
+        ("conv_point", shape(rows, d, f, false, false)),
+        ("temporal conv (K = 3D, with addend)", shape(rows, d, 3 * d, false, true)),
+        ("caption k / v (600 rows)", shape(600, d, d, true, false)),
+    ];
+    for (name, s) in products {
+        let timings = be.bench_gemm(s, args.candidates, args.iters)?;
+        for t in &timings {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "product": name, "m": s.m, "n": s.n, "k": s.k, "rank": t.rank,
+                    "median_ms": t.median_ms, "tflops": t.tflops, "waves": t.waves,
+                    "config": t.config,
+                })
+            );
+        }
+        if let (Some(first), Some(best)) =
+            (timings.first(), timings.iter().min_by(|a, b| a.median_ms.total_cmp(&b.median_ms)))
+        {
+            eprintln!(
+                "{name:48} first {:.3} ms ({:.0} TFLOP/s), best rank {} {:.3} ms ({:.0} TFLOP/s, {:+.1}%), {} algorithms",
+                first.median_ms,
+                first.tflops,
+                best.rank,
+                best.median_ms,
+                best.tflops,
+                100.0 * (best.median_ms / first.median_ms - 1.0),
+                timings.len()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn bench_config_path(name: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/configs");
     match name {

@@ -9,6 +9,7 @@ mod conv;
 mod cross_attn;
 mod decoder;
 pub mod error;
+pub mod gemm_bench;
 pub mod kernels;
 mod linear;
 mod linear_attn;

@@ -49,6 +49,15 @@ __device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, int64_t ro
     }
 }
 
+// 2^x (MUFU.EX2, flushing denormal results to zero: a probability below 2^-126 of the row max)
+__device__ __forceinline__ float exp2_ftz(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+static constexpr float kLog2e = 1.4426950408889634f;
+
 // max over the 4 lanes of a quad (the lanes holding one row of an mma accumulator)
 __device__ __forceinline__ float quad_max(float v) {
     v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
@@ -89,8 +98,12 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2) cross_attention_bf16(c
     } else {
         load_tile(q_s, q, width, kQueries, min(kQueries, p.n - q0), d, dp, ldt, false);
     }
+    // The softmax runs in base 2: scores and key bias pre-multiplied by log2(e), so each
+    // probability is one FADD and one EX2 (__expf's multiply by log2(e) is folded into the
+    // score's scaling FMA).
     for (int j = threadIdx.x; j < lp; j += kThreads)
-        bias_s[j] = j < p.l ? dptr<const float>(p.key_bias)[(int64_t)b * p.l + j] : neg_inf();
+        bias_s[j] = j < p.l ? dptr<const float>(p.key_bias)[(int64_t)b * p.l + j] * kLog2e : neg_inf();
+    const float scale_log2 = p.scale * kLog2e;
 
     // PTX fragment layouts: an accumulator's lane holds rows g and g + 8, columns 2·qd and 2·qd + 1
     const int g = lane / 4, qd = lane % 4;
@@ -165,7 +178,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2) cross_attention_bf16(c
         for (int t = 0; t < kKeyTile / 8; ++t)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                s[t][e] = s[t][e] * p.scale + bias_s[kt + t * 8 + qd * 2 + (e & 1)];
+                s[t][e] = fmaf(s[t][e], scale_log2, bias_s[kt + t * 8 + qd * 2 + (e & 1)]);
                 tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[t][e]);
             }
         float base[2], corr[2];
@@ -173,7 +186,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2) cross_attention_bf16(c
         for (int r = 0; r < 2; ++r) {
             const float m_new = fmaxf(m_run[r], quad_max(tile_max[r]));
             base[r] = m_new == neg_inf() ? 0.0f : m_new;  // a row with no finite score so far
-            corr[r] = __expf(m_run[r] - base[r]);          // 0 on the first tile
+            corr[r] = exp2_ftz(m_run[r] - base[r]);        // 0 on the first tile
             m_run[r] = m_new;
         }
         float tile_sum[2] = {0.0f, 0.0f};
@@ -181,7 +194,7 @@ extern "C" __global__ void __launch_bounds__(kThreads, 2) cross_attention_bf16(c
         for (int t = 0; t < kKeyTile / 8; ++t)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                s[t][e] = __expf(s[t][e] - base[e >> 1]);
+                s[t][e] = exp2_ftz(s[t][e] - base[e >> 1]);
                 tile_sum[e >> 1] += s[t][e];
             }
 #pragma unroll

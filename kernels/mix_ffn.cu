@@ -252,34 +252,51 @@ extern "C" __global__ void __launch_bounds__(256) depthwise3x3_glu_any_bf16(cons
 
 // The operand [z[t−1] | z[t] | z[t+1]] (zero outside 0..T) of the temporal (3,1) conv as one GEMM
 // with K = 3C (MODEL.md §2.7 step 5), buf (B·T·HW, 3C): conv_point's product has written z into
-// the middle third; this fills the outer two from it. One block per source row r = (b, t, s),
-// whose middle third is read once and written as the left third of row (b, t+1, s) and the right
-// third of row (b, t−1, s); frame 0's left thirds and frame T−1's right thirds are zeroed by the
-// blocks of those frames. 16-byte copies when C is a multiple of 8 (2240 is), elements otherwise.
+// the middle third; this fills the outer two from it. Each source row r = (b, t, s) has its middle
+// third read once and written as the left third of row (b, t+1, s) and the right third of row
+// (b, t−1, s); frame 0's left thirds and frame T−1's right thirds are zeroed by the threads of
+// those frames. Block (kShiftLanes, kShiftRows): a row per threadIdx.y, its chunks strided over
+// threadIdx.x, kShiftBatch chunks loaded before any is stored so that each thread has several
+// loads in flight (one at a time left the v1 kernel at half the copy rate). 16-byte chunks when
+// C is a multiple of 8 (2240 is), elements otherwise.
 // Bytes: C·2 read, 2C·2 written per row (the v1 concat also read and wrote the middle third).
+static constexpr int kShiftLanes = 64, kShiftRows = 4, kShiftBatch = 5;  // 5·64 ≥ 280 chunks at C = 2240
+
 template <class Chunk>
 __device__ __forceinline__ void temporal_shift(const TemporalShiftParams& p) {
     static constexpr int kPer = sizeof(Chunk) / sizeof(bf16);
     const int chunks = p.c / kPer;
-    const int64_t row = blockIdx.x;  // (b, t, s) row-major
+    const int64_t rows = (int64_t)p.b * p.t * p.hw;
+    const int64_t row = (int64_t)blockIdx.x * kShiftRows + threadIdx.y;  // (b, t, s) row-major
+    if (row >= rows) return;
     const int t = (int)((row / p.hw) % p.t);
-    const int64_t frame_rows = p.hw, ld = 3 * (int64_t)p.c;  // elements per row of buf
+    const int64_t ld = 3 * (int64_t)p.c;  // elements per row of buf
     bf16* buf = dptr<bf16>(p.buf);
     const Chunk* src = reinterpret_cast<const Chunk*>(buf + row * ld + p.c);
-    Chunk* left_next = t + 1 < p.t ? reinterpret_cast<Chunk*>(buf + (row + frame_rows) * ld) : nullptr;
-    Chunk* right_prev = t > 0 ? reinterpret_cast<Chunk*>(buf + (row - frame_rows) * ld + 2 * p.c) : nullptr;
+    Chunk* left_next = t + 1 < p.t ? reinterpret_cast<Chunk*>(buf + (row + p.hw) * ld) : nullptr;
+    Chunk* right_prev = t > 0 ? reinterpret_cast<Chunk*>(buf + (row - p.hw) * ld + 2 * p.c) : nullptr;
     Chunk* left_own = t == 0 ? reinterpret_cast<Chunk*>(buf + row * ld) : nullptr;
     Chunk* right_own = t + 1 == p.t ? reinterpret_cast<Chunk*>(buf + row * ld + 2 * p.c) : nullptr;
-    for (int i = threadIdx.x; i < chunks; i += blockDim.x) {
-        const Chunk v = src[i];
-        if (left_next) left_next[i] = v;
-        if (right_prev) right_prev[i] = v;
-        if (left_own) left_own[i] = Chunk{};
-        if (right_own) right_own[i] = Chunk{};
+    for (int base = threadIdx.x; base < chunks; base += kShiftLanes * kShiftBatch) {
+        Chunk v[kShiftBatch];
+#pragma unroll
+        for (int j = 0; j < kShiftBatch; ++j) {
+            const int i = base + j * kShiftLanes;
+            if (i < chunks) v[j] = src[i];
+        }
+#pragma unroll
+        for (int j = 0; j < kShiftBatch; ++j) {
+            const int i = base + j * kShiftLanes;
+            if (i >= chunks) break;
+            if (left_next) left_next[i] = v[j];
+            if (right_prev) right_prev[i] = v[j];
+            if (left_own) left_own[i] = Chunk{};
+            if (right_own) right_own[i] = Chunk{};
+        }
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) temporal_shift_bf16(const TemporalShiftParams p) {
+extern "C" __global__ void __launch_bounds__(kShiftLanes * kShiftRows) temporal_shift_bf16(const TemporalShiftParams p) {
     if (p.c % 8 == 0)
         temporal_shift<uint4>(p);
     else

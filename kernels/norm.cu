@@ -3,7 +3,7 @@
 // reads it (rms_norm_f32_input_bf16) and the post-norm added into it (normed_residual_f32_bf16).
 //
 // Shapes: rows of width D (D = 2240 in the released transformer, 2304 in Gemma-2-2B). The norms
-// of bf16 rows of 16-byte chunks up to 3072 wide (the transformer's) hold the row in registers,
+// of bf16 rows of 16-byte chunks up to 2304 wide (both of those) hold the row in registers,
 // a warp per row (`*_wide_bf16`); others take one block of 256 threads per row (grid = rows), or
 // a warp per row up to 1024 wide; grid-stride elementwise loops otherwise.
 // All statistics in f32. Bytes per call: the norms read each row 3 times (two statistic passes +
@@ -60,10 +60,11 @@ extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_narrow_bf16(
 }
 
 // Rows of 16-byte chunks held in registers, a warp per row (D % 8 = 0, D ≤ 32·kWideChunks·8 =
-// 3072: the transformer's 2240): one read of the row instead of three, and warp shuffles instead
-// of block barriers. The block-per-row kernels above took 2.5–3× the memory time on the
-// transformer's 19,360 × 2240 activations.
-static constexpr int kWideChunks = 12;
+// 2304: the transformer's 2240, Gemma's 2304): one read of the row instead of three, and warp
+// shuffles instead of block barriers. The block-per-row kernels above took 2.5–3× the memory time
+// on the transformer's 19,360 × 2240 activations. 9 chunks per lane (12 until 2026-12-02, for
+// D ≤ 3072, which no model uses) leave rms_norm_wide_bf16 at 78 registers: three blocks per SM.
+static constexpr int kWideChunks = 9;
 
 __device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
     const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
@@ -93,7 +94,7 @@ __device__ __forceinline__ void load_row_chunks(uint4 (&v)[kWideChunks], const b
     }
 }
 
-extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_wide_bf16(const RmsNormParams p) {
+extern "C" __global__ void __launch_bounds__(kNormThreads, 3) rms_norm_wide_bf16(const RmsNormParams p) {
     const int row = blockIdx.x * (kNormThreads / 32) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= p.rows) return;
     const int chunks = p.dim / 8;
@@ -184,7 +185,7 @@ extern "C" __global__ void __launch_bounds__(kNormThreads) ada_layer_norm_bf16(c
     }
 }
 
-// ada_layer_norm_bf16 with the row in registers (rows of 16-byte chunks, D ≤ 3072): a warp per
+// ada_layer_norm_bf16 with the row in registers (rows of 16-byte chunks, D ≤ 2304): a warp per
 // row, the two-pass statistics from registers.
 extern "C" __global__ void __launch_bounds__(kNormThreads) ada_layer_norm_wide_bf16(const AdaLayerNormParams p) {
     const int row = blockIdx.x * (kNormThreads / 32) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
@@ -247,20 +248,31 @@ extern "C" __global__ void __launch_bounds__(kNormThreads) gated_residual_bf16(c
 // product x += y · w_out[s]ᵀ + bias_out[s] the gated residual x += m[gate] ⊙ (y · wᵀ + bias)
 // without its (B, N, D) intermediate. The gate is the same f32 table + emb sum as mod_at's; the
 // scaled weights are rounded to bf16 once, where the unfused path rounds the projection's output.
-// One block per (weight row, sample), bf16x2 (k even; the launcher checks).
+// One block per weight row: each 16-byte chunk of it is read once and written once per sample
+// (k % 8 = 0; the launcher checks).
 extern "C" __global__ void __launch_bounds__(kNormThreads) gate_scaled_weight_bf16(const GateScaleParams p) {
-    const int row = blockIdx.x, s = blockIdx.y, pairs = p.k / 2;
-    const bf16* table = dptr<const bf16>(p.m.table) + (int64_t)p.gate * p.n;
-    const bf16* emb = dptr<const bf16>(p.m.emb) + ((int64_t)s * p.m.emb_chunks + p.gate % p.m.emb_chunks) * p.n;
-    const float g = to_f32(table[row]) + to_f32(emb[row]);
-    const __nv_bfloat162* w = dptr<const __nv_bfloat162>(p.w) + (int64_t)row * pairs;
-    __nv_bfloat162* w_out = dptr<__nv_bfloat162>(p.w_out) + ((int64_t)s * p.n + row) * pairs;
-    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
-        const float2 v = __bfloat1622float2(w[i]);
-        w_out[i] = __floats2bfloat162_rn(v.x * g, v.y * g);
+    const int row = blockIdx.x, chunks = p.k / 8;
+    const uint4* w = dptr<const uint4>(p.w) + (int64_t)row * chunks;
+    const bf16* table = dptr<const bf16>(p.m.table) + (int64_t)p.gate * p.n + row;
+    const bf16* emb = dptr<const bf16>(p.m.emb) + (int64_t)(p.gate % p.m.emb_chunks) * p.n + row;
+    const int64_t emb_sample = (int64_t)p.m.emb_chunks * p.n;  // emb elements per sample
+    const float t = to_f32(*table);
+    for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
+        float f[8];
+        unpack8(w[c], f);
+        for (int s = 0; s < p.b; ++s) {
+            const float g = t + to_f32(emb[s * emb_sample]);
+            float o[8];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) o[e] = f[e] * g;
+            dptr<uint4>(p.w_out)[((int64_t)s * p.n + row) * chunks + c] = pack8(o);
+        }
     }
-    if (threadIdx.x == 0 && p.bias != 0)
-        dptr<bf16>(p.bias_out)[(int64_t)s * p.n + row] = to_bf16(to_f32(dptr<const bf16>(p.bias)[row]) * g);
+    if (threadIdx.x == 0 && p.bias != 0) {
+        const float bias = to_f32(dptr<const bf16>(p.bias)[row]);
+        for (int s = 0; s < p.b; ++s)
+            dptr<bf16>(p.bias_out)[(int64_t)s * p.n + row] = to_bf16(bias * (t + to_f32(emb[s * emb_sample])));
+    }
 }
 
 // out = act(x), elementwise; out may alias x.

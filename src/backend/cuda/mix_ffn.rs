@@ -24,8 +24,10 @@ const MAX_RUNS: usize = 16;
 /// kernels/mix_ffn.cu kStages and kPixelBytes: the ring of input rows in shared memory.
 const STAGES: usize = 4;
 const PIXEL_BYTES: usize = 144;
-/// Threads of temporal_shift_bf16's block per token row (280 16-byte chunks per third at C = 2240).
-const SHIFT_THREADS: u32 = 128;
+/// kernels/mix_ffn.cu kShiftLanes, kShiftRows: temporal_shift_bf16's block, threads per token row
+/// × rows.
+const SHIFT_LANES: u32 = 64;
+const SHIFT_ROWS: usize = 4;
 
 impl Cuda {
     pub(super) fn launch_depthwise3x3_glu(
@@ -108,7 +110,11 @@ impl Cuda {
             hw: (d.h * d.w) as i32,
             c: d.c as i32,
         };
-        let cfg = LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (SHIFT_THREADS, 1, 1), shared_mem_bytes: 0 };
+        let cfg = LaunchConfig {
+            grid_dim: (rows.div_ceil(SHIFT_ROWS) as u32, 1, 1),
+            block_dim: (SHIFT_LANES, SHIFT_ROWS as u32, 1),
+            shared_mem_bytes: 0,
+        };
         self.kernels.launch(&self.stream, "temporal_shift_bf16", cfg, &p)?;
         let mut g = Gemm::linear(rows, d.c, 3 * d.c, operand_ptr, self.ptr(w), self.ptr(out));
         g.accumulate = true;

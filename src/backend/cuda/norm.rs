@@ -17,7 +17,7 @@ const THREADS: u32 = 256;
 const NARROW_MAX: usize = 1024;
 /// kernels/norm.cu `kWideChunks`: rows of 16-byte chunks up to this wide are held in registers,
 /// a warp each (`*_wide_bf16`).
-const WIDE_MAX: usize = 32 * 12 * 8;
+const WIDE_MAX: usize = 32 * 9 * 8;
 
 /// Whether a bf16 row width takes the register-resident warp-per-row kernels.
 fn wide_rows(dim: usize) -> bool {

@@ -244,37 +244,6 @@ extern "C" __global__ void __launch_bounds__(kNormThreads) gated_residual_bf16(c
     }
 }
 
-// w_out[s] = diag(m[gate](s)) · w and bias_out[s] = m[gate](s) ⊙ bias: the weights that make the
-// product x += y · w_out[s]ᵀ + bias_out[s] the gated residual x += m[gate] ⊙ (y · wᵀ + bias)
-// without its (B, N, D) intermediate. The gate is the same f32 table + emb sum as mod_at's; the
-// scaled weights are rounded to bf16 once, where the unfused path rounds the projection's output.
-// One block per weight row: each 16-byte chunk of it is read once and written once per sample
-// (k % 8 = 0; the launcher checks).
-extern "C" __global__ void __launch_bounds__(kNormThreads) gate_scaled_weight_bf16(const GateScaleParams p) {
-    const int row = blockIdx.x, chunks = p.k / 8;
-    const uint4* w = dptr<const uint4>(p.w) + (int64_t)row * chunks;
-    const bf16* table = dptr<const bf16>(p.m.table) + (int64_t)p.gate * p.n + row;
-    const bf16* emb = dptr<const bf16>(p.m.emb) + (int64_t)(p.gate % p.m.emb_chunks) * p.n + row;
-    const int64_t emb_sample = (int64_t)p.m.emb_chunks * p.n;  // emb elements per sample
-    const float t = to_f32(*table);
-    for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
-        float f[8];
-        unpack8(w[c], f);
-        for (int s = 0; s < p.b; ++s) {
-            const float g = t + to_f32(emb[s * emb_sample]);
-            float o[8];
-#pragma unroll
-            for (int e = 0; e < 8; ++e) o[e] = f[e] * g;
-            dptr<uint4>(p.w_out)[((int64_t)s * p.n + row) * chunks + c] = pack8(o);
-        }
-    }
-    if (threadIdx.x == 0 && p.bias != 0) {
-        const float bias = to_f32(dptr<const bf16>(p.bias)[row]);
-        for (int s = 0; s < p.b; ++s)
-            dptr<bf16>(p.bias_out)[(int64_t)s * p.n + row] = to_bf16(bias * (t + to_f32(emb[s * emb_sample])));
-    }
-}
-
 // out = act(x), elementwise; out may alias x.
 extern "C" __global__ void __launch_bounds__(kNormThreads) activation_bf16(const ActivationParams p) {
     const bf16* x = dptr<const bf16>(p.x);

@@ -64,16 +64,6 @@ typedef struct {
     int32_t b, n, d;
 } GatedResidualParams;
 
-// The gate of a sample-wide modulation folded into a projection's weights (linear_gated_residual):
-// w_out[s] = diag(m[gate](s)) · w, bias_out[s] = m[gate](s) ⊙ bias, for each sample s.
-typedef struct {
-    uint64_t w, bias;          // bf16 (n, k), bf16 (n) or 0
-    uint64_t w_out, bias_out;  // bf16 (B, n, k), bf16 (B, n) (unused without bias)
-    ModParams m;               // per_token = 0
-    int32_t gate;
-    int32_t b, n, k;
-} GateScaleParams;
-
 typedef struct {
     uint64_t qkv;        // bf16 (B, N, 3D): q | k | v per token
     uint64_t norm_q, norm_k;  // bf16 (D)

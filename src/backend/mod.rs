@@ -347,25 +347,6 @@ pub trait Backend: Send + Sync + Sized + 'static {
         dims: TokenDims,
     ) -> Result<()>;
 
-    /// x ← x + m[gate] · (y · wᵀ + bias): a projection whose output only feeds a gated residual
-    /// (the self-attention's output projection). y (B, N, k), w (D, k), x (B, N, D) = `dims`. A
-    /// backend may fold the gate into the product instead of writing the projection out; the
-    /// default is the two ops in sequence.
-    #[allow(clippy::too_many_arguments)] // the two ops' inputs
-    fn linear_gated_residual(
-        &self,
-        x: &mut Self::Buf,
-        y: &Self::Buf,
-        w: &Self::Buf,
-        bias: Option<&Self::Buf>,
-        k: usize,
-        m: &Modulation<Self>,
-        gate: usize,
-        dims: TokenDims,
-    ) -> Result<()> {
-        linear_then_gated_residual(self, x, y, w, bias, k, m, gate, dims)
-    }
-
     /// ReLU linear attention with RoPE (MODEL.md §2.4–2.5). qkv (B, N, 3·Hh·d) holds q | k | v of
     /// each token, before the across-head RMSNorm of q and k; out (B, N, Hh·d) head-major.
     #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
@@ -533,23 +514,4 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// tokens (B, N, pt·ph·pw·C), features in (it, ih, iw, c) order → (B, C, T, H, W)
     /// (the unpatchify of MODEL.md §2.2 step 7; note the channel is fastest here).
     fn unpatchify(&self, out: &mut Self::Buf, x: &Self::Buf, dims: PatchDims) -> Result<()>;
-}
-
-/// [`Backend::linear_gated_residual`] as a projection into scratch, then the gated residual.
-#[allow(clippy::too_many_arguments)] // mirrors Backend::linear_gated_residual
-pub fn linear_then_gated_residual<B: Backend>(
-    be: &B,
-    x: &mut B::Buf,
-    y: &B::Buf,
-    w: &B::Buf,
-    bias: Option<&B::Buf>,
-    k: usize,
-    m: &Modulation<B>,
-    gate: usize,
-    dims: TokenDims,
-) -> Result<()> {
-    let rows = dims.b * dims.n;
-    let mut proj = be.alloc(rows * dims.d)?;
-    be.linear(&mut proj, y, w, bias, LinearDims { rows, k, n: dims.d }, Activation::Identity, Write::Overwrite)?;
-    be.gated_residual(x, &proj, m, gate, dims)
 }

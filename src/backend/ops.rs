@@ -201,35 +201,6 @@ pub fn gated_residual<B: Backend>(
     be.gated_residual(&mut x.buf, &y.buf, m, gate, dims)
 }
 
-/// x (B, N, D) ← x + m[gate] · (y (B, N, k) · wᵀ + bias), w (D, k): [`linear`] then
-/// [`gated_residual`] in one op, so that a backend can fold the gate into the product.
-#[allow(clippy::too_many_arguments)] // the two ops' inputs
-pub fn linear_gated_residual<B: Backend>(
-    be: &B,
-    x: &mut Tensor<B>,
-    y: &Tensor<B>,
-    w: &Tensor<B>,
-    bias: Option<&Tensor<B>>,
-    m: &Modulation<B>,
-    gate: usize,
-) -> Result<()> {
-    const OP: &str = "linear_gated_residual";
-    let dims = token_dims(OP, x.shape())?;
-    let TokenDims { b, n, d: k } = token_dims(OP, y.shape())?;
-    if (b, n) != (dims.b, dims.n) {
-        return Err(Error::shape(
-            OP,
-            format!("y has shape {:?}, x {:?}: batch and tokens differ", y.shape(), x.shape()),
-        ));
-    }
-    expect_shape(OP, "weight", w, &[dims.d, k])?;
-    if let Some(bias) = bias {
-        expect_shape(OP, "bias", bias, &[dims.d])?;
-    }
-    check_modulation(OP, m, dims, &[gate])?;
-    be.linear_gated_residual(&mut x.buf, &y.buf, &w.buf, bias.map(|t| &t.buf), k, m, gate, dims)
-}
-
 /// ReLU linear attention with RoPE; qkv (B, N, 3·D) → out (B, N, D), D = heads · head_dim.
 #[allow(clippy::too_many_arguments)] // the op's natural inputs; see Backend::relu_linear_attention
 pub fn relu_linear_attention<B: Backend>(

@@ -57,8 +57,6 @@ pub struct Gemm {
     pub stride_a: usize,
     pub stride_b: usize,
     pub stride_c: usize,
-    /// Elements between the bias vectors of consecutive batch entries (0: one bias for all).
-    pub stride_bias: usize,
     /// B stored (k × n) row-major (a right-hand matrix as is, e.g. the values of attention)
     /// instead of the `nn.Linear` (n × k).
     pub b_is_k_by_n: bool,
@@ -86,7 +84,6 @@ impl Gemm {
             stride_a: 0,
             stride_b: 0,
             stride_c: 0,
-            stride_bias: 0,
             b_is_k_by_n: false,
         }
     }
@@ -104,7 +101,7 @@ struct AlgoKey {
     out: OutType,
     epilogue: u8,
     batch: usize,
-    strides: [usize; 4],
+    strides: [usize; 3],
     align: [u32; 3],
     b_is_k_by_n: bool,
 }
@@ -352,7 +349,7 @@ impl Plan {
             out: g.out,
             epilogue: epi as u8,
             batch: g.batch,
-            strides: [g.stride_a, g.stride_b, g.stride_c, g.stride_bias],
+            strides: [g.stride_a, g.stride_b, g.stride_c],
             align,
             b_is_k_by_n: g.b_is_k_by_n,
         };
@@ -373,10 +370,6 @@ impl Plan {
                 set_desc(D::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias as *const _ as _, 8).during(op)?;
                 let bias_type = bf16 as u32;
                 set_desc(D::CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type as *const _ as _, 4).during(op)?;
-                if g.batch > 1 && g.stride_bias != 0 {
-                    let stride = g.stride_bias as i64;
-                    set_desc(D::CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, &stride as *const _ as _, 8).during(op)?;
-                }
             }
             let layout = |ty,
                           rows: usize,

@@ -35,7 +35,6 @@ const ENTRY_POINTS: &[&str] = &[
     "ada_layer_norm_bf16",
     "ada_layer_norm_wide_bf16",
     "gated_residual_bf16",
-    "gate_scaled_weight_bf16",
     "activation_bf16",
     "linear_attn_inv_rms_bf16",
     "linear_attn_state_bf16",

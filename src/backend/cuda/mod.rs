@@ -341,28 +341,6 @@ impl Backend for Cuda {
         )
     }
 
-    fn linear_gated_residual(
-        &self,
-        x: &mut CudaSlice<bf16>,
-        y: &CudaSlice<bf16>,
-        w: &CudaSlice<bf16>,
-        bias: Option<&CudaSlice<bf16>>,
-        k: usize,
-        m: &Modulation<Self>,
-        gate: usize,
-        dims: TokenDims,
-    ) -> Result<()> {
-        even("linear_gated_residual", "D", dims.d)?;
-        let folded = self.timed(
-            || format!("linear_gated_residual {}x{k}->{}", dims.b * dims.n, dims.d),
-            || self.launch_linear_gated_residual(x, y, w, bias, k, m, gate, dims).map_err(|e| self.err(e)),
-        )?;
-        if folded {
-            return Ok(());
-        }
-        crate::backend::linear_then_gated_residual(self, x, y, w, bias, k, m, gate, dims)
-    }
-
     fn relu_linear_attention(
         &self,
         out: &mut CudaSlice<bf16>,

@@ -41,7 +41,7 @@ fn per_row(rows: usize) -> LaunchConfig {
 }
 
 impl Cuda {
-    pub(super) fn mod_params(&self, m: &Modulation<Self>) -> ModParams {
+    fn mod_params(&self, m: &Modulation<Self>) -> ModParams {
         ModParams {
             table: self.ptr(&m.table.buf),
             emb: self.ptr(&m.emb.buf),

@@ -79,20 +79,6 @@ pub struct GatedResidualParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct GateScaleParams {
-    pub w: DevPtr,
-    pub bias: DevPtr,
-    pub w_out: DevPtr,
-    pub bias_out: DevPtr,
-    pub m: ModParams,
-    pub gate: i32,
-    pub b: i32,
-    pub n: i32,
-    pub k: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
 pub struct LinearAttnParams {
     pub qkv: DevPtr,
     pub norm_q: DevPtr,
@@ -359,7 +345,6 @@ unsafe impl DeviceRepr for RmsNormParams {}
 unsafe impl DeviceRepr for NormedResidualParams {}
 unsafe impl DeviceRepr for AdaLayerNormParams {}
 unsafe impl DeviceRepr for GatedResidualParams {}
-unsafe impl DeviceRepr for GateScaleParams {}
 unsafe impl DeviceRepr for LinearAttnParams {}
 unsafe impl DeviceRepr for CrossAttnParams {}
 unsafe impl DeviceRepr for DepthwiseGluParams {}
@@ -389,7 +374,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<NormedResidualParams>(), 40);
         assert_eq!(std::mem::size_of::<AdaLayerNormParams>(), 64);
         assert_eq!(std::mem::size_of::<GatedResidualParams>(), 56);
-        assert_eq!(std::mem::size_of::<GateScaleParams>(), 72);
         assert_eq!(std::mem::size_of::<LinearAttnParams>(), 136);
         assert_eq!(std::mem::size_of::<CrossAttnParams>(), 72);
         assert_eq!(std::mem::size_of::<DepthwiseGluParams>(), 48);

@@ -178,7 +178,8 @@ impl<B: Backend> Block<B> {
             LINEAR_ATTN_EPS,
         )?;
         drop(qkv);
-        ops::linear_gated_residual(be, x, &s.attn, &a.out, Some(&a.out_bias), &m, GATE_MSA)?;
+        ops::linear(be, &mut s.proj, &s.attn, &a.out, Some(&a.out_bias), Activation::Identity, Write::Overwrite)?;
+        ops::gated_residual(be, x, &s.proj, &m, GATE_MSA)?;
 
         // (2) cross-attention on the un-normed x, residual without gate
         let c = &self.attn2;

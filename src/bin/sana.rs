@@ -953,8 +953,7 @@ fn bench_gemm(be: &Cuda, args: &BenchGemmArgs) -> Result<()> {
     let shape = |m, n, k, bias, accumulate| GemmShape { m, n, k, bias, accumulate };
     let products = [
         ("qkv", shape(rows, 3 * d, d, false, false)),
-        ("attention out (per sample, into the residual)", shape(rows / 2, d, d, true, true)),
-        ("cross q", shape(rows, d, d, true, false)),
+        ("attention out, cross q", shape(rows, d, d, true, false)),
         ("cross out (into the residual)", shape(rows, d, d, true, true)),
         ("conv_inverted", shape(rows, 2 * f, d, true, false)),
         ("conv_point", shape(rows, d, f, false, false)),

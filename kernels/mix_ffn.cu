@@ -27,9 +27,9 @@
 // Shared memory per input element: 2 B written by the copy and 2 B read, 4 B of halo exchange.
 // Per thread and row (16 inputs, 8 outputs) ~350 instructions, of them 144 FFMA and 24 SiLUs of
 // 3 (one MUFU.TANH each, see silu_fast): at 720p ~0.17 ms of issue and ~0.1 ms of MUFU (16 per SM
-// per clock) at 1.98 GHz, both under the DRAM time, which they have to overlap. 127 registers:
-// 3 blocks of 5 warps per SM at 720p. Stages are padded to
-// 144 B per pixel so that the two runs of a warp (4 pixels apart) read disjoint banks.
+// per clock) at 1.98 GHz, both under the DRAM time, which they have to overlap. 122–125
+// registers: 3 blocks of 5 warps per SM at 720p. Stages are padded to 144 B per pixel so that
+// the two runs of a warp (4 pixels apart) read disjoint banks.
 //
 // depthwise3x3_glu_any_bf16: one thread per output element, for the shapes the fast kernel does
 // not take (F not a multiple of 32, unaligned buffers, a frame of 2^31 elements or more, over
@@ -257,8 +257,8 @@ extern "C" __global__ void __launch_bounds__(256) depthwise3x3_glu_any_bf16(cons
 // (b, t−1, s); frame 0's left thirds and frame T−1's right thirds are zeroed by the threads of
 // those frames. Block (kShiftLanes, kShiftRows): a row per threadIdx.y, its chunks strided over
 // threadIdx.x, kShiftBatch chunks loaded before any is stored so that each thread has several
-// loads in flight (one at a time left the v1 kernel at half the copy rate). 16-byte chunks when
-// C is a multiple of 8 (2240 is), elements otherwise.
+// loads in flight (v1 had one; it was not timed on its own). H200 720p: 68 µs, 72% of DRAM
+// bandwidth (ncu). 16-byte chunks when C is a multiple of 8 (2240 is), elements otherwise.
 // Bytes: C·2 read, 2C·2 written per row (the v1 concat also read and wrote the middle third).
 static constexpr int kShiftLanes = 64, kShiftRows = 4, kShiftBatch = 5;  // 5·64 ≥ 280 chunks at C = 2240
 

@@ -93,7 +93,10 @@ pub fn sample_to_channels_last(x: &[f32], [_, c, t, h, w]: [usize; 5], b: usize)
 /// (B, C, T_total, H, W) host video, from frame `t0`. In parallel over destination frames.
 pub fn write_channels_last(dst: &mut [f32], [_, c, t_total, h, w]: [usize; 5], b: usize, t0: usize, src: &[f32]) {
     let frame = h * w;
-    let frames = src.len() / (frame * c).max(1);
+    if frame == 0 || c == 0 {
+        return; // nothing to place (and a zero chunk size would panic in par_chunks_mut)
+    }
+    let frames = src.len() / (frame * c);
     let sample = &mut dst[b * c * t_total * frame..][..c * t_total * frame];
     sample.par_chunks_mut(frame).enumerate().for_each(|(i, plane)| {
         let (ch, t) = (i / t_total, i % t_total);

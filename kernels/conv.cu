@@ -5,7 +5,6 @@
 // (channel fastest, as the weights are stored). The slab round-trips through L2/HBM, which a
 // fused implicit-GEMM kernel would avoid (issue 5's remaining work); the product itself runs on
 // the tensor cores.
-#include <mma.h>
 #include "common.cuh"
 
 static constexpr int kThreads = 256;
@@ -69,74 +68,91 @@ extern "C" __global__ void __launch_bounds__(kThreads) upsample_nearest2x_bf16(c
 // out (M = T'·H'·W' rows, C_out) = A (M, K) · Wᵀ with A's row m the taps of output position m,
 // never materialised: each K-step (one tap, 32 input channels) gathers a 128 × 32 tile of A
 // straight from x into shared memory (cp.async, zero-filled where a tap reads padding) next to a
-// 96 × 32 tile of W, and 8 warps multiply them on the bf16 tensor cores (WMMA, f32 accumulate).
-// Three stages in flight hide the gather latency. 96 output channels per block divide the
-// autoencoders' 96/192/384; other counts waste the tile's tail. Needs C_in % 32 == 0 (so a
-// K-step never straddles two taps and every 16-byte copy is aligned).
+// BN × 32 tile of W. Four warps (2 × 2, 64 × BN/2 each) multiply them with mma.sync m16n8k16 from
+// ldmatrix fragments, f32 accumulation; four stages in flight hide the gather latency. BN is 64,
+// 96 or 128 (the launcher picks the one that pads C_out least). The bf16 result tile goes out
+// through shared memory so each thread writes 16 contiguous bytes. Blocks are numbered with the
+// N tile fastest, so the blocks reading one A tile run together and share it in L2.
+// Needs C_in % 32 == 0 (a K-step never straddles two taps, every 16-byte copy is aligned).
 
 namespace igemm {
-constexpr int kBM = 128, kBN = 96, kBK = 32, kStages = 3;
-constexpr int kLd = kBK + 8;        // smem row stride (bf16): 80 bytes, off the 128-byte bank period
-constexpr int kLdc = kBN + 4;       // epilogue row stride (f32)
-constexpr int kThreads = 256;       // 8 warps: 4 along M (32 rows each) × 2 along N (48 columns each)
-constexpr int kStageElems = (kBM + kBN) * kLd;
+constexpr int kBM = 128, kBK = 32, kStages = 4;
+constexpr int kLd = kBK + 8;  // smem row stride (bf16): 80 bytes, so 8 ldmatrix rows hit 8 bank groups
+constexpr int kThreads = 128;
+constexpr int kRowsPerThread = kBM * (kBK / 8) / kThreads;  // A chunks of 16 bytes per thread
 }  // namespace igemm
 
-extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_bf16(const ConvGemmParams p) {
-    using namespace nvcuda;
+template <int BN>
+__device__ __forceinline__ void conv3d_igemm(const ConvGemmParams& p) {
     using namespace igemm;
+    constexpr int kWarpN = BN / 2, kNTiles = kWarpN / 8;  // n8 tiles per warp
+    constexpr int kStageElems = (kBM + BN) * kLd;
+    constexpr int kLdc = BN + 8;  // epilogue row stride (bf16)
+    static_assert(kNTiles % 2 == 0, "B fragments are loaded two n8 tiles at a time");
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bf16* stages = reinterpret_cast<bf16*>(smem_raw);
-    const int tid = threadIdx.x, warp = tid / 32;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int n_blocks = (p.c_out + BN - 1) / BN;
     const int64_t m_total = (int64_t)p.t_out * p.h_out * p.w_out;
-    const int64_t m0 = (int64_t)blockIdx.x * kBM;
-    const int n0 = blockIdx.y * kBN;
-    const int taps = p.kt * p.kh * p.kw, cblocks = p.c_in / kBK;
-    const int k_dim = taps * p.c_in, steps = taps * cblocks;
+    const int64_t m0 = (int64_t)(blockIdx.x / n_blocks) * kBM;
+    const int n0 = (blockIdx.x % n_blocks) * BN;
+    const int cblocks = p.c_in / kBK, steps = p.kt * p.kh * p.kw * cblocks;
+    const int64_t k_dim = (int64_t)p.kt * p.kh * p.kw * p.c_in;
     const bf16* x = dptr<const bf16>(p.x);
     const bf16* w = dptr<const bf16>(p.w);
 
-    // this thread's two A chunks: rows tid/4 and tid/4 + 64, 8 channels at (tid % 4)·8
-    const int a_chunk = (tid % 4) * 8;
-    int a_to[2], a_ho[2], a_wo[2];
-    bool a_valid[2];
-    for (int i = 0; i < 2; ++i) {
-        const int64_t m = m0 + tid / 4 + i * 64;
-        a_valid[i] = m < m_total;
-        const int64_t mm = a_valid[i] ? m : 0;
+    // this thread's A chunks: rows tid/4 + 32·i, 8 channels at (tid % 4)·8
+    const int chunk = (tid % 4) * 8;
+    int a_to[kRowsPerThread], a_ho[kRowsPerThread], a_wo[kRowsPerThread];
+    for (int i = 0; i < kRowsPerThread; ++i) {
+        const int64_t m = m0 + tid / 4 + i * 32;
+        const int64_t mm = m < m_total ? m : 0;
         a_wo[i] = (int)(mm % p.w_out);
         a_ho[i] = (int)((mm / p.w_out) % p.h_out);
-        a_to[i] = (int)(mm / ((int64_t)p.w_out * p.h_out));
+        a_to[i] = m < m_total ? (int)(mm / ((int64_t)p.w_out * p.h_out)) : -(1 << 20);  // reads padding
     }
-
-    auto load_stage = [&](int step, int slot) {
+    // the loader walks the K-steps in order: row pointers recomputed once per tap, not per step
+    const bf16* a_src[kRowsPerThread];
+    int ld_tap = 0, ld_cb = 0;
+    auto load_stage = [&](int slot) {
         bf16* a_s = stages + slot * kStageElems;
         bf16* b_s = a_s + kBM * kLd;
-        const int tap = step / cblocks, c0 = (step % cblocks) * kBK;
-        const int iw = tap % p.kw, ih = (tap / p.kw) % p.kh, it = tap / (p.kw * p.kh);
-        for (int i = 0; i < 2; ++i) {
-            const int ti = source_index(a_to[i], it, p.st, p.pt, p.t, 0);
-            const int hi = source_index(a_ho[i], ih, p.sh, p.ph, p.h, p.reflect);
-            const int wi = source_index(a_wo[i], iw, p.sw, p.pw, p.w_in, p.reflect);
-            const bool ok = a_valid[i] && ti >= 0 && hi >= 0 && wi >= 0;
-            const bf16* src = ok ? x + (((int64_t)ti * p.h + hi) * p.w_in + wi) * p.c_in + c0 + a_chunk : x;
-            cp_async16(a_s + (tid / 4 + i * 64) * kLd + a_chunk, src, ok);
+        if (ld_cb == 0) {
+            const int iw = ld_tap % p.kw, ih = (ld_tap / p.kw) % p.kh, it = ld_tap / (p.kw * p.kh);
+            for (int i = 0; i < kRowsPerThread; ++i) {
+                const int ti = a_to[i] < 0 ? -1 : source_index(a_to[i], it, p.st, p.pt, p.t, 0);
+                const int hi = source_index(a_ho[i], ih, p.sh, p.ph, p.h, p.reflect);
+                const int wi = source_index(a_wo[i], iw, p.sw, p.pw, p.w_in, p.reflect);
+                a_src[i] = (ti < 0 || hi < 0 || wi < 0) ? nullptr
+                                                         : x + (((int64_t)ti * p.h + hi) * p.w_in + wi) * p.c_in + chunk;
+            }
         }
-        for (int q = tid; q < kBN * 4; q += igemm::kThreads) {
+        const int c0 = ld_cb * kBK;
+        for (int i = 0; i < kRowsPerThread; ++i)
+            cp_async16(a_s + (tid / 4 + i * 32) * kLd + chunk, a_src[i] ? a_src[i] + c0 : x, a_src[i] != nullptr);
+        const int64_t k0 = (int64_t)ld_tap * p.c_in + c0;
+        for (int q = tid; q < BN * 4; q += igemm::kThreads) {
             const int n = q / 4, kc = (q % 4) * 8, co = n0 + n;
             const bool ok = co < p.c_out;
-            const bf16* src = ok ? w + (int64_t)co * k_dim + (int64_t)tap * p.c_in + c0 + kc : w;
-            cp_async16(b_s + n * kLd + kc, src, ok);
+            cp_async16(b_s + n * kLd + kc, ok ? w + co * k_dim + k0 + kc : w, ok);
         }
+        if (++ld_cb == cblocks) ld_cb = 0, ++ld_tap;
     };
 
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][3];
-    for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 3; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
-    const int wm = (warp % 4) * 32, wn = (warp / 4) * 48;
+    // fragment layouts (PTX m16n8k16): an accumulator's lane holds rows g, g + 8 and columns
+    // 2·qd, 2·qd + 1. ldmatrix row addresses: A matrices (rows 0–7 | 8–15) × (k 0–7 | 8–15),
+    // rows fastest; B (n × k, k contiguous) matrices (k 0–7 | 8–15) × (n 0–7 | 8–15), k fastest.
+    const int wm = (warp % 2) * 64, wn = (warp / 2) * kWarpN;
+    const int a_row = (lane % 8) + ((lane / 8) % 2) * 8, a_col = (lane / 16) * 8;
+    const int b_row = (lane / 16) * 8 + (lane % 8), b_col = ((lane / 8) % 2) * 8;
+    float acc[4][kNTiles][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < kNTiles; ++j) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
 
     for (int s = 0; s < kStages - 1; ++s) {
-        if (s < steps) load_stage(s, s);
+        if (s < steps) load_stage(s);
         cp_async_commit();
     }
     for (int step = 0; step < steps; ++step) {
@@ -144,34 +160,69 @@ extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_bf16(
         cp_async_wait<kStages - 2>();
         __syncthreads();
         // refill the slot consumed in the previous iteration (every warp is past it now)
-        const int next = step + kStages - 1;
-        if (next < steps) load_stage(next, next % kStages);
+        if (step + kStages - 1 < steps) load_stage((step + kStages - 1) % kStages);
         cp_async_commit();
         const bf16* a_s = stages + (step % kStages) * kStageElems;
         const bf16* b_s = a_s + kBM * kLd;
+#pragma unroll
         for (int kk = 0; kk < kBK; kk += 16) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> a[2];
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> b[3];
-            for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(a[i], a_s + (wm + i * 16) * kLd + kk, kLd);
-            for (int j = 0; j < 3; ++j) wmma::load_matrix_sync(b[j], b_s + (wn + j * 16) * kLd + kk, kLd);
-            for (int i = 0; i < 2; ++i)
-                for (int j = 0; j < 3; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+            uint32_t a[4][4], b[kNTiles][2];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) ldmatrix_x4(a[i], a_s + (wm + i * 16 + a_row) * kLd + kk + a_col);
+#pragma unroll
+            for (int j = 0; j < kNTiles; j += 2) {
+                uint32_t r[4];
+                ldmatrix_x4(r, b_s + (wn + j * 8 + b_row) * kLd + kk + b_col);
+                b[j][0] = r[0], b[j][1] = r[1], b[j + 1][0] = r[2], b[j + 1][1] = r[3];
+            }
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int j = 0; j < kNTiles; ++j) mma_16816(acc[i][j], a[i], b[j][0], b[j][1]);
         }
     }
     cp_async_wait<0>();
-    __syncthreads();  // every warp done with the stages: reuse them for the f32 tile
-    float* c_s = reinterpret_cast<float*>(smem_raw);
-    for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 3; ++j)
-            wmma::store_matrix_sync(c_s + (wm + i * 16) * kLdc + wn + j * 16, acc[i][j], kLdc, wmma::mem_row_major);
+    __syncthreads();  // every warp done with the stages: reuse them for the bf16 tile
+    bf16* c_s = reinterpret_cast<bf16*>(smem_raw);
+    const bf16* bias = dptr<const bf16>(p.bias);
+    const int g = lane / 4, qd = lane % 4;
+#pragma unroll
+    for (int j = 0; j < kNTiles; ++j) {
+        const int c = wn + j * 8 + 2 * qd;
+        const float b0 = p.bias && n0 + c < p.c_out ? to_f32(bias[n0 + c]) : 0.0f;
+        const float b1 = p.bias && n0 + c + 1 < p.c_out ? to_f32(bias[n0 + c + 1]) : 0.0f;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int r = wm + i * 16 + g;
+            *reinterpret_cast<uint32_t*>(c_s + r * kLdc + c) = pack_bf16x2(acc[i][j][0] + b0, acc[i][j][1] + b1);
+            *reinterpret_cast<uint32_t*>(c_s + (r + 8) * kLdc + c) = pack_bf16x2(acc[i][j][2] + b0, acc[i][j][3] + b1);
+        }
+    }
     __syncthreads();
     bf16* out = dptr<bf16>(p.out);
-    const bf16* bias = dptr<const bf16>(p.bias);
-    for (int idx = tid; idx < kBM * kBN; idx += igemm::kThreads) {
-        const int r = idx / kBN, c = idx % kBN;
-        const int64_t m = m0 + r;
-        const int co = n0 + c;
-        if (m < m_total && co < p.c_out)
-            out[m * p.c_out + co] = to_bf16(c_s[r * kLdc + c] + (p.bias ? to_f32(bias[co]) : 0.0f));
+    const int n_valid = min(BN, p.c_out - n0);
+    if (p.c_out % 8 == 0) {  // 16-byte rows of 8 channels
+        for (int q = tid; q < kBM * (BN / 8); q += igemm::kThreads) {
+            const int r = q / (BN / 8), c = (q % (BN / 8)) * 8;
+            const int64_t m = m0 + r;
+            if (m < m_total && c < n_valid)
+                *reinterpret_cast<uint4*>(out + m * p.c_out + n0 + c) = *reinterpret_cast<const uint4*>(c_s + r * kLdc + c);
+        }
+    } else {
+        for (int q = tid; q < kBM * BN; q += igemm::kThreads) {
+            const int r = q / BN, c = q % BN;
+            const int64_t m = m0 + r;
+            if (m < m_total && c < n_valid) out[m * p.c_out + n0 + c] = c_s[r * kLdc + c];
+        }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_n64_bf16(const ConvGemmParams p) {
+    conv3d_igemm<64>(p);
+}
+extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_n96_bf16(const ConvGemmParams p) {
+    conv3d_igemm<96>(p);
+}
+extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_n128_bf16(const ConvGemmParams p) {
+    conv3d_igemm<128>(p);
 }

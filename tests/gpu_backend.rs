@@ -640,6 +640,13 @@ fn conv3d_matches_cpu() {
             [192, 3, 3, 3, 192],
             ops::ConvSpec { pad_before: [0, 1, 1], pad_after: [0, 1, 1], ..same([0; 3]) },
         ),
+        // each implicit-GEMM tile width: 128 (LTX-2's full-resolution decoder layer, reflect
+        // padding), 64 with a partial tile (48 = conv_out before the 4×4 unpatchify), two 128-wide
+        // tiles, and a C_out that is no multiple of 8 (the epilogue's scalar stores)
+        ([3, 10, 12, 128], [128, 3, 3, 3, 128], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),
+        ([3, 6, 7, 64], [48, 3, 3, 3, 64], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),
+        ([2, 5, 6, 32], [256, 3, 3, 3, 32], same([1; 3])),
+        ([2, 5, 6, 32], [20, 3, 3, 3, 32], same([1; 3])),
         // pointwise (1×1×1), and reflect padding (LTX-2's decoder)
         ([2, 5, 6, 32], [16, 1, 1, 1, 32], same([0; 3])),
         ([3, 6, 5, 8], [4, 3, 3, 3, 8], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),

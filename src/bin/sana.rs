@@ -122,6 +122,19 @@ enum BenchCommand {
     /// The transformer's matrix-product shapes, every algorithm cuBLASLt's heuristic offers
     /// for each timed against the others (CUDA only): does its first choice leave speed behind?
     Gemm(BenchGemmArgs),
+    /// The autoencoders' 3×3×3 convolution shapes (LTX-2 704×1280×81 and Wan2.1 480×832×81
+    /// decodes), each path the CUDA backend has timed against the others (CUDA only): does the
+    /// engine's choice take the fastest?
+    Conv(BenchConvArgs),
+}
+
+#[derive(Args)]
+struct BenchConvArgs {
+    /// Convolutions per timing sample.
+    #[arg(long, default_value_t = 3)]
+    iters: usize,
+    #[arg(long, default_value = "cuda", value_parser = parse_device)]
+    device: Device,
 }
 
 #[derive(Args)]
@@ -559,6 +572,10 @@ fn run_cli() -> Result<()> {
             Device::Cpu => bail!("bench gemm times cuBLASLt algorithms: it needs --device cuda"),
             Device::Cuda(n) => bench_gemm(&Cuda::new(n)?, &args),
         },
+        Command::Bench(BenchCommand::Conv(args)) => match args.device {
+            Device::Cpu => bail!("bench conv times the CUDA convolution paths: it needs --device cuda"),
+            Device::Cuda(n) => bench_conv(&Cuda::new(n)?, &args),
+        },
         Command::Inspect(args) => run_inspect(args),
         Command::Cache(cmd) => run_cache(cmd),
         Command::Doctor(args) => run_doctor(args),
@@ -944,11 +961,59 @@ fn encode_command<B: Backend>(be: &B, args: &EncodeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The released transformer configs, kept with the test fixtures.
+/// One JSON line per (shape, path): ms, TFLOP/s, and whether it is the engine's choice; then the
+/// chosen path against the fastest per shape on stderr. The shapes are the decoders' own calls
+/// (time padding already materialised, as the LTX-2 blocks do, spatial padding 1 in the kernel).
+fn bench_conv(be: &Cuda, args: &BenchConvArgs) -> Result<()> {
+    use sana::backend::{ConvDims, PadMode};
+    let conv = |input: [usize; 3], c_in, c_out, spatial_pad| ConvDims {
+        input,
+        c_in,
+        c_out,
+        kernel: [3; 3],
+        stride: [1; 3],
+        pad_before: [0, 1, 1],
+        pad_after: [0, 1, 1],
+        spatial_pad,
+    };
+    let shapes = [
+        ("ltx2 full res 128->128", conv([83, 176, 320], 128, 128, PadMode::Reflect)),
+        ("ltx2 conv_out 128->48", conv([83, 176, 320], 128, 48, PadMode::Reflect)),
+        ("ltx2 256->256", conv([83, 88, 160], 256, 256, PadMode::Reflect)),
+        ("ltx2 512->512", conv([43, 88, 160], 512, 512, PadMode::Reflect)),
+        ("ltx2 1024->1024", conv([23, 44, 80], 1024, 1024, PadMode::Reflect)),
+        ("ltx2 mid 1024->1024", conv([13, 22, 40], 1024, 1024, PadMode::Reflect)),
+        ("wan full res 96->96", conv([6, 480, 832], 96, 96, PadMode::Zeros)),
+        ("wan 192->192", conv([6, 240, 416], 192, 192, PadMode::Zeros)),
+        ("wan 384->384", conv([6, 120, 208], 384, 384, PadMode::Zeros)),
+    ];
+    for (name, d) in shapes {
+        let timings = be.bench_conv(d, args.iters)?;
+        for t in &timings {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "shape": name, "input": d.input, "c_in": d.c_in, "c_out": d.c_out,
+                    "path": format!("{:?}", t.path), "chosen": t.chosen,
+                    "median_ms": t.median_ms, "tflops": t.tflops,
+                })
+            );
+        }
+        let best = timings.iter().min_by(|a, b| a.median_ms.total_cmp(&b.median_ms));
+        if let (Some(chosen), Some(best)) = (timings.iter().find(|t| t.chosen), best) {
+            eprintln!(
+                "{name:26} chosen {:?} {:.2} ms ({:.0} TFLOP/s), fastest {:?} {:.2} ms ({:.0} TFLOP/s)",
+                chosen.path, chosen.median_ms, chosen.tflops, best.path, best.median_ms, best.tflops
+            );
+        }
+    }
+    Ok(())
+}
+
 /// One JSON line per (product, algorithm): the heuristic's rank, ms, TFLOP/s, and the
 /// algorithm's configuration; then the best against the first choice per product on stderr.
 fn bench_gemm(be: &Cuda, args: &BenchGemmArgs) -> Result<()> {
-    use sana::backend::cuda::gemm_bench::GemmShape;
+    use sana::backend::cuda::bench::GemmShape;
     let (rows, d, f) = (args.rows, args.dim, args.ffn);
     let shape = |m, n, k, bias, accumulate| GemmShape { m, n, k, bias, accumulate };
     let products = [

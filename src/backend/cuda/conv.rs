@@ -1,9 +1,10 @@
 //! Launchers for the autoencoder convolutions (kernels/conv.cu; CPU twin backend/cpu/conv.rs).
 //!
-//! conv3d: a 1×1×1 conv is one cuBLASLt product; a narrow one (≤ 96 output channels, C_in a
-//! multiple of 32: the autoencoders' full-resolution layers) runs the implicit-GEMM kernel, which
-//! gathers the taps in shared memory; the rest im2col into a slab of at most `SLAB_ELEMENTS` +
-//! one cuBLASLt product per slab, so scratch stays bounded at any clip size.
+//! conv3d takes one of three paths ([`conv_path`]): a 1×1×1 conv is one cuBLASLt product; a conv
+//! with C_in a multiple of 32 and at most 256 output channels (the full-resolution layers) runs
+//! the implicit-GEMM kernel, which gathers the taps in shared memory; the rest im2col into a slab
+//! of at most `SLAB_ELEMENTS` + one cuBLASLt product per slab, so scratch stays bounded at any
+//! clip size.
 
 use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{CudaSlice, LaunchConfig};
@@ -17,22 +18,64 @@ use super::Cuda;
 use crate::backend::{ConvDims, GridDims, PadMode};
 
 const THREADS: u32 = 256;
-/// kernels/conv.cu implicit GEMM tile: positions × output channels × input channels per step.
+/// kernels/conv.cu implicit GEMM: positions per block, input channels per K-step, pipeline
+/// stages, threads per block, and the output-channel tile widths it is instantiated for.
 const IGEMM_BM: usize = 128;
-const IGEMM_BN: usize = 96;
 const IGEMM_BK: usize = 32;
-const IGEMM_STAGES: usize = 3;
-/// Below this many output channels (conv_out's 3) most of a 96-wide tile would be padding: im2col.
+const IGEMM_STAGES: usize = 4;
+const IGEMM_THREADS: u32 = 128;
+const IGEMM_TILES: [usize; 3] = [128, 96, 64];
+/// Below this many output channels (conv_out's 3) most of a 64-wide tile would be padding: im2col.
 const IGEMM_MIN_COUT: usize = 16;
-/// Above this, im2col + cuBLASLt wins: measured on the H200 (BENCHMARKS.md), the implicit GEMM
-/// runs at ~132 TFLOP/s whatever the width, while im2col + cuBLASLt reaches 100 / 197 / 331 TFLOP/s
-/// at 96 / 192 / 384 output channels (its 27× slab traffic amortises over wider products).
-const IGEMM_MAX_COUT: usize = 96;
+/// Above this many output channels im2col + cuBLASLt wins: its slab traffic (27× the input)
+/// amortises over a wide product that cuBLASLt runs on Hopper's wgmma, while our mma.sync kernel
+/// tops out near 280 TFLOP/s. `sana bench conv`, H200, 2026-12-02 (ms, implicit GEMM / im2col):
+/// LTX-2 128→128 at 81×176×320 16.1 / 29.4, 128→48 9.3 / 29.8, 256→256 14.8 / 16.3, 512→512
+/// 29.6 / 22.3, 1024→1024 15.1 / 8.7; Wan 96→96 3.7 / 8.0, 192→192 3.4 / 4.0, 384→384 2.9 / 2.4.
+const IGEMM_MAX_COUT: usize = 256;
 /// im2col scratch bound: 64 Mi bf16 values (128 MiB).
 const SLAB_ELEMENTS: usize = 64 << 20;
 /// Slabs start on multiples of this many rows, keeping every output pointer 256-byte aligned for
 /// cuBLASLt whatever C_out is.
 const ROW_ALIGN: usize = 128;
+
+/// How [`Cuda::launch_conv3d`] computes one convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvPath {
+    /// 1×1×1, no stride or padding: one cuBLASLt product.
+    Pointwise,
+    /// kernels/conv.cu `conv3d_igemm_n{bn}_bf16`.
+    ImplicitGemm { bn: usize },
+    /// im2col slabs + cuBLASLt.
+    Im2col,
+}
+
+impl ConvPath {
+    fn kernel(self) -> Option<&'static str> {
+        match self {
+            ConvPath::ImplicitGemm { bn: 64 } => Some("conv3d_igemm_n64_bf16"),
+            ConvPath::ImplicitGemm { bn: 96 } => Some("conv3d_igemm_n96_bf16"),
+            ConvPath::ImplicitGemm { bn: 128 } => Some("conv3d_igemm_n128_bf16"),
+            _ => None,
+        }
+    }
+}
+
+/// The path the engine takes for `d`: pointwise when it is a plain product, the implicit GEMM
+/// when C_in % 32 == 0 and 16 ≤ C_out ≤ 256 (with the tile that leaves the fewest padded output
+/// channels, the widest on a tie), im2col otherwise.
+pub fn conv_path(d: &ConvDims) -> ConvPath {
+    let pointwise = d.taps() == 1 && d.stride == [1; 3] && d.pad_before == [0; 3] && d.pad_after == [0; 3];
+    if pointwise {
+        return ConvPath::Pointwise;
+    }
+    if d.c_in.is_multiple_of(IGEMM_BK) && (IGEMM_MIN_COUT..=IGEMM_MAX_COUT).contains(&d.c_out) {
+        let padding = |bn: usize| d.c_out.div_ceil(bn) * bn - d.c_out;
+        let bn = IGEMM_TILES.into_iter().min_by_key(|&bn| padding(bn)).unwrap_or(IGEMM_TILES[0]);
+        return ConvPath::ImplicitGemm { bn };
+    }
+    ConvPath::Im2col
+}
 
 impl Cuda {
     pub(super) fn launch_conv3d(
@@ -43,18 +86,35 @@ impl Cuda {
         bias: Option<&CudaSlice<bf16>>,
         d: ConvDims,
     ) -> Result<(), CudaError> {
+        self.launch_conv3d_with(out, x, w, bias, d, conv_path(&d))
+    }
+
+    /// [`Self::launch_conv3d`] on a given path (the benchmark times each against the others).
+    /// `Pointwise` is only valid for a conv [`conv_path`] calls pointwise.
+    pub(super) fn launch_conv3d_with(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        bias: Option<&CudaSlice<bf16>>,
+        d: ConvDims,
+        path: ConvPath,
+    ) -> Result<(), CudaError> {
         let [t_out, h_out, w_out] = d.output();
         let rows_total = t_out * h_out * w_out;
         let k = d.taps() * d.c_in;
         let epilogue = bias.map_or(Epilogue::None, |b| Epilogue::Bias(self.ptr(b)));
-        let pointwise = d.taps() == 1 && d.stride == [1; 3] && d.pad_before == [0; 3] && d.pad_after == [0; 3];
-        if pointwise {
-            let mut g = Gemm::linear(rows_total, d.c_out, k, self.ptr(x), self.ptr(w), self.ptr(out));
-            g.epilogue = epilogue;
-            return self.blas.gemm(&g);
-        }
-        if d.c_in.is_multiple_of(IGEMM_BK) && (IGEMM_MIN_COUT..=IGEMM_MAX_COUT).contains(&d.c_out) {
-            return self.launch_conv3d_igemm(out, x, w, bias, d);
+        match path {
+            ConvPath::Pointwise => {
+                if conv_path(&d) != ConvPath::Pointwise {
+                    return Err(CudaError::Unsupported(format!("conv3d {d:?} is not a pointwise product")));
+                }
+                let mut g = Gemm::linear(rows_total, d.c_out, k, self.ptr(x), self.ptr(w), self.ptr(out));
+                g.epilogue = epilogue;
+                return self.blas.gemm(&g);
+            }
+            ConvPath::ImplicitGemm { bn } => return self.launch_conv3d_igemm(out, x, w, bias, d, bn),
+            ConvPath::Im2col => {}
         }
         let slab_rows = (SLAB_ELEMENTS / k).max(ROW_ALIGN) / ROW_ALIGN * ROW_ALIGN;
         let slab_rows = slab_rows.min(rows_total);
@@ -99,7 +159,7 @@ impl Cuda {
         Ok(())
     }
 
-    /// kernels/conv.cu `conv3d_igemm_bf16`: 128 positions × 96 channels per block.
+    /// kernels/conv.cu `conv3d_igemm_n{bn}_bf16`: 128 positions × `bn` channels per block.
     fn launch_conv3d_igemm(
         &self,
         out: &mut CudaSlice<bf16>,
@@ -107,7 +167,17 @@ impl Cuda {
         w: &CudaSlice<bf16>,
         bias: Option<&CudaSlice<bf16>>,
         d: ConvDims,
+        bn: usize,
     ) -> Result<(), CudaError> {
+        let name = ConvPath::ImplicitGemm { bn }
+            .kernel()
+            .ok_or_else(|| CudaError::Unsupported(format!("no implicit-GEMM conv kernel with a {bn}-channel tile")))?;
+        if !d.c_in.is_multiple_of(IGEMM_BK) {
+            return Err(CudaError::Unsupported(format!(
+                "the implicit-GEMM conv needs C_in a multiple of {IGEMM_BK}, got {}",
+                d.c_in
+            )));
+        }
         let [t_out, h_out, w_out] = d.output();
         let i = |v: usize| v as i32;
         let p = ConvGemmParams {
@@ -134,18 +204,17 @@ impl Cuda {
             ph: i(d.pad_before[1]),
             pw: i(d.pad_before[2]),
         };
-        let rows = t_out * h_out * w_out;
-        // three stages of (128 + 96) rows × 40 bf16; the f32 epilogue tile (128 × 100) fits inside
-        let smem = IGEMM_STAGES * (IGEMM_BM + IGEMM_BN) * (IGEMM_BK + 8) * 2;
-        let f = self.kernels.get("conv3d_igemm_bf16")?;
+        let blocks = (t_out * h_out * w_out).div_ceil(IGEMM_BM) * d.c_out.div_ceil(bn);
+        // the stages of (128 + bn) rows × 40 bf16; the bf16 epilogue tile (128 × (bn + 8)) fits inside
+        let smem = IGEMM_STAGES * (IGEMM_BM + bn) * (IGEMM_BK + 8) * 2;
+        let f = self.kernels.get(name)?;
         f.set_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)
-            .during("raising the shared-memory limit of conv3d_igemm_bf16")?;
-        let cfg = LaunchConfig {
-            grid_dim: (rows.div_ceil(IGEMM_BM) as u32, d.c_out.div_ceil(IGEMM_BN) as u32, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: smem as u32,
-        };
-        self.kernels.launch(&self.stream, "conv3d_igemm_bf16", cfg, &p)
+            .during("raising the shared-memory limit of the implicit-GEMM conv")?;
+        let grid = u32::try_from(blocks)
+            .map_err(|_| CudaError::Unsupported(format!("conv3d {d:?} needs {blocks} blocks, over the grid limit")))?;
+        let cfg =
+            LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (IGEMM_THREADS, 1, 1), shared_mem_bytes: smem as u32 };
+        self.kernels.launch(&self.stream, name, cfg, &p)
     }
 
     pub(super) fn launch_upsample_nearest2x(

@@ -24,6 +24,8 @@ pub enum CudaError {
     Nvrtc { module: String, log: String },
     #[error("kernel `{name}` is not in the embedded kernel images (build.rs and kernels/ disagree)")]
     MissingKernel { name: String },
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub(crate) trait DriverContext<T> {

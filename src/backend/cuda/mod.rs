@@ -4,12 +4,12 @@
 //! The driver is loaded at run time (cudarc `dynamic-loading`), so the library loads on machines
 //! without NVIDIA software; `Cuda::new` then fails with a clear error instead.
 
+pub mod bench;
 mod blas;
 mod conv;
 mod cross_attn;
 mod decoder;
 pub mod error;
-pub mod gemm_bench;
 pub mod kernels;
 mod linear;
 mod linear_attn;
@@ -32,6 +32,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use blas::Blas;
+pub use conv::ConvPath;
 pub use error::CudaError;
 use error::DriverContext;
 use kernels::Kernels;

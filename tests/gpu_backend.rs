@@ -667,6 +667,44 @@ fn conv3d_matches_cpu() {
     }
 }
 
+/// The streamed copies a decoded clip takes (upload_pieces / download_pieces through the pinned
+/// stage) against the plain upload and download: same values, pieces whole multiples of `align`,
+/// in order, covering everything.
+#[test]
+fn streamed_copies_match_plain_ones() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    // a 704×1281 RGB frame does not divide the 8 Mi-value stage; 7 frames + 5 values: 3 pieces
+    let align = 3 * 704 * 1281;
+    let len = 7 * align + 5;
+    let host = random(len, 2.0, &mut s);
+    let mut offsets = Vec::new();
+    let streamed = gpu
+        .upload_pieces(len, align, &mut |offset, piece| {
+            offsets.push((offset, piece.len()));
+            piece.copy_from_slice(&host[offset..offset + piece.len()]);
+            Ok(())
+        })
+        .unwrap();
+    assert!(offsets.len() > 1, "the upload should take several pieces, took {offsets:?}");
+    let plain = gpu.download(&gpu.upload(&host).unwrap()).unwrap();
+    assert_eq!(gpu.download(&streamed).unwrap(), plain, "upload_pieces differs from upload");
+    let mut pieces = Vec::new();
+    let mut got = Vec::with_capacity(len);
+    gpu.download_pieces(&streamed, align, &mut |offset, values| {
+        pieces.push((offset, values.len()));
+        assert_eq!(offset, got.len(), "pieces out of order");
+        got.extend_from_slice(values);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(pieces, offsets, "download and upload should cut the same pieces");
+    for &(offset, n) in &pieces[..pieces.len() - 1] {
+        assert!(offset % align == 0 && n % align == 0, "piece ({offset}, {n}) is not whole frames of {align}");
+    }
+    assert_eq!(got, plain, "download_pieces differs from download");
+}
+
 #[test]
 fn vae_small_ops_match_cpu() {
     let Some(gpu) = gpu() else { return };

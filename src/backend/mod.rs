@@ -244,6 +244,33 @@ pub trait Backend: Send + Sync + Sized + 'static {
         self.upload(&host)
     }
     fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
+    /// `buf`'s values in order, in pieces of a whole multiple of `align` values (the last piece
+    /// holds the rest): `visit(offset, values)`. For results too large to copy whole into a
+    /// second host buffer (a decoded 704×1280×81 clip is 219 M values): the caller places each
+    /// piece where it belongs.
+    fn download_pieces(
+        &self,
+        buf: &Self::Buf,
+        align: usize,
+        visit: &mut dyn FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let _ = align; // one piece holds everything
+        visit(0, &self.download(buf)?)
+    }
+    /// A buffer of `len` values that `fill(offset, piece)` writes piece by piece (pieces as in
+    /// `download_pieces`): the upload counterpart, so a clip goes from the caller's layout to the
+    /// device without a full-size host copy in between.
+    fn upload_pieces(
+        &self,
+        len: usize,
+        align: usize,
+        fill: &mut dyn FnMut(usize, &mut [f32]) -> Result<()>,
+    ) -> Result<Self::Buf> {
+        let _ = align;
+        let mut host = vec![0.0; len];
+        fill(0, &mut host)?;
+        self.upload_vec(host)
+    }
     /// An f32 buffer of `len` elements with unspecified contents (an f32 residual stream that its
     /// first op overwrites).
     fn alloc_table(&self, len: usize) -> Result<Self::Table>;

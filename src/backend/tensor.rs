@@ -25,8 +25,29 @@ impl<B: Backend> Tensor<B> {
         Ok(Tensor { buf: be.upload_vec(data)?, shape: shape.to_vec() })
     }
 
+    /// A tensor of `shape` whose values `fill(offset, piece)` writes piece by piece, each piece
+    /// a whole multiple of `align` values (`Backend::upload_pieces`).
+    pub fn from_pieces(
+        be: &B,
+        shape: &[usize],
+        align: usize,
+        fill: &mut dyn FnMut(usize, &mut [f32]) -> Result<()>,
+    ) -> Result<Self> {
+        Ok(Tensor { buf: be.upload_pieces(shape.iter().product(), align, fill)?, shape: shape.to_vec() })
+    }
+
     pub fn to_host(&self, be: &B) -> Result<Vec<f32>> {
         be.download(&self.buf)
+    }
+
+    /// The values in pieces of a whole multiple of `align` (`Backend::download_pieces`).
+    pub fn to_host_pieces(
+        &self,
+        be: &B,
+        align: usize,
+        visit: &mut dyn FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        be.download_pieces(&self.buf, align, visit)
     }
 
     pub fn shape(&self) -> &[usize] {

@@ -22,7 +22,7 @@ mod shuffle;
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, PinnedHostSlice};
 use half::bf16;
 use rayon::prelude::*;
 
@@ -40,6 +40,26 @@ use params::DevPtr;
 
 /// Values one rayon task converts between bf16 and f32 on the host.
 const CONVERT_CHUNK: usize = 1 << 16;
+/// Values per piece of a streamed copy (`download_pieces`, `upload_pieces`): through one page-locked
+/// stage of this many bf16 values (16 MiB), so a 219 M-value clip needs neither a second
+/// full-size host buffer nor the driver's slower pageable path.
+const STAGE_VALUES: usize = 8 << 20;
+
+/// The piece length of a streamed copy: the largest multiple of `align` within `STAGE_VALUES`,
+/// at least `align`.
+fn staged_piece(align: usize) -> usize {
+    let align = align.max(1);
+    (STAGE_VALUES / align).max(1) * align
+}
+
+/// dst[i] = f(src[i]) over the rayon pool, `CONVERT_CHUNK` values per task.
+fn convert_in_parallel<S: Sync, D: Send>(src: &[S], dst: &mut [D], f: impl Fn(&S) -> D + Sync) {
+    dst.par_chunks_mut(CONVERT_CHUNK).zip(src.par_chunks(CONVERT_CHUNK)).for_each(|(d, s)| {
+        for (d, s) in d.iter_mut().zip(s) {
+            *d = f(s);
+        }
+    });
+}
 
 impl Buffer for CudaSlice<bf16> {
     fn len(&self) -> usize {
@@ -150,6 +170,15 @@ impl Cuda {
         // SAFETY: scratch is fully written by the kernel that uses it before it is read.
         unsafe { self.stream.alloc::<T>(len.max(1)) }.during("allocating scratch").map_err(|e| self.err(e))
     }
+
+    /// A page-locked host stage of `len` bf16 values for streamed copies. Cached (flags 0), not
+    /// cudarc's default write-combined memory, which the CPU reads back very slowly.
+    fn pinned_stage(&self, len: usize) -> Result<PinnedHostSlice<bf16>> {
+        // SAFETY: a stage is written (by a copy or a conversion) before any of it is read.
+        unsafe { self.ctx.alloc_pinned_with_flags::<bf16>(len, 0) }
+            .during("allocating a page-locked copy stage")
+            .map_err(|e| self.err(e))
+    }
 }
 
 /// The device's default stream-ordered pool keeps what it has reserved instead of returning it
@@ -229,6 +258,60 @@ impl Backend for Cuda {
     fn download(&self, buf: &CudaSlice<bf16>) -> Result<Vec<f32>> {
         let host = self.stream.clone_dtoh(buf).during("downloading").map_err(|e| self.err(e))?;
         Ok(host.par_iter().with_min_len(CONVERT_CHUNK).map(|v| v.to_f32()).collect())
+    }
+
+    fn download_pieces(
+        &self,
+        buf: &CudaSlice<bf16>,
+        align: usize,
+        visit: &mut dyn FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let len = buf.len();
+        let piece = staged_piece(align);
+        if piece >= len {
+            return visit(0, &self.download(buf)?);
+        }
+        let mut stage = self.pinned_stage(piece)?;
+        let mut values = vec![0.0f32; piece];
+        for start in (0..len).step_by(piece) {
+            let n = piece.min(len - start);
+            self.stream
+                .memcpy_dtoh(&buf.slice(start..start + n), &mut stage)
+                .during("downloading")
+                .map_err(|e| self.err(e))?;
+            let host = stage.as_slice().during("waiting for a download").map_err(|e| self.err(e))?;
+            convert_in_parallel(&host[..n], &mut values[..n], |v| v.to_f32());
+            visit(start, &values[..n])?;
+        }
+        Ok(())
+    }
+
+    fn upload_pieces(
+        &self,
+        len: usize,
+        align: usize,
+        fill: &mut dyn FnMut(usize, &mut [f32]) -> Result<()>,
+    ) -> Result<CudaSlice<bf16>> {
+        let piece = staged_piece(align);
+        if piece >= len {
+            let mut host = vec![0.0; len];
+            fill(0, &mut host)?;
+            return self.upload_vec(host);
+        }
+        let mut out = self.alloc(len)?;
+        let mut stage = self.pinned_stage(piece)?;
+        let mut values = vec![0.0f32; piece];
+        for start in (0..len).step_by(piece) {
+            let n = piece.min(len - start);
+            fill(start, &mut values[..n])?;
+            let host = stage.as_mut_slice().during("waiting for an upload").map_err(|e| self.err(e))?;
+            convert_in_parallel(&values[..n], &mut host[..n], |&v| bf16::from_f32(v));
+            // a plain slice of the pinned stage: the copy completes before the stage is refilled
+            let host: &[bf16] = &host[..n];
+            let mut dst = out.slice_mut(start..start + n);
+            self.stream.memcpy_htod(host, &mut dst).during("uploading").map_err(|e| self.err(e))?;
+        }
+        Ok(out)
     }
 
     fn alloc_table(&self, len: usize) -> Result<CudaSlice<f32>> {

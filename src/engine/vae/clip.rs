@@ -74,23 +74,63 @@ impl<B: Backend> TemporalCaches<B> {
 /// (B, C, T, H, W) host layout → channels-last (T, H, W, C) of sample `b`. In parallel over
 /// pixels: a 704×1280×81 clip is 219 M values, which one thread took a large part of a second to
 /// reorder (a whole decode on the GPU takes about as long).
-pub fn sample_to_channels_last(x: &[f32], [_, c, t, h, w]: [usize; 5], b: usize) -> Vec<f32> {
+pub fn sample_to_channels_last(x: &[f32], shape: [usize; 5], b: usize) -> Vec<f32> {
+    let [_, c, t, h, w] = shape;
+    let mut out = vec![0.0; c * t * h * w];
+    channels_last_piece(x, shape, b, 0, &mut out);
+    out
+}
+
+/// Values `offset..offset + out.len()` of sample `b`'s channels-last layout (`offset` a whole
+/// number of pixels), read from the (B, C, T, H, W) host layout.
+fn channels_last_piece(x: &[f32], [_, c, t, h, w]: [usize; 5], b: usize, offset: usize, out: &mut [f32]) {
+    if c == 0 {
+        return; // no values (and a zero chunk size would panic in par_chunks_mut)
+    }
     let plane = t * h * w;
     let sample = &x[b * c * plane..][..c * plane];
-    let mut out = vec![0.0; c * plane];
+    let first = offset / c;
     out.par_chunks_mut(c * PIXELS_PER_TASK).enumerate().for_each(|(task, block)| {
         for (i, px) in block.chunks_mut(c).enumerate() {
-            let p = task * PIXELS_PER_TASK + i;
+            let p = first + task * PIXELS_PER_TASK + i;
             for (ch, v) in px.iter_mut().enumerate() {
                 *v = sample[ch * plane + p];
             }
         }
     });
-    out
+}
+
+/// Sample `b` of a (B, C, T, H, W) host video as a channels-last (T, H, W, C) tensor, reordered
+/// frame by frame into the backend's upload pieces (no full-size host copy in between).
+pub fn upload_channels_last<B: Backend>(be: &B, x: &[f32], shape: [usize; 5], b: usize) -> Result<Tensor<B>> {
+    let [_, c, t, h, w] = shape;
+    Tensor::from_pieces(be, &[t, h, w, c], h * w * c, &mut |offset, piece| {
+        channels_last_piece(x, shape, b, offset, piece);
+        Ok(())
+    })
+}
+
+/// Channels-last (T, H, W, C) frames `src` into sample `b`'s block of a (B, C, T_total, H, W)
+/// host video from frame `t0`, piece by piece as the backend downloads them.
+pub fn download_channels_last<B: Backend>(
+    be: &B,
+    src: &Tensor<B>,
+    dst: &mut [f32],
+    dst_shape: [usize; 5],
+    b: usize,
+    t0: usize,
+) -> Result<()> {
+    let [_, c, _, h, w] = dst_shape;
+    let frame = (h * w * c).max(1);
+    src.to_host_pieces(be, frame, &mut |offset, values| {
+        write_channels_last(dst, dst_shape, b, t0 + offset / frame, values);
+        Ok(())
+    })
 }
 
 /// Channels-last (T, H, W, C) frames appended to sample `b`'s (C, T_total, H, W) block of a
-/// (B, C, T_total, H, W) host video, from frame `t0`. In parallel over destination frames.
+/// (B, C, T_total, H, W) host video, from frame `t0`. In parallel over destination rows (a
+/// piece may be a single frame of 3 planes).
 pub fn write_channels_last(dst: &mut [f32], [_, c, t_total, h, w]: [usize; 5], b: usize, t0: usize, src: &[f32]) {
     let frame = h * w;
     if frame == 0 || c == 0 {
@@ -104,12 +144,59 @@ pub fn write_channels_last(dst: &mut [f32], [_, c, t_total, h, w]: [usize; 5], b
             return;
         }
         let pixels = &src[(t - t0) * frame * c..][..frame * c];
-        for (v, px) in plane.iter_mut().zip(pixels.chunks(c)) {
-            *v = px[ch];
-        }
+        plane.par_chunks_mut(w).zip(pixels.par_chunks(w * c)).for_each(|(row, src_row)| {
+            for (v, px) in row.iter_mut().zip(src_row.chunks(c)) {
+                *v = px[ch];
+            }
+        });
     });
 }
 
 /// Pixels one rayon task reorders (small enough to spread a latent over the cores, large enough
 /// that the task overhead does not show).
 const PIXELS_PER_TASK: usize = 1 << 14;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A (B, C, T, H, W) video whose every value is distinct.
+    fn video(shape: [usize; 5]) -> Vec<f32> {
+        (0..shape.iter().product::<usize>()).map(|i| i as f32).collect()
+    }
+
+    #[test]
+    fn channels_last_pieces_match_the_whole_reorder() {
+        let shape = [2, 3, 4, 5, 7];
+        let x = video(shape);
+        let [_, c, t, h, w] = shape;
+        for b in 0..2 {
+            let whole = sample_to_channels_last(&x, shape, b);
+            // by hand: value (t, y, x, ch) of sample b
+            let at = |ti: usize, y: usize, xi: usize, ch: usize| x[(((b * c + ch) * t + ti) * h + y) * w + xi];
+            assert_eq!(whole[((2 * h + 3) * w + 6) * c + 1], at(2, 3, 6, 1));
+            // pieces of 4 pixels (not a whole frame), as an upload stage might cut them
+            let mut pieces = vec![f32::NAN; whole.len()];
+            for (k, piece) in pieces.chunks_mut(4 * c).enumerate() {
+                channels_last_piece(&x, shape, b, k * 4 * c, piece);
+            }
+            assert_eq!(pieces, whole);
+        }
+    }
+
+    #[test]
+    fn write_channels_last_frame_by_frame_matches_the_planar_layout() {
+        let shape = [2, 3, 4, 5, 7];
+        let x = video(shape);
+        let [_, c, _, h, w] = shape;
+        let mut out = vec![f32::NAN; x.len()];
+        for b in 0..2 {
+            let cl = sample_to_channels_last(&x, shape, b);
+            // frames 0, then 1..3, then 3: the pieces a download might deliver
+            for (t0, frames) in [(0, 1), (1, 2), (3, 1)] {
+                write_channels_last(&mut out, shape, b, t0, &cl[t0 * h * w * c..][..frames * h * w * c]);
+            }
+        }
+        assert_eq!(out, x);
+    }
+}

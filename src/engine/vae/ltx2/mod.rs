@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use blocks::{Conv, Downsampler, NormSilu, ResBlock, Upsampler};
 
 use super::check_frame_count;
-use super::clip::{sample_to_channels_last, write_channels_last};
+use super::clip::{download_channels_last, sample_to_channels_last, upload_channels_last, write_channels_last};
 use crate::backend::{depth_to_space, space_to_depth, Backend, PadMode, SubpixelOrder, Tensor};
 use crate::engine::progress::Progress;
 use crate::engine::weights::{check_no_unknown_tensors, LoadLog, WeightLoader, WeightSource};
@@ -416,7 +416,7 @@ impl<B: Backend> Ltx2Vae<B> {
             };
             let x = Tensor::from_vec(be, &[t, h, w, c], sample_to_channels_last(z, shape, sample))?;
             let video = self.decoder.forward(be, &x, &mut tick)?;
-            write_channels_last(&mut out, out_shape, sample, 0, &video.to_host(be)?);
+            download_channels_last(be, &video, &mut out, out_shape, sample, 0)?;
         }
         Ok((out, out_shape))
     }
@@ -506,7 +506,7 @@ impl<B: Backend> Ltx2Vae<B> {
                 stage += 1;
                 progress.step(sample * stages + stage - 1, b * stages, &format!("sample {}: {label}", sample + 1))
             };
-            let x = Tensor::from_vec(be, &[t, h, w, c], sample_to_channels_last(video, shape, sample))?;
+            let x = upload_channels_last(be, video, shape, sample)?;
             let enc = self.encoder.forward(be, &x, &mut tick)?.to_host(be)?;
             // (T', h, w, n + 1) → (T', h, w, 2n): the last channel repeated n − 1 more times
             let params: Vec<f32> =

@@ -12,7 +12,9 @@ use std::cell::RefCell;
 
 use blocks::{AttentionBlock, Conv, Norm, ResBlock, Resample};
 
-use super::clip::{frames, sample_to_channels_last, write_channels_last, TemporalCaches};
+use super::clip::{
+    download_channels_last, frames, sample_to_channels_last, upload_channels_last, write_channels_last, TemporalCaches,
+};
 use crate::backend::{Activation, Backend, Tensor};
 use crate::engine::progress::Progress;
 use crate::engine::weights::{check_no_unknown_tensors, LoadLog, WeightLoader, WeightSource};
@@ -247,7 +249,7 @@ impl<B: Backend> WanVae<B> {
                 progress.step(sample * t + i, b * t, &format!("decoding latent frame {}/{t}", i + 1))?;
                 caches.start_chunk();
                 let chunk = self.decoder.forward(be, &frames(be, &x, i, 1)?, &mut caches)?;
-                write_channels_last(&mut out, out_shape, sample, written, &chunk.to_host(be)?);
+                download_channels_last(be, &chunk, &mut out, out_shape, sample, written)?;
                 written += chunk.shape()[0];
             }
             debug_assert_eq!(written, out_shape[2]);
@@ -292,7 +294,7 @@ impl<B: Backend> WanVae<B> {
         let out_shape = [b, z2, latent_t, h / s, w / s];
         let mut out = vec![0.0; out_shape.iter().product()];
         for sample in 0..b {
-            let x = Tensor::from_vec(be, &[t, h, w, c], sample_to_channels_last(video, shape, sample))?;
+            let x = upload_channels_last(be, video, shape, sample)?;
             let mut caches = TemporalCaches::default();
             // the first frame alone, then chunks of `tf` frames: one latent frame each
             let mut start = 0;

@@ -64,20 +64,13 @@ pub struct Captions<'a, B: Backend> {
 }
 
 /// Frames 1.. of every (sample, channel) of a (B, C, T, H, W) latent, gathered contiguous
-/// (`to_subset`) and put back (`from_subset`): what the sampler steps when frame 0 is pinned.
-fn subset(x: &[f32], [b, c, t, h, w]: [usize; 5], skip_first: bool) -> Vec<f32> {
-    if !skip_first {
-        return x.to_vec();
-    }
+/// (`subset`) and put back (`write_back`): what the sampler steps when frame 0 is pinned.
+fn subset(x: &[f32], [b, c, t, h, w]: [usize; 5]) -> Vec<f32> {
     let frame = h * w;
     (0..b * c).flat_map(|bc| x[bc * t * frame + frame..(bc + 1) * t * frame].iter().copied()).collect()
 }
 
-fn write_back(x: &mut [f32], part: &[f32], [b, c, t, h, w]: [usize; 5], skip_first: bool) {
-    if !skip_first {
-        x.copy_from_slice(part);
-        return;
-    }
+fn write_back(x: &mut [f32], part: &[f32], [b, c, t, h, w]: [usize; 5]) {
     let (frame, rest) = (h * w, (t - 1) * h * w);
     for bc in 0..b * c {
         x[bc * t * frame + frame..(bc + 1) * t * frame].copy_from_slice(&part[bc * rest..(bc + 1) * rest]);
@@ -139,14 +132,18 @@ pub(super) fn denoise<B: Backend>(
     let per_sample = x.len();
     let mut model_shape = latent_shape;
     model_shape[0] *= copies;
+    // host buffers reused across steps (fresh ones each step cost page faults on every 10 MB)
     let mut velocity = vec![0.0f32; per_sample];
+    let mut input = vec![0.0f32; copies * per_sample];
     let pinned = first_frame.is_some();
     let steps = solver.timesteps().len();
     for i in 0..steps {
         progress.step(i, steps, &format!("denoising {}/{steps}", i + 1))?;
         let step_t = solver.timesteps()[i];
-        let input = if guided { [x.as_slice(), x.as_slice()].concat() } else { x.clone() };
-        let latent = Tensor::from_vec(be, &model_shape, input)?;
+        for copy in input.chunks_mut(per_sample) {
+            copy.copy_from_slice(&x);
+        }
+        let latent = Tensor::from_host(be, &model_shape, &input)?;
         let timesteps = if pinned {
             // t·(1 − mask), the mask 1 on latent frame 0's tokens
             let per_token: Vec<f32> =
@@ -167,9 +164,13 @@ pub(super) fn denoise<B: Backend>(
         } else {
             velocity.copy_from_slice(&out);
         }
-        let mut part = subset(&x, latent_shape, pinned);
-        solver.step(&mut part, &subset(&velocity, latent_shape, pinned))?;
-        write_back(&mut x, &part, latent_shape, pinned);
+        if pinned {
+            let mut part = subset(&x, latent_shape);
+            solver.step(&mut part, &subset(&velocity, latent_shape))?;
+            write_back(&mut x, &part, latent_shape);
+        } else {
+            solver.step(&mut x, &velocity)?;
+        }
     }
     progress.update(1.0, "denoised");
     Ok(LatentVideo { shape: latent_shape, data: x })

@@ -5,8 +5,10 @@ Times `.decode` of a latent and `.encode` of a (1, 3, F, H, W) clip with random 
 a diffusers vae config.json: `AutoencoderKLWan` (the released Wan2.1 config,
 tests/fixtures/configs/wan2.1_vae.json: (1, 16, T, H/8, W/8) latents) or `AutoencoderKLLTX2Video`
 (tests/fixtures/configs/ltx2_vae.json: (1, 128, T, H/32, W/32)), chosen by the config's
-`_class_name`, in fp32 (what SanaVideoPipeline runs for Wan: it keeps the VAE in fp32) and bf16. Each call is timed with CUDA events after one warmup; peak memory
-is torch.cuda.max_memory_allocated over the timed call, with the weights counted.
+`_class_name`, in fp32 (what SanaVideoPipeline runs for Wan: it keeps the VAE in fp32) and bf16. Each call is timed with CUDA events after one warmup (device
+to device), and again from a host f32 array to a host f32 array (`host_to_host_median_ms`, wall
+clock: what `sana bench vae` times for ours); peak memory is torch.cuda.max_memory_allocated over
+the timed call, with the weights counted.
 
 Run from the repository root (one GPU):
   python3 tools/bench_vae.py --config tests/fixtures/configs/wan2.1_vae.json --frames 81 --size 480 832
@@ -17,6 +19,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 
 import diffusers
 import torch
@@ -42,6 +45,17 @@ def timed(fn, iters):
         times.append(start.elapsed_time(end))
     return statistics.median(times), min(times), out
 
+
+def timed_wall(fn, iters):
+    """Median wall milliseconds of fn() with the GPU idle before and after (host-side work counted)."""
+    times = []
+    for _ in range(iters):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,16 +89,21 @@ def main():
             with torch.inference_mode():
                 if op == "decode":
                     x = torch.randn(latent, device=device, dtype=dtype)
-                    fn = lambda: model.decode(x).sample
+                    fn_on = lambda v: model.decode(v).sample
                 else:
                     x = torch.rand((1, 3, args.frames, h, w), device=device, dtype=dtype) * 2 - 1
-                    fn = lambda: model.encode(x).latent_dist.mode()
+                    fn_on = lambda v: model.encode(v).latent_dist.mode()
+                fn = lambda: fn_on(x)
                 fn()  # warmup (cudnn autotuning, allocator)
                 torch.cuda.reset_peak_memory_stats(device)
                 median, best, out = timed(fn, args.iters)
                 peak = torch.cuda.max_memory_allocated(device)
+                # the same call from a host f32 array to a host f32 array, as `sana bench vae`
+                # times ours (upload, decode/encode, download)
+                x_host = x.float().cpu()
+                host_ms = timed_wall(lambda: fn_on(x_host.to(device, dtype)).float().cpu(), args.iters)
             r = dict(impl=f"diffusers-{dtype_name}", op=op, frames=args.frames, height=h, width=w,
-                     median_ms=median, min_ms=best, peak_gib=peak / GIB, weights_gib=weights / GIB,
+                     median_ms=median, min_ms=best, host_to_host_median_ms=host_ms, peak_gib=peak / GIB, weights_gib=weights / GIB,
                      finite=bool(torch.isfinite(out).all()), out_shape=list(out.shape))
             print(json.dumps(r), flush=True)
             del x, out

@@ -66,73 +66,87 @@ extern "C" __global__ void __launch_bounds__(kThreads) upsample_nearest2x_bf16(c
 
 // ---- implicit GEMM ------------------------------------------------------------------------
 // out (M = T'·H'·W' rows, C_out) = A (M, K) · Wᵀ with A's row m the taps of output position m,
-// never materialised: each K-step (one tap, 32 input channels) gathers a 128 × 32 tile of A
+// never materialised: each K-step (one tap, BK input channels) gathers a 128 × BK tile of A
 // straight from x into shared memory (cp.async, zero-filled where a tap reads padding) next to a
-// BN × 32 tile of W. Four warps (2 × 2, 64 × BN/2 each) multiply them with mma.sync m16n8k16 from
-// ldmatrix fragments, f32 accumulation; four stages in flight hide the gather latency. BN is 64,
-// 96 or 128 (the launcher picks the one that pads C_out least). The bf16 result tile goes out
-// through shared memory so each thread writes 16 contiguous bytes. Blocks are numbered with the
-// N tile fastest, so the blocks reading one A tile run together and share it in L2.
-// Needs C_in % 32 == 0 (a K-step never straddles two taps, every 16-byte copy is aligned).
+// BN × BK tile of W. Four warps (2 × 2, 64 × BN/2 each) multiply them with mma.sync m16n8k16 from
+// ldmatrix fragments, f32 accumulation, with STAGES tiles in flight to hide the gather latency.
+// BN is 64, 96 or 128 (the launcher picks the one that pads C_out least); BK is 32 or 64 (64
+// halves the barriers per product, where C_in allows it and the stages fit in shared memory).
+// The block's 128 output positions are decoded into (t, h, w) once, into shared memory; each
+// thread rebuilds its rows' source pointers once per tap. The bf16 result tile goes out through
+// shared memory so each thread writes 16 contiguous bytes. Blocks are numbered with the N tile
+// fastest, so the blocks reading one A tile run together and share it in L2.
+// Needs C_in % BK == 0 (a K-step never straddles two taps, every 16-byte copy is aligned).
 
 namespace igemm {
-constexpr int kBM = 128, kBK = 32, kStages = 4;
-constexpr int kLd = kBK + 8;  // smem row stride (bf16): 80 bytes, so 8 ldmatrix rows hit 8 bank groups
+constexpr int kBM = 128;
 constexpr int kThreads = 128;
-constexpr int kRowsPerThread = kBM * (kBK / 8) / kThreads;  // A chunks of 16 bytes per thread
 }  // namespace igemm
 
-template <int BN>
+template <int BN, int BK, int STAGES>
 __device__ __forceinline__ void conv3d_igemm(const ConvGemmParams& p) {
-    using namespace igemm;
+    using igemm::kBM;
+    using igemm::kThreads;
+    constexpr int kLd = BK + 8;  // smem row stride (bf16): 80 or 144 bytes, so 8 ldmatrix rows hit 8 bank groups
+    constexpr int kChunks = BK / 8;              // 16-byte chunks per tile row
+    constexpr int kRowStep = kThreads / kChunks;  // rows between one thread's A chunks
+    constexpr int kRows = kBM / kRowStep;         // A rows per thread
     constexpr int kWarpN = BN / 2, kNTiles = kWarpN / 8;  // n8 tiles per warp
     constexpr int kStageElems = (kBM + BN) * kLd;
     constexpr int kLdc = BN + 8;  // epilogue row stride (bf16)
     static_assert(kNTiles % 2 == 0, "B fragments are loaded two n8 tiles at a time");
+    static_assert(kBM * kLdc <= STAGES * kStageElems, "the epilogue tile reuses the stages");
     extern __shared__ __align__(128) unsigned char smem_raw[];
+    __shared__ int row_t[kBM], row_h[kBM], row_w[kBM];
     bf16* stages = reinterpret_cast<bf16*>(smem_raw);
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int n_blocks = (p.c_out + BN - 1) / BN;
     const int64_t m_total = (int64_t)p.t_out * p.h_out * p.w_out;
     const int64_t m0 = (int64_t)(blockIdx.x / n_blocks) * kBM;
     const int n0 = (blockIdx.x % n_blocks) * BN;
-    const int cblocks = p.c_in / kBK, steps = p.kt * p.kh * p.kw * cblocks;
+    const int cblocks = p.c_in / BK, steps = p.kt * p.kh * p.kw * cblocks;
     const int64_t k_dim = (int64_t)p.kt * p.kh * p.kw * p.c_in;
     const bf16* x = dptr<const bf16>(p.x);
     const bf16* w = dptr<const bf16>(p.w);
 
-    // this thread's A chunks: rows tid/4 + 32·i, 8 channels at (tid % 4)·8
-    const int chunk = (tid % 4) * 8;
-    int a_to[kRowsPerThread], a_ho[kRowsPerThread], a_wo[kRowsPerThread];
-    for (int i = 0; i < kRowsPerThread; ++i) {
-        const int64_t m = m0 + tid / 4 + i * 32;
-        const int64_t mm = m < m_total ? m : 0;
-        a_wo[i] = (int)(mm % p.w_out);
-        a_ho[i] = (int)((mm / p.w_out) % p.h_out);
-        a_to[i] = m < m_total ? (int)(mm / ((int64_t)p.w_out * p.h_out)) : -(1 << 20);  // reads padding
+    for (int r = tid; r < kBM; r += kThreads) {
+        const int64_t m = m0 + r;
+        const bool valid = m < m_total;
+        const int64_t mm = valid ? m : 0;
+        row_w[r] = (int)(mm % p.w_out);
+        row_h[r] = (int)((mm / p.w_out) % p.h_out);
+        row_t[r] = valid ? (int)(mm / ((int64_t)p.w_out * p.h_out)) : -1;  // -1: a row past the end
     }
-    // the loader walks the K-steps in order: row pointers recomputed once per tap, not per step
-    const bf16* a_src[kRowsPerThread];
+    __syncthreads();
+
+    // this thread's A chunks: rows tid / kChunks + kRowStep·i, 8 channels at (tid % kChunks)·8.
+    // The loader walks the K-steps in order: row pointers rebuilt once per tap, not per step.
+    const int chunk = (tid % kChunks) * 8, row0 = tid / kChunks;
+    const bf16* a_src[kRows];
     int ld_tap = 0, ld_cb = 0;
     auto load_stage = [&](int slot) {
         bf16* a_s = stages + slot * kStageElems;
         bf16* b_s = a_s + kBM * kLd;
         if (ld_cb == 0) {
             const int iw = ld_tap % p.kw, ih = (ld_tap / p.kw) % p.kh, it = ld_tap / (p.kw * p.kh);
-            for (int i = 0; i < kRowsPerThread; ++i) {
-                const int ti = a_to[i] < 0 ? -1 : source_index(a_to[i], it, p.st, p.pt, p.t, 0);
-                const int hi = source_index(a_ho[i], ih, p.sh, p.ph, p.h, p.reflect);
-                const int wi = source_index(a_wo[i], iw, p.sw, p.pw, p.w_in, p.reflect);
+#pragma unroll
+            for (int i = 0; i < kRows; ++i) {
+                const int r = row0 + i * kRowStep;
+                const int ti = row_t[r] < 0 ? -1 : source_index(row_t[r], it, p.st, p.pt, p.t, 0);
+                const int hi = source_index(row_h[r], ih, p.sh, p.ph, p.h, p.reflect);
+                const int wi = source_index(row_w[r], iw, p.sw, p.pw, p.w_in, p.reflect);
                 a_src[i] = (ti < 0 || hi < 0 || wi < 0) ? nullptr
                                                          : x + (((int64_t)ti * p.h + hi) * p.w_in + wi) * p.c_in + chunk;
             }
         }
-        const int c0 = ld_cb * kBK;
-        for (int i = 0; i < kRowsPerThread; ++i)
-            cp_async16(a_s + (tid / 4 + i * 32) * kLd + chunk, a_src[i] ? a_src[i] + c0 : x, a_src[i] != nullptr);
+        const int c0 = ld_cb * BK;
+#pragma unroll
+        for (int i = 0; i < kRows; ++i)
+            cp_async16(a_s + (row0 + i * kRowStep) * kLd + chunk, a_src[i] ? a_src[i] + c0 : x, a_src[i] != nullptr);
         const int64_t k0 = (int64_t)ld_tap * p.c_in + c0;
-        for (int q = tid; q < BN * 4; q += igemm::kThreads) {
-            const int n = q / 4, kc = (q % 4) * 8, co = n0 + n;
+#pragma unroll
+        for (int q = tid; q < BN * kChunks; q += kThreads) {
+            const int n = q / kChunks, kc = (q % kChunks) * 8, co = n0 + n;
             const bool ok = co < p.c_out;
             cp_async16(b_s + n * kLd + kc, ok ? w + co * k_dim + k0 + kc : w, ok);
         }
@@ -151,21 +165,21 @@ __device__ __forceinline__ void conv3d_igemm(const ConvGemmParams& p) {
 #pragma unroll
         for (int j = 0; j < kNTiles; ++j) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
 
-    for (int s = 0; s < kStages - 1; ++s) {
+    for (int s = 0; s < STAGES - 1; ++s) {
         if (s < steps) load_stage(s);
         cp_async_commit();
     }
     for (int step = 0; step < steps; ++step) {
-        // the group of `step` has landed once at most kStages - 2 newer groups are pending
-        cp_async_wait<kStages - 2>();
+        // the group of `step` has landed once at most STAGES - 2 newer groups are pending
+        cp_async_wait<STAGES - 2>();
         __syncthreads();
         // refill the slot consumed in the previous iteration (every warp is past it now)
-        if (step + kStages - 1 < steps) load_stage((step + kStages - 1) % kStages);
+        if (step + STAGES - 1 < steps) load_stage((step + STAGES - 1) % STAGES);
         cp_async_commit();
-        const bf16* a_s = stages + (step % kStages) * kStageElems;
+        const bf16* a_s = stages + (step % STAGES) * kStageElems;
         const bf16* b_s = a_s + kBM * kLd;
 #pragma unroll
-        for (int kk = 0; kk < kBK; kk += 16) {
+        for (int kk = 0; kk < BK; kk += 16) {
             uint32_t a[4][4], b[kNTiles][2];
 #pragma unroll
             for (int i = 0; i < 4; ++i) ldmatrix_x4(a[i], a_s + (wm + i * 16 + a_row) * kLd + kk + a_col);
@@ -202,14 +216,14 @@ __device__ __forceinline__ void conv3d_igemm(const ConvGemmParams& p) {
     bf16* out = dptr<bf16>(p.out);
     const int n_valid = min(BN, p.c_out - n0);
     if (p.c_out % 8 == 0) {  // 16-byte rows of 8 channels
-        for (int q = tid; q < kBM * (BN / 8); q += igemm::kThreads) {
+        for (int q = tid; q < kBM * (BN / 8); q += kThreads) {
             const int r = q / (BN / 8), c = (q % (BN / 8)) * 8;
             const int64_t m = m0 + r;
             if (m < m_total && c < n_valid)
                 *reinterpret_cast<uint4*>(out + m * p.c_out + n0 + c) = *reinterpret_cast<const uint4*>(c_s + r * kLdc + c);
         }
     } else {
-        for (int q = tid; q < kBM * BN; q += igemm::kThreads) {
+        for (int q = tid; q < kBM * BN; q += kThreads) {
             const int r = q / BN, c = q % BN;
             const int64_t m = m0 + r;
             if (m < m_total && c < n_valid) out[m * p.c_out + n0 + c] = c_s[r * kLdc + c];
@@ -217,12 +231,16 @@ __device__ __forceinline__ void conv3d_igemm(const ConvGemmParams& p) {
     }
 }
 
-extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_n64_bf16(const ConvGemmParams p) {
-    conv3d_igemm<64>(p);
-}
-extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_n96_bf16(const ConvGemmParams p) {
-    conv3d_igemm<96>(p);
-}
-extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_n128_bf16(const ConvGemmParams p) {
-    conv3d_igemm<128>(p);
-}
+// K-steps of 32 channels in 4 stages (80 KB at BN = 128: fits every sm_80+ part), or of 64 in 3
+// stages (111 KB at BN = 128: sm_80 and sm_90 only; the launcher checks the device's limit).
+#define CONV3D_IGEMM(BN, BK, STAGES)                                                                       \
+    extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_n##BN##_k##BK##_bf16( \
+        const ConvGemmParams p) {                                                                          \
+        conv3d_igemm<BN, BK, STAGES>(p);                                                                   \
+    }
+CONV3D_IGEMM(64, 32, 4)
+CONV3D_IGEMM(96, 32, 4)
+CONV3D_IGEMM(128, 32, 4)
+CONV3D_IGEMM(64, 64, 3)
+CONV3D_IGEMM(96, 64, 3)
+CONV3D_IGEMM(128, 64, 3)

@@ -11,7 +11,10 @@ mod common;
 
 use half::bf16;
 use sana::backend::{
-    self as ops, cpu::Cpu, cuda::Cuda, Activation, Backend, Modulation, NormWeight, RopeTables, Tensor, Write,
+    self as ops,
+    cpu::Cpu,
+    cuda::{ConvPath, Cuda},
+    Activation, Backend, Modulation, NormWeight, RopeTables, Tensor, Write,
 };
 use sana::engine::dit::{embed::rope_tables, DitInputFile};
 use sana::engine::weights::splitmix64;
@@ -558,6 +561,19 @@ fn text_encoder_matches_cpu_at_width_512() {
     check("gemma-2 width 512, random weights", &gpu_out, &cpu_out, tolerance::CUDA_END_TO_END);
 }
 
+fn conv_dims(x_shape: [usize; 4], w_shape: [usize; 5], spec: ops::ConvSpec) -> ops::ConvDims {
+    ops::ConvDims {
+        input: [x_shape[0], x_shape[1], x_shape[2]],
+        c_in: x_shape[3],
+        c_out: w_shape[0],
+        kernel: [w_shape[1], w_shape[2], w_shape[3]],
+        stride: spec.stride,
+        pad_before: spec.pad_before,
+        pad_after: spec.pad_after,
+        spatial_pad: spec.spatial_pad,
+    }
+}
+
 fn conv_case<B: Backend>(
     be: &B,
     v: &[Vec<f32>],
@@ -568,20 +584,29 @@ fn conv_case<B: Backend>(
     let x = t(be, &x_shape, &v[0]);
     let w = t(be, &w_shape, &v[1]);
     let bias = t(be, &[w_shape[0]], &v[2]);
-    let dims = ops::ConvDims {
-        input: [x_shape[0], x_shape[1], x_shape[2]],
-        c_in: x_shape[3],
-        c_out: w_shape[0],
-        kernel: [w_shape[1], w_shape[2], w_shape[3]],
-        stride: spec.stride,
-        pad_before: spec.pad_before,
-        pad_after: spec.pad_after,
-        spatial_pad: spec.spatial_pad,
-    };
-    let [to, ho, wo] = dims.output();
+    let [to, ho, wo] = conv_dims(x_shape, w_shape, spec).output();
     let mut out = poisoned(be, &[to, ho, wo, w_shape[0]]);
     ops::conv3d(be, &mut out, &x, &w, Some(&bias), spec).unwrap();
     out.to_host(be).unwrap()
+}
+
+/// The same conv on one given CUDA path (the engine's ops take only `conv_path`'s choice).
+fn conv_case_on_path(
+    gpu: &Cuda,
+    path: ConvPath,
+    v: &[Vec<f32>],
+    x_shape: [usize; 4],
+    w_shape: [usize; 5],
+    spec: ops::ConvSpec,
+) -> Vec<f32> {
+    let x = t(gpu, &x_shape, &v[0]);
+    let w = t(gpu, &w_shape, &v[1]);
+    let bias = t(gpu, &[w_shape[0]], &v[2]);
+    let dims = conv_dims(x_shape, w_shape, spec);
+    let [to, ho, wo] = dims.output();
+    let mut out = poisoned(gpu, &[to, ho, wo, w_shape[0]]);
+    gpu.conv3d_on_path(path, &mut out.buf, &x.buf, &w.buf, Some(&bias.buf), dims).unwrap();
+    out.to_host(gpu).unwrap()
 }
 
 #[test]
@@ -658,12 +683,15 @@ fn conv3d_matches_cpu() {
             random(w_shape.iter().product(), 1.5 / fan_in.sqrt(), &mut s),
             random(w_shape[0], 0.5, &mut s),
         ];
-        check(
-            &format!("conv3d x={x_shape:?} w={w_shape:?} {spec:?}"),
-            &conv_case(&gpu, &v, x_shape, w_shape, spec),
-            &conv_case(&Cpu, &v, x_shape, w_shape, spec),
-            tolerance::CUDA_KERNEL,
-        );
+        let cpu_out = conv_case(&Cpu, &v, x_shape, w_shape, spec);
+        let name = format!("conv3d x={x_shape:?} w={w_shape:?} {spec:?}");
+        check(&name, &conv_case(&gpu, &v, x_shape, w_shape, spec), &cpu_out, tolerance::CUDA_KERNEL);
+        // and every other path this conv could take (each implicit-GEMM variant, im2col)
+        let dims = conv_dims(x_shape, w_shape, spec);
+        for path in gpu.conv_paths(&dims).into_iter().filter(|&p| p != gpu.conv_path(&dims)) {
+            let gpu_out = conv_case_on_path(&gpu, path, &v, x_shape, w_shape, spec);
+            check(&format!("{name} on {path:?}"), &gpu_out, &cpu_out, tolerance::CUDA_KERNEL);
+        }
     }
 }
 

@@ -2,14 +2,14 @@
 //! `sana bench gemm`: every algorithm cuBLASLt's heuristic offers for a product shape, timed
 //! against each other: does the heuristic's first choice (the one [`super::blas::Blas::gemm`]
 //! always takes) leave speed behind? `sana bench conv`: each convolution path on the
-//! autoencoders' shapes: does [`conv_path`] pick the fastest?
+//! autoencoders' shapes: does [`Cuda::conv_path`] pick the fastest?
 
 use cudarc::driver::sys::CUevent_flags;
 use cudarc::driver::CudaSlice;
 use half::bf16;
 
 use super::blas::{Epilogue, Gemm};
-use super::conv::{conv_path, ConvPath};
+use super::conv::ConvPath;
 use super::error::DriverContext;
 use super::Cuda;
 use crate::backend::ConvDims;
@@ -118,28 +118,21 @@ impl Cuda {
         Ok(timings)
     }
 
-    /// Times every path that can compute `d` (im2col and each implicit-GEMM tile width; the
-    /// pointwise product when it applies) with bias, [`Self::median_ms`] each.
+    /// Times every path that can compute `d` ([`Self::conv_paths`]) with bias, [`Self::median_ms`]
+    /// each.
     pub fn bench_conv(&self, d: ConvDims, iters: usize) -> Result<Vec<ConvTiming>> {
         let [t, h, w] = d.output();
         let x = self.bench_noise(d.input.iter().product::<usize>() * d.c_in, 1)?;
         let weights = self.bench_noise(d.c_out * d.taps() * d.c_in, 2)?;
         let bias = self.bench_noise(d.c_out, 3)?;
         let mut out = self.bench_noise(t * h * w * d.c_out, 4)?;
-        let chosen = conv_path(&d);
-        let mut paths = vec![ConvPath::Im2col];
-        if d.c_in.is_multiple_of(32) {
-            paths.extend([128, 96, 64].map(|bn| ConvPath::ImplicitGemm { bn }));
-        }
-        if chosen == ConvPath::Pointwise {
-            paths.push(chosen);
-        }
+        let chosen = self.conv_path(&d);
+        let paths = self.conv_paths(&d);
         let flops = 2.0 * (t * h * w) as f64 * (d.taps() * d.c_in * d.c_out) as f64;
         let mut timings = Vec::with_capacity(paths.len());
         for path in paths {
-            let median_ms = self.median_ms(iters, || {
-                self.launch_conv3d_with(&mut out, &x, &weights, Some(&bias), d, path).map_err(|e| self.err(e))
-            })?;
+            let median_ms =
+                self.median_ms(iters, || self.conv3d_on_path(path, &mut out, &x, &weights, Some(&bias), d))?;
             timings.push(ConvTiming {
                 path,
                 chosen: path == chosen,

@@ -1,10 +1,10 @@
 //! Launchers for the autoencoder convolutions (kernels/conv.cu; CPU twin backend/cpu/conv.rs).
 //!
-//! conv3d takes one of three paths ([`conv_path`]): a 1×1×1 conv is one cuBLASLt product; a conv
-//! with C_in a multiple of 32 and at most 256 output channels (the full-resolution layers) runs
-//! the implicit-GEMM kernel, which gathers the taps in shared memory; the rest im2col into a slab
-//! of at most `SLAB_ELEMENTS` + one cuBLASLt product per slab, so scratch stays bounded at any
-//! clip size.
+//! conv3d takes one of three paths ([`Cuda::conv_path`]): a 1×1×1 conv is one cuBLASLt product;
+//! a conv with C_in a multiple of 32 and at most 256 output channels (the full-resolution layers)
+//! runs the implicit-GEMM kernel, which gathers the taps in shared memory; the rest im2col into a
+//! slab of at most `SLAB_ELEMENTS` + one cuBLASLt product per slab, so scratch stays bounded at
+//! any clip size.
 
 use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{CudaSlice, LaunchConfig};
@@ -18,20 +18,22 @@ use super::Cuda;
 use crate::backend::{ConvDims, GridDims, PadMode};
 
 const THREADS: u32 = 256;
-/// kernels/conv.cu implicit GEMM: positions per block, input channels per K-step, pipeline
-/// stages, threads per block, and the output-channel tile widths it is instantiated for.
+/// kernels/conv.cu implicit GEMM: positions per block, threads per block, the output-channel
+/// tile widths and (K-step channels, pipeline stages) it is instantiated for (widest first), and
+/// its static shared memory (the block's decoded row coordinates).
 const IGEMM_BM: usize = 128;
-const IGEMM_BK: usize = 32;
-const IGEMM_STAGES: usize = 4;
 const IGEMM_THREADS: u32 = 128;
 const IGEMM_TILES: [usize; 3] = [128, 96, 64];
+const IGEMM_K_STEPS: [(usize, usize); 2] = [(64, 3), (32, 4)];
+const IGEMM_STATIC_SMEM: usize = 3 * IGEMM_BM * 4;
 /// Below this many output channels (conv_out's 3) most of a 64-wide tile would be padding: im2col.
 const IGEMM_MIN_COUT: usize = 16;
 /// Above this many output channels im2col + cuBLASLt wins: its slab traffic (27× the input)
 /// amortises over a wide product that cuBLASLt runs on Hopper's wgmma, while our mma.sync kernel
-/// tops out near 280 TFLOP/s. `sana bench conv`, H200, 2026-12-02 (ms, implicit GEMM / im2col):
-/// LTX-2 128→128 at 81×176×320 16.1 / 29.4, 128→48 9.3 / 29.8, 256→256 14.8 / 16.3, 512→512
-/// 29.6 / 22.3, 1024→1024 15.1 / 8.7; Wan 96→96 3.7 / 8.0, 192→192 3.4 / 4.0, 384→384 2.9 / 2.4.
+/// tops out near 280 TFLOP/s. `sana bench conv`, H200, 2026-12-02 (ms, implicit GEMM with
+/// 32-channel K-steps / im2col): LTX-2 128→128 at 81×176×320 16.1 / 29.4, 128→48 9.3 / 29.8,
+/// 256→256 14.8 / 16.3, 512→512 29.6 / 22.3, 1024→1024 15.1 / 8.7; Wan 96→96 3.7 / 8.0,
+/// 192→192 3.4 / 4.0, 384→384 2.9 / 2.4.
 const IGEMM_MAX_COUT: usize = 256;
 /// im2col scratch bound: 64 Mi bf16 values (128 MiB).
 const SLAB_ELEMENTS: usize = 64 << 20;
@@ -44,40 +46,111 @@ const ROW_ALIGN: usize = 128;
 pub enum ConvPath {
     /// 1×1×1, no stride or padding: one cuBLASLt product.
     Pointwise,
-    /// kernels/conv.cu `conv3d_igemm_n{bn}_bf16`.
-    ImplicitGemm { bn: usize },
+    /// kernels/conv.cu `conv3d_igemm_n{bn}_k{bk}_bf16`: `bn` output channels per block, K-steps
+    /// of `bk` input channels.
+    ImplicitGemm { bn: usize, bk: usize },
     /// im2col slabs + cuBLASLt.
     Im2col,
 }
 
 impl ConvPath {
     fn kernel(self) -> Option<&'static str> {
-        match self {
-            ConvPath::ImplicitGemm { bn: 64 } => Some("conv3d_igemm_n64_bf16"),
-            ConvPath::ImplicitGemm { bn: 96 } => Some("conv3d_igemm_n96_bf16"),
-            ConvPath::ImplicitGemm { bn: 128 } => Some("conv3d_igemm_n128_bf16"),
-            _ => None,
-        }
+        Some(match self {
+            ConvPath::ImplicitGemm { bn: 64, bk: 32 } => "conv3d_igemm_n64_k32_bf16",
+            ConvPath::ImplicitGemm { bn: 96, bk: 32 } => "conv3d_igemm_n96_k32_bf16",
+            ConvPath::ImplicitGemm { bn: 128, bk: 32 } => "conv3d_igemm_n128_k32_bf16",
+            ConvPath::ImplicitGemm { bn: 64, bk: 64 } => "conv3d_igemm_n64_k64_bf16",
+            ConvPath::ImplicitGemm { bn: 96, bk: 64 } => "conv3d_igemm_n96_k64_bf16",
+            ConvPath::ImplicitGemm { bn: 128, bk: 64 } => "conv3d_igemm_n128_k64_bf16",
+            _ => return None,
+        })
     }
 }
 
-/// The path the engine takes for `d`: pointwise when it is a plain product, the implicit GEMM
-/// when C_in % 32 == 0 and 16 ≤ C_out ≤ 256 (with the tile that leaves the fewest padded output
-/// channels, the widest on a tie), im2col otherwise.
-pub fn conv_path(d: &ConvDims) -> ConvPath {
-    let pointwise = d.taps() == 1 && d.stride == [1; 3] && d.pad_before == [0; 3] && d.pad_after == [0; 3];
-    if pointwise {
-        return ConvPath::Pointwise;
-    }
-    if d.c_in.is_multiple_of(IGEMM_BK) && (IGEMM_MIN_COUT..=IGEMM_MAX_COUT).contains(&d.c_out) {
-        let padding = |bn: usize| d.c_out.div_ceil(bn) * bn - d.c_out;
-        let bn = IGEMM_TILES.into_iter().min_by_key(|&bn| padding(bn)).unwrap_or(IGEMM_TILES[0]);
-        return ConvPath::ImplicitGemm { bn };
-    }
-    ConvPath::Im2col
+/// Dynamic shared memory of an implicit-GEMM variant: its stages of (128 + bn) rows × (bk + 8)
+/// bf16 (the bf16 epilogue tile, 128 × (bn + 8), fits inside).
+fn igemm_smem(bn: usize, bk: usize) -> usize {
+    let stages = IGEMM_K_STEPS.iter().find(|&&(k, _)| k == bk).map_or(0, |&(_, s)| s);
+    stages * (IGEMM_BM + bn) * (bk + 8) * 2
+}
+
+fn is_pointwise(d: &ConvDims) -> bool {
+    d.taps() == 1 && d.stride == [1; 3] && d.pad_before == [0; 3] && d.pad_after == [0; 3]
 }
 
 impl Cuda {
+    /// Every path that can compute `d` on this device: the pointwise product where it applies,
+    /// im2col, and each implicit-GEMM variant whose K-step divides C_in and whose shared memory
+    /// fits, widest K-step and tile first (benchmarks and tests run them all).
+    pub fn conv_paths(&self, d: &ConvDims) -> Vec<ConvPath> {
+        let mut paths = Vec::new();
+        if is_pointwise(d) {
+            paths.push(ConvPath::Pointwise);
+        }
+        paths.push(ConvPath::Im2col);
+        for (bk, _) in IGEMM_K_STEPS {
+            for bn in IGEMM_TILES {
+                let fits = igemm_smem(bn, bk) + IGEMM_STATIC_SMEM <= self.max_block_smem;
+                if d.c_in.is_multiple_of(bk) && fits {
+                    paths.push(ConvPath::ImplicitGemm { bn, bk });
+                }
+            }
+        }
+        paths
+    }
+
+    /// The path the engine takes for `d`: pointwise when it is a plain product; the implicit GEMM
+    /// for 16 ≤ C_out ≤ 256, with the tile that leaves the fewest padded output channels (the
+    /// widest on a tie) and 64-channel K-steps on the 128-wide tile, 32 on the narrower ones
+    /// (`sana bench conv`, H200: 128→128 15.9 vs 16.1 ms, 256→256 14.2 vs 16.0; but 128→48 on
+    /// the 64 tile 10.8 vs 9.7, Wan 192→192 on the 96 tile 3.3 vs 3.2); im2col otherwise.
+    pub fn conv_path(&self, d: &ConvDims) -> ConvPath {
+        if is_pointwise(d) {
+            return ConvPath::Pointwise;
+        }
+        if !(IGEMM_MIN_COUT..=IGEMM_MAX_COUT).contains(&d.c_out) {
+            return ConvPath::Im2col;
+        }
+        let padding = |bn: usize| d.c_out.div_ceil(bn) * bn - d.c_out;
+        let available = self.conv_paths(d);
+        let Some(bn) = IGEMM_TILES.into_iter().min_by_key(|&bn| padding(bn)) else {
+            return ConvPath::Im2col;
+        };
+        let preferred_k: &[usize] = if bn == 128 { &[64, 32] } else { &[32, 64] };
+        preferred_k
+            .iter()
+            .map(|&bk| ConvPath::ImplicitGemm { bn, bk })
+            .find(|p| available.contains(p))
+            .unwrap_or(ConvPath::Im2col)
+    }
+
+    /// A convolution on a given path (one of [`Self::conv_paths`]): for benchmarks and tests,
+    /// which compare every path; the engine's conv3d takes [`Self::conv_path`].
+    pub fn conv3d_on_path(
+        &self,
+        path: ConvPath,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        bias: Option<&CudaSlice<bf16>>,
+        d: ConvDims,
+    ) -> crate::error::Result<()> {
+        let [t, h, wo] = d.output();
+        let sizes = [
+            (x.len(), d.input.iter().product::<usize>() * d.c_in, "x"),
+            (w.len(), d.c_out * d.taps() * d.c_in, "w"),
+            (out.len(), t * h * wo * d.c_out, "out"),
+        ];
+        if let Some((got, want, name)) = sizes.into_iter().find(|&(got, want, _)| got != want) {
+            let msg = format!("conv3d {d:?}: `{name}` has {got} values, expected {want}");
+            return Err(self.err(CudaError::Unsupported(msg)));
+        }
+        if !self.conv_paths(&d).contains(&path) {
+            return Err(self.err(CudaError::Unsupported(format!("conv3d {d:?} cannot take the {path:?} path"))));
+        }
+        self.launch_conv3d_with(out, x, w, bias, d, path).map_err(|e| self.err(e))
+    }
+
     pub(super) fn launch_conv3d(
         &self,
         out: &mut CudaSlice<bf16>,
@@ -86,12 +159,11 @@ impl Cuda {
         bias: Option<&CudaSlice<bf16>>,
         d: ConvDims,
     ) -> Result<(), CudaError> {
-        self.launch_conv3d_with(out, x, w, bias, d, conv_path(&d))
+        self.launch_conv3d_with(out, x, w, bias, d, self.conv_path(&d))
     }
 
-    /// [`Self::launch_conv3d`] on a given path (the benchmark times each against the others).
-    /// `Pointwise` is only valid for a conv [`conv_path`] calls pointwise.
-    pub(super) fn launch_conv3d_with(
+    /// [`Self::launch_conv3d`] on `path`, one of [`Self::conv_paths`].
+    fn launch_conv3d_with(
         &self,
         out: &mut CudaSlice<bf16>,
         x: &CudaSlice<bf16>,
@@ -106,14 +178,14 @@ impl Cuda {
         let epilogue = bias.map_or(Epilogue::None, |b| Epilogue::Bias(self.ptr(b)));
         match path {
             ConvPath::Pointwise => {
-                if conv_path(&d) != ConvPath::Pointwise {
+                if !is_pointwise(&d) {
                     return Err(CudaError::Unsupported(format!("conv3d {d:?} is not a pointwise product")));
                 }
                 let mut g = Gemm::linear(rows_total, d.c_out, k, self.ptr(x), self.ptr(w), self.ptr(out));
                 g.epilogue = epilogue;
                 return self.blas.gemm(&g);
             }
-            ConvPath::ImplicitGemm { bn } => return self.launch_conv3d_igemm(out, x, w, bias, d, bn),
+            ConvPath::ImplicitGemm { bn, bk } => return self.launch_conv3d_igemm(out, x, w, bias, d, bn, bk),
             ConvPath::Im2col => {}
         }
         let slab_rows = (SLAB_ELEMENTS / k).max(ROW_ALIGN) / ROW_ALIGN * ROW_ALIGN;
@@ -159,7 +231,8 @@ impl Cuda {
         Ok(())
     }
 
-    /// kernels/conv.cu `conv3d_igemm_n{bn}_bf16`: 128 positions × `bn` channels per block.
+    /// kernels/conv.cu `conv3d_igemm_n{bn}_k{bk}_bf16`: 128 positions × `bn` channels per block.
+    #[allow(clippy::too_many_arguments)] // the conv's operands and the variant
     fn launch_conv3d_igemm(
         &self,
         out: &mut CudaSlice<bf16>,
@@ -168,15 +241,13 @@ impl Cuda {
         bias: Option<&CudaSlice<bf16>>,
         d: ConvDims,
         bn: usize,
+        bk: usize,
     ) -> Result<(), CudaError> {
-        let name = ConvPath::ImplicitGemm { bn }
-            .kernel()
-            .ok_or_else(|| CudaError::Unsupported(format!("no implicit-GEMM conv kernel with a {bn}-channel tile")))?;
-        if !d.c_in.is_multiple_of(IGEMM_BK) {
-            return Err(CudaError::Unsupported(format!(
-                "the implicit-GEMM conv needs C_in a multiple of {IGEMM_BK}, got {}",
-                d.c_in
-            )));
+        let path = ConvPath::ImplicitGemm { bn, bk };
+        let name =
+            path.kernel().ok_or_else(|| CudaError::Unsupported(format!("no implicit-GEMM conv kernel {path:?}")))?;
+        if !d.c_in.is_multiple_of(bk) {
+            return Err(CudaError::Unsupported(format!("{path:?} needs C_in a multiple of {bk}, got {}", d.c_in)));
         }
         let [t_out, h_out, w_out] = d.output();
         let i = |v: usize| v as i32;
@@ -205,8 +276,7 @@ impl Cuda {
             pw: i(d.pad_before[2]),
         };
         let blocks = (t_out * h_out * w_out).div_ceil(IGEMM_BM) * d.c_out.div_ceil(bn);
-        // the stages of (128 + bn) rows × 40 bf16; the bf16 epilogue tile (128 × (bn + 8)) fits inside
-        let smem = IGEMM_STAGES * (IGEMM_BM + bn) * (IGEMM_BK + 8) * 2;
+        let smem = igemm_smem(bn, bk);
         let f = self.kernels.get(name)?;
         f.set_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)
             .during("raising the shared-memory limit of the implicit-GEMM conv")?;
@@ -234,11 +304,11 @@ impl Cuda {
         self.kernels.launch(&self.stream, "upsample_nearest2x_bf16", grid_stride(out.len(), THREADS), &p)
     }
 
-    pub(super) fn copy_device_range(
+    pub(super) fn copy_device_range<T: cudarc::driver::DeviceRepr>(
         &self,
-        dst: &mut CudaSlice<bf16>,
+        dst: &mut CudaSlice<T>,
         dst_offset: usize,
-        src: &CudaSlice<bf16>,
+        src: &CudaSlice<T>,
         src_offset: usize,
         len: usize,
     ) -> Result<(), CudaError> {

@@ -45,6 +45,15 @@ const CONVERT_CHUNK: usize = 1 << 16;
 /// full-size host buffer nor the driver's slower pageable path.
 const STAGE_VALUES: usize = 8 << 20;
 
+/// Below this many values a streamed copy is one plain copy (the stage would not pay).
+const STREAM_MIN_VALUES: usize = 1 << 16;
+
+/// The streamed copies' page-locked stage and f32 piece buffer ([`Cuda::with_staging`]).
+#[derive(Default)]
+struct Staging {
+    pinned: Option<PinnedHostSlice<bf16>>,
+    values: Vec<f32>,
+}
 /// The piece length of a streamed copy: the largest multiple of `align` within `STAGE_VALUES`,
 /// at least `align`.
 fn staged_piece(align: usize) -> usize {
@@ -86,6 +95,7 @@ pub struct Cuda {
     /// Streaming multiprocessors: grids are sized in whole waves of resident blocks.
     sm_count: usize,
 }
+    staging: parking_lot::Mutex<Staging>,
 
 impl Cuda {
     /// Opens device `ordinal`, loads the kernels and cuBLASLt.
@@ -120,7 +130,18 @@ impl Cuda {
         let sm_attr = cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
         let sm_count = ctx.attribute(sm_attr).during("reading the multiprocessor count")? as usize;
         let profiler = profile::Profiler::from_env();
-        Ok(Cuda { ordinal, name, ctx, stream, blas, kernels, profiler, max_block_smem, sm_count })
+        Ok(Cuda {
+            ordinal,
+            name,
+            ctx,
+            stream,
+            blas,
+            kernels,
+            profiler,
+            max_block_smem,
+            sm_count,
+            staging: Default::default(),
+        })
     }
 
     /// Waits for all queued work (pipeline boundaries, timing).
@@ -171,13 +192,31 @@ impl Cuda {
         unsafe { self.stream.alloc::<T>(len.max(1)) }.during("allocating scratch").map_err(|e| self.err(e))
     }
 
-    /// A page-locked host stage of `len` bf16 values for streamed copies. Cached (flags 0), not
-    /// cudarc's default write-combined memory, which the CPU reads back very slowly.
-    fn pinned_stage(&self, len: usize) -> Result<PinnedHostSlice<bf16>> {
-        // SAFETY: a stage is written (by a copy or a conversion) before any of it is read.
-        unsafe { self.ctx.alloc_pinned_with_flags::<bf16>(len, 0) }
-            .during("allocating a page-locked copy stage")
-            .map_err(|e| self.err(e))
+    /// Runs `f` on the streamed-copy staging (a page-locked bf16 stage and an f32 piece buffer,
+    /// both at least `piece` long), allocating or growing it first. Kept between calls: a fresh
+    /// cuMemHostAlloc and fresh page faults per copy cost milliseconds a denoising step. `f` must
+    /// not start another streamed copy (the staging is locked while it runs).
+    fn with_staging<T>(&self, piece: usize, f: impl FnOnce(&mut [bf16], &mut [f32]) -> Result<T>) -> Result<T> {
+        let mut staging = self.staging.lock();
+        let Staging { pinned, values } = &mut *staging;
+        if pinned.as_ref().is_none_or(|p| p.len() < piece) {
+            *pinned = None; // free the old stage before pinning a larger one
+                            // SAFETY: the stage is written (by a copy or a conversion) before any of it is read.
+                            // Flags 0: cached memory, not cudarc's default write-combined, which the CPU reads
+                            // back very slowly.
+            let stage = unsafe { self.ctx.alloc_pinned_with_flags::<bf16>(piece.max(STAGE_VALUES), 0) }
+                .during("allocating a page-locked copy stage")
+                .map_err(|e| self.err(e))?;
+            *pinned = Some(stage);
+        }
+        if values.len() < piece {
+            values.resize(piece.max(STAGE_VALUES), 0.0);
+        }
+        let stage = match pinned.as_mut() {
+            Some(stage) => stage.as_mut_slice().during("waiting for the copy stage").map_err(|e| self.err(e))?,
+            None => unreachable!("the stage was allocated above"),
+        };
+        f(stage, values)
     }
 }
 
@@ -267,23 +306,25 @@ impl Backend for Cuda {
         visit: &mut dyn FnMut(usize, &[f32]) -> Result<()>,
     ) -> Result<()> {
         let len = buf.len();
-        let piece = staged_piece(align);
-        if piece >= len {
+        if len < STREAM_MIN_VALUES {
             return visit(0, &self.download(buf)?);
         }
-        let mut stage = self.pinned_stage(piece)?;
-        let mut values = vec![0.0f32; piece];
-        for start in (0..len).step_by(piece) {
-            let n = piece.min(len - start);
-            self.stream
-                .memcpy_dtoh(&buf.slice(start..start + n), &mut stage)
-                .during("downloading")
-                .map_err(|e| self.err(e))?;
-            let host = stage.as_slice().during("waiting for a download").map_err(|e| self.err(e))?;
-            convert_in_parallel(&host[..n], &mut values[..n], |v| v.to_f32());
-            visit(start, &values[..n])?;
-        }
-        Ok(())
+        let piece = staged_piece(align).min(len);
+        self.with_staging(piece, |pinned, values| {
+            for start in (0..len).step_by(piece) {
+                let n = piece.min(len - start);
+                let host = &mut pinned[..n];
+                self.stream
+                    .memcpy_dtoh(&buf.slice(start..start + n), host)
+                    .during("downloading")
+                    .map_err(|e| self.err(e))?;
+                // a plain slice of page-locked memory: the copy is truly asynchronous, so wait
+                self.synchronize()?;
+                convert_in_parallel(host, &mut values[..n], |v| v.to_f32());
+                visit(start, &values[..n])?;
+            }
+            Ok(())
+        })
     }
 
     fn upload_pieces(
@@ -292,25 +333,25 @@ impl Backend for Cuda {
         align: usize,
         fill: &mut dyn FnMut(usize, &mut [f32]) -> Result<()>,
     ) -> Result<CudaSlice<bf16>> {
-        let piece = staged_piece(align);
-        if piece >= len {
+        if len < STREAM_MIN_VALUES {
             let mut host = vec![0.0; len];
             fill(0, &mut host)?;
             return self.upload_vec(host);
         }
         let mut out = self.alloc(len)?;
-        let mut stage = self.pinned_stage(piece)?;
-        let mut values = vec![0.0f32; piece];
-        for start in (0..len).step_by(piece) {
-            let n = piece.min(len - start);
-            fill(start, &mut values[..n])?;
-            let host = stage.as_mut_slice().during("waiting for an upload").map_err(|e| self.err(e))?;
-            convert_in_parallel(&values[..n], &mut host[..n], |&v| bf16::from_f32(v));
-            // a plain slice of the pinned stage: the copy completes before the stage is refilled
-            let host: &[bf16] = &host[..n];
-            let mut dst = out.slice_mut(start..start + n);
-            self.stream.memcpy_htod(host, &mut dst).during("uploading").map_err(|e| self.err(e))?;
-        }
+        let piece = staged_piece(align).min(len);
+        self.with_staging(piece, |pinned, values| {
+            for start in (0..len).step_by(piece) {
+                let n = piece.min(len - start);
+                fill(start, &mut values[..n])?;
+                convert_in_parallel(&values[..n], &mut pinned[..n], |&v| bf16::from_f32(v));
+                let mut dst = out.slice_mut(start..start + n);
+                self.stream.memcpy_htod(&pinned[..n], &mut dst).during("uploading").map_err(|e| self.err(e))?;
+                // the stage is refilled next: wait for the (truly asynchronous) copy out of it
+                self.synchronize()?;
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 

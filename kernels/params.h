@@ -193,3 +193,12 @@ typedef struct {
     float eps;
     int32_t pad;
 } GroupNormParams;
+
+// The sampler's elementwise ops (kernels/sampler.cu): operands a, b, c and coefficients as each
+// kernel says; n values per latent, len values of a model batch.
+typedef struct {
+    uint64_t out, a, b, c;
+    int64_t len, n;
+    float keep, ca, cb, cc;
+    int32_t terms, pad;
+} SamplerParams;

@@ -695,6 +695,53 @@ fn conv3d_matches_cpu() {
     }
 }
 
+/// The sampler's device ops (the latent stays in f32 tables between denoising steps) against the
+/// CPU: the model batch (bf16 on the GPU), guidance, the solver's linear combinations (f32 on both
+/// sides), a pinned-frame copy.
+#[test]
+fn sampler_ops_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut s = seed();
+    for n in [7, 1000, 1 << 20 | 3] {
+        let x = random(n, 2.0, &mut s);
+        let (a, b) = (random(n, 1.0, &mut s), random(n, 1.0, &mut s));
+        let model = random(2 * n, 1.0, &mut s);
+        fn run<B: Backend>(be: &B, x: &[f32], a: &[f32], b: &[f32], model: &[f32]) -> Vec<Vec<f32>> {
+            let n = x.len();
+            let xt = be.upload_table(x.to_vec()).unwrap();
+            let mut batch = poisoned(be, &[2, n]);
+            ops::latent_to_model(be, &mut batch, &xt).unwrap();
+            let model_out = t(be, &[2, n], model);
+            let mut v = be.upload_table(vec![f32::NAN; n]).unwrap();
+            ops::guided_velocity(be, &mut v, &model_out, 6.0).unwrap();
+            let guided = be.download_table(&v).unwrap();
+            let single = t(be, &[1, n], &model[..n]);
+            ops::guided_velocity(be, &mut v, &single, 6.0).unwrap();
+            let unguided = be.download_table(&v).unwrap();
+            let (at, bt) = (be.upload_table(a.to_vec()).unwrap(), be.upload_table(b.to_vec()).unwrap());
+            // overwrite (the NaN must not be read), then keep + three terms
+            let mut out = be.upload_table(vec![f32::NAN; n]).unwrap();
+            ops::lincomb_tables(be, &mut out, 0.0, &[(1.0, &xt), (-0.7, &at)]).unwrap();
+            ops::lincomb_tables(be, &mut out, 0.93, &[(-0.2, &at), (0.05, &bt), (0.3, &xt)]).unwrap();
+            let comb = be.download_table(&out).unwrap();
+            let mut pinned = be.upload_table(x.to_vec()).unwrap();
+            ops::copy_table_range(be, &mut pinned, n / 2, &at, 0, n / 3).unwrap();
+            let copied = be.download_table(&pinned).unwrap();
+            vec![batch.to_host(be).unwrap(), guided, unguided, comb, copied]
+        }
+        let (g, c) = (run(&gpu, &x, &a, &b, &model), run(&Cpu, &x, &a, &b, &model));
+        // the model batch rounds to bf16 on the GPU; the rest is f32 arithmetic on both sides
+        let tolerances = [tolerance::CUDA_KERNEL, tolerance::TRANSFORMER_F32, 0.0, tolerance::TRANSFORMER_F32, 0.0];
+        for (k, name) in
+            ["latent_to_model", "guided_velocity", "guided_velocity (one copy)", "lincomb_tables", "copy_table_range"]
+                .iter()
+                .enumerate()
+        {
+            check(&format!("{name} n={n}"), &g[k], &c[k], tolerances[k]);
+        }
+    }
+}
+
 /// The streamed copies a decoded clip takes (upload_pieces / download_pieces through the pinned
 /// stage) against the plain upload and download: same values, pieces whole multiples of `align`,
 /// in order, covering everything.

@@ -4,8 +4,9 @@
 
 mod common;
 
+use sana::backend::{cpu::Cpu, Backend, Tensor};
 use sana::engine::dit::HostTensor;
-use sana::engine::sampler::{euler_step, flow_dpm_schedule, flow_euler_schedule, DpmSolverPP};
+use sana::engine::sampler::{flow_dpm_schedule, flow_euler_schedule, DpmSolverPP, Sampler};
 use sana::testing::{compare, tolerance};
 
 fn load(name: &str) -> (Vec<f32>, Vec<f32>, HostTensor, HostTensor) {
@@ -33,7 +34,7 @@ fn check_trajectory(
     steps: usize,
     velocities: &HostTensor,
     trajectory: &HostTensor,
-    mut step: impl FnMut(usize, &mut [f32], &[f32]),
+    mut step: impl FnMut(usize, &mut Vec<f32>, &[f32]),
 ) {
     let size = velocities.data.len() / steps;
     let mut x = trajectory.data[..size].to_vec();
@@ -51,8 +52,8 @@ fn dpm_case(steps: usize, shift: f64) {
     let (sigmas, timesteps, velocities, trajectory) = load(&name);
     let schedule = flow_dpm_schedule(steps, shift).unwrap();
     check_schedule(&name, &schedule, &sigmas, &timesteps);
-    let mut solver = DpmSolverPP::new(schedule);
-    check_trajectory(&name, steps, &velocities, &trajectory, |_, x, v| solver.step(x, v).unwrap());
+    let mut solver = Sampler::DpmSolver(DpmSolverPP::new(schedule));
+    check_trajectory(&name, steps, &velocities, &trajectory, |_, x, v| solver.step(&Cpu, x, &v.to_vec()).unwrap());
 }
 
 fn euler_case(steps: usize, shift: f64) {
@@ -60,8 +61,8 @@ fn euler_case(steps: usize, shift: f64) {
     let (sigmas, timesteps, velocities, trajectory) = load(&name);
     let schedule = flow_euler_schedule(steps, shift).unwrap();
     check_schedule(&name, &schedule, &sigmas, &timesteps);
-    let s = schedule.sigmas.clone();
-    check_trajectory(&name, steps, &velocities, &trajectory, |i, x, v| euler_step(x, v, s[i], s[i + 1]));
+    let mut solver = Sampler::euler(schedule);
+    check_trajectory(&name, steps, &velocities, &trajectory, |_, x, v| solver.step(&Cpu, x, &v.to_vec()).unwrap());
 }
 
 #[test]
@@ -91,7 +92,16 @@ fn flow_euler_6_steps_shift_3() {
 
 #[test]
 fn classifier_free_guidance_blends() {
-    let mut out = [0.0f32; 2];
-    sana::engine::sampler::classifier_free_guidance(&mut out, &[1.0, -2.0], &[2.0, 0.0], 6.0);
+    // [u; c] = [1, -2; 2, 0] at scale 6: u + 6·(c − u)
+    let model_out = Tensor::from_host(&Cpu, &[2, 2], &[1.0, -2.0, 2.0, 0.0]).unwrap();
+    let mut out = Cpu.alloc_table(2).unwrap();
+    sana::backend::guided_velocity(&Cpu, &mut out, &model_out, 6.0).unwrap();
     assert_eq!(out, [7.0, 10.0]);
+    // one copy: no guidance, the output itself
+    let single = Tensor::from_host(&Cpu, &[1, 2], &[1.0, -2.0]).unwrap();
+    sana::backend::guided_velocity(&Cpu, &mut out, &single, 6.0).unwrap();
+    assert_eq!(out, [1.0, -2.0]);
+    // three copies is no guidance batch
+    let triple = Tensor::from_host(&Cpu, &[3, 2], &[0.0; 6]).unwrap();
+    assert!(sana::backend::guided_velocity(&Cpu, &mut out, &triple, 6.0).is_err());
 }

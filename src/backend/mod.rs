@@ -496,6 +496,30 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// (F, 2H, 2W, C) (`dims.b` = F frames, `dims.t` = 1).
     fn upsample_nearest2x(&self, out: &mut Self::Buf, x: &Self::Buf, dims: GridDims) -> Result<()>;
 
+    /// Waits until every op queued so far has finished (a denoising loop keeps one step in
+    /// flight). The CPU runs each op as it is called: nothing to wait for.
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+    /// The sampler's model batch: out (a multiple of x's length) = x repeated, in the buffer's
+    /// precision (the [x, x] batch of classifier-free guidance, or x alone).
+    fn latent_to_model(&self, out: &mut Self::Buf, x: &Self::Table) -> Result<()>;
+    /// out (n) ← the model output: itself when it holds one batch of n (no guidance), else
+    /// u + scale·(c − u) of its two halves [u; c] (classifier-free guidance).
+    fn guided_velocity(&self, out: &mut Self::Table, model_out: &Self::Buf, scale: f32) -> Result<()>;
+    /// out ← keep·out + Σ cᵢ·tᵢ over one to three `terms` of out's length (the solver updates);
+    /// keep = 0 overwrites out without reading it.
+    fn lincomb_tables(&self, out: &mut Self::Table, keep: f32, terms: &[(f32, &Self::Table)]) -> Result<()>;
+    /// dst[dst_offset..][..len] ← src[src_offset..][..len] between tables (a pinned latent frame).
+    fn copy_table_range(
+        &self,
+        dst: &mut Self::Table,
+        dst_offset: usize,
+        src: &Self::Table,
+        src_offset: usize,
+        len: usize,
+    ) -> Result<()>;
+
     /// dst[dst_offset..][..len] ← src[src_offset..][..len]: frames moved between clips (the
     /// temporal caches of causal convolutions, concatenation along time).
     fn copy_range(

@@ -639,3 +639,65 @@ pub fn group_norm<B: Backend>(
     expect_shape(OP, "beta", beta, &[channels])?;
     be.group_norm(&mut out.buf, &x.buf, &gamma.buf, &beta.buf, positions, channels, groups, eps, act)
 }
+
+// ---- the sampler's device-side steps (engine/sampler): latents as f32 tables ----------------
+
+/// The model batch: `out` (a whole number of copies of x) ← x repeated, in the buffer's precision.
+pub fn latent_to_model<B: Backend>(be: &B, out: &mut Tensor<B>, x: &B::Table) -> Result<()> {
+    if x.is_empty() || !out.len().is_multiple_of(x.len()) {
+        return Err(Error::shape(
+            "latent_to_model",
+            format!("a model batch of {} values is no whole number of {}-value latents", out.len(), x.len()),
+        ));
+    }
+    be.latent_to_model(&mut out.buf, x)
+}
+
+/// `out` (n) ← the model output itself (n values) or u + scale·(c − u) of its halves (2n).
+pub fn guided_velocity<B: Backend>(be: &B, out: &mut B::Table, model_out: &Tensor<B>, scale: f32) -> Result<()> {
+    if model_out.len() != out.len() && model_out.len() != 2 * out.len() {
+        return Err(Error::shape(
+            "guided_velocity",
+            format!(
+                "a model output of {} values for a {}-value latent (expected 1 or 2 copies)",
+                model_out.len(),
+                out.len()
+            ),
+        ));
+    }
+    be.guided_velocity(out, &model_out.buf, scale)
+}
+
+/// `out` ← keep·out + Σ cᵢ·tᵢ, one to three terms of out's length; keep = 0 overwrites.
+pub fn lincomb_tables<B: Backend>(be: &B, out: &mut B::Table, keep: f32, terms: &[(f32, &B::Table)]) -> Result<()> {
+    if terms.is_empty() || terms.len() > 3 || terms.iter().any(|(_, t)| t.len() != out.len()) {
+        let lens: Vec<usize> = terms.iter().map(|(_, t)| t.len()).collect();
+        return Err(Error::shape(
+            "lincomb_tables",
+            format!("terms of lengths {lens:?} for a {}-value output (1 to 3 of the same length)", out.len()),
+        ));
+    }
+    be.lincomb_tables(out, keep, terms)
+}
+
+/// dst[dst_offset..][..len] ← src[src_offset..][..len] between tables.
+pub fn copy_table_range<B: Backend>(
+    be: &B,
+    dst: &mut B::Table,
+    dst_offset: usize,
+    src: &B::Table,
+    src_offset: usize,
+    len: usize,
+) -> Result<()> {
+    if dst_offset + len > dst.len() || src_offset + len > src.len() {
+        return Err(Error::shape(
+            "copy_table_range",
+            format!(
+                "{len} values from {src_offset} of {} into {dst_offset} of {} run past the end",
+                src.len(),
+                dst.len()
+            ),
+        ));
+    }
+    be.copy_table_range(dst, dst_offset, src, src_offset, len)
+}

@@ -10,6 +10,7 @@ mod linear_attn;
 mod mix_ffn;
 mod norm;
 mod patch;
+mod sampler;
 mod shuffle;
 
 use super::{
@@ -270,6 +271,33 @@ impl Backend for Cpu {
     ) -> Result<()> {
         decoder::causal_attention(out, q, k, v, key_mask, dims, kv_heads, scale, softcap, window);
         Ok(())
+    }
+
+    fn latent_to_model(&self, out: &mut Vec<f32>, x: &Vec<f32>) -> Result<()> {
+        sampler::latent_to_model(out, x);
+        Ok(())
+    }
+
+    fn guided_velocity(&self, out: &mut Vec<f32>, model_out: &Vec<f32>, scale: f32) -> Result<()> {
+        sampler::guided_velocity(out, model_out, scale);
+        Ok(())
+    }
+
+    fn lincomb_tables(&self, out: &mut Vec<f32>, keep: f32, terms: &[(f32, &Vec<f32>)]) -> Result<()> {
+        let terms: Vec<(f32, &[f32])> = terms.iter().map(|&(c, t)| (c, t.as_slice())).collect();
+        sampler::lincomb(out, keep, &terms);
+        Ok(())
+    }
+
+    fn copy_table_range(
+        &self,
+        dst: &mut Vec<f32>,
+        dst_offset: usize,
+        src: &Vec<f32>,
+        src_offset: usize,
+        len: usize,
+    ) -> Result<()> {
+        self.copy_range(dst, dst_offset, src, src_offset, len)
     }
 
     fn multiply(&self, out: &mut Vec<f32>, a: &Vec<f32>, b: &Vec<f32>) -> Result<()> {

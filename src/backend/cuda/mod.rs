@@ -18,6 +18,7 @@ mod norm;
 mod params;
 mod patch;
 pub mod profile;
+mod sampler;
 mod shuffle;
 
 use std::sync::Arc;
@@ -44,7 +45,6 @@ const CONVERT_CHUNK: usize = 1 << 16;
 /// stage of this many bf16 values (16 MiB), so a 219 M-value clip needs neither a second
 /// full-size host buffer nor the driver's slower pageable path.
 const STAGE_VALUES: usize = 8 << 20;
-
 /// Below this many values a streamed copy is one plain copy (the stage would not pay).
 const STREAM_MIN_VALUES: usize = 1 << 16;
 
@@ -54,6 +54,7 @@ struct Staging {
     pinned: Option<PinnedHostSlice<bf16>>,
     values: Vec<f32>,
 }
+
 /// The piece length of a streamed copy: the largest multiple of `align` within `STAGE_VALUES`,
 /// at least `align`.
 fn staged_piece(align: usize) -> usize {
@@ -94,8 +95,8 @@ pub struct Cuda {
     max_block_smem: usize,
     /// Streaming multiprocessors: grids are sized in whole waves of resident blocks.
     sm_count: usize,
-}
     staging: parking_lot::Mutex<Staging>,
+}
 
 impl Cuda {
     /// Opens device `ordinal`, loads the kernels and cuBLASLt.
@@ -622,6 +623,36 @@ impl Backend for Cuda {
             || "upsample_nearest2x".into(),
             || self.launch_upsample_nearest2x(out, x, dims).map_err(|e| self.err(e)),
         )
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Cuda::synchronize(self) // the inherent method (inherent items resolve first)
+    }
+
+    fn latent_to_model(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<f32>) -> Result<()> {
+        self.timed(|| "latent_to_model".into(), || self.launch_latent_to_model(out, x).map_err(|e| self.err(e)))
+    }
+
+    fn guided_velocity(&self, out: &mut CudaSlice<f32>, model_out: &CudaSlice<bf16>, scale: f32) -> Result<()> {
+        self.timed(
+            || "guided_velocity".into(),
+            || self.launch_guided_velocity(out, model_out, scale).map_err(|e| self.err(e)),
+        )
+    }
+
+    fn lincomb_tables(&self, out: &mut CudaSlice<f32>, keep: f32, terms: &[(f32, &CudaSlice<f32>)]) -> Result<()> {
+        self.timed(|| "lincomb_tables".into(), || self.launch_lincomb(out, keep, terms).map_err(|e| self.err(e)))
+    }
+
+    fn copy_table_range(
+        &self,
+        dst: &mut CudaSlice<f32>,
+        dst_offset: usize,
+        src: &CudaSlice<f32>,
+        src_offset: usize,
+        len: usize,
+    ) -> Result<()> {
+        self.copy_device_range(dst, dst_offset, src, src_offset, len).map_err(|e| self.err(e))
     }
 
     fn copy_range(

@@ -205,6 +205,23 @@ pub struct CausalAttnParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
+pub struct SamplerParams {
+    pub out: DevPtr,
+    pub a: DevPtr,
+    pub b: DevPtr,
+    pub c: DevPtr,
+    pub len: i64,
+    pub n: i64,
+    pub keep: f32,
+    pub ca: f32,
+    pub cb: f32,
+    pub cc: f32,
+    pub terms: i32,
+    pub pad: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct BinaryParams {
     pub out: DevPtr,
     pub a: DevPtr,
@@ -354,6 +371,7 @@ unsafe impl DeviceRepr for GatherParams {}
 unsafe impl DeviceRepr for RopeHalfParams {}
 unsafe impl DeviceRepr for CausalAttnParams {}
 unsafe impl DeviceRepr for BinaryParams {}
+unsafe impl DeviceRepr for SamplerParams {}
 unsafe impl DeviceRepr for ConvParams {}
 unsafe impl DeviceRepr for UpsampleParams {}
 unsafe impl DeviceRepr for ShuffleParams {}
@@ -389,6 +407,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<SoftmaxParams>(), 40);
         assert_eq!(std::mem::size_of::<ConvGemmParams>(), 104);
         assert_eq!(std::mem::size_of::<GroupNormParams>(), 80);
+        assert_eq!(std::mem::size_of::<SamplerParams>(), 72);
         // every header field appears in the mirrors (a cheap textual cross-check)
         let header = crate::backend::cuda::kernels::PARAMS_H;
         for field in

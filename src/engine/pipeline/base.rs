@@ -1,14 +1,14 @@
 //! Base, the denoising loops of text-to-video and image-to-video (MODEL.md §5, §6, §9; diffusers
 //! 0.42.1 `SanaVideoPipeline` / `SanaImageToVideoPipeline.__call__` from their initial latents to
 //! `output_type="latent"`): the transformer on [x, x] with the captions [negative, positive],
-//! classifier-free guidance, and a flow DPM-Solver++ step in f32. The latent stays on the host between steps (small next to the
-//! transformer's activations); decoding is the VAE's job.
+//! classifier-free guidance, and a flow DPM-Solver++ step in f32. The latent stays on the backend
+//! in f32 between steps; decoding is the VAE's job.
 
 use super::LatentVideo;
-use crate::backend::{Backend, Tensor};
+use crate::backend::{copy_table_range, guided_velocity, latent_to_model, Backend, Tensor};
 use crate::engine::dit::{DitInput, SanaVideoTransformer, Timesteps};
 use crate::engine::progress::Progress;
-use crate::engine::sampler::{classifier_free_guidance, flow_dpm_schedule, DpmSolverPP, Sampler};
+use crate::engine::sampler::{flow_dpm_schedule, DpmSolverPP, Sampler};
 use crate::engine::text::PromptEmbeddings;
 use crate::error::{Error, Result};
 
@@ -63,20 +63,6 @@ pub struct Captions<'a, B: Backend> {
     pub negative: &'a PromptEmbeddings<B>,
 }
 
-/// Frames 1.. of every (sample, channel) of a (B, C, T, H, W) latent, gathered contiguous
-/// (`subset`) and put back (`write_back`): what the sampler steps when frame 0 is pinned.
-fn subset(x: &[f32], [b, c, t, h, w]: [usize; 5]) -> Vec<f32> {
-    let frame = h * w;
-    (0..b * c).flat_map(|bc| x[bc * t * frame + frame..(bc + 1) * t * frame].iter().copied()).collect()
-}
-
-fn write_back(x: &mut [f32], part: &[f32], [b, c, t, h, w]: [usize; 5]) {
-    let (frame, rest) = (h * w, (t - 1) * h * w);
-    for bc in 0..b * c {
-        x[bc * t * frame + frame..(bc + 1) * t * frame].copy_from_slice(&part[bc * rest..(bc + 1) * rest]);
-    }
-}
-
 /// The denoising loop shared by Base and Refine: from `noise` (the starting latents), one
 /// transformer pass per timestep of `sampler` on [x, x] with captions [negative, positive] (x alone
 /// when guidance is 1), classifier-free guidance, then the sampler's step; with `first_frame`,
@@ -89,7 +75,7 @@ pub(super) fn denoise<B: Backend>(
     noise: &LatentVideo,
     first_frame: Option<&[f32]>,
     guidance: f32,
-    mut solver: Sampler,
+    mut solver: Sampler<B>,
     progress: &dyn Progress,
 ) -> Result<LatentVideo> {
     let Captions { positive, negative } = captions;
@@ -129,22 +115,20 @@ pub(super) fn denoise<B: Backend>(
     let [pt, ph, pw] = transformer.config.patch_size;
     let frame_tokens = (h / ph) * (w / pw);
     let tokens = (t / pt) * frame_tokens;
-    let per_sample = x.len();
     let mut model_shape = latent_shape;
     model_shape[0] *= copies;
-    // host buffers reused across steps (fresh ones each step cost page faults on every 10 MB)
-    let mut velocity = vec![0.0f32; per_sample];
-    let mut input = vec![0.0f32; copies * per_sample];
-    let pinned = first_frame.is_some();
+    // the latent, the velocity and the solver's state stay on the backend in f32 between steps:
+    // a step moves nothing to or from the host (MODEL.md §5)
+    let mut x_dev = be.upload_table(x)?;
+    let image_dev = first_frame.map(|image| be.upload_table(image.to_vec())).transpose()?;
+    let mut velocity = be.alloc_table(b * c * t * h * w)?;
+    let mut latent = Tensor::empty(be, &model_shape)?;
     let steps = solver.timesteps().len();
     for i in 0..steps {
         progress.step(i, steps, &format!("denoising {}/{steps}", i + 1))?;
         let step_t = solver.timesteps()[i];
-        for copy in input.chunks_mut(per_sample) {
-            copy.copy_from_slice(&x);
-        }
-        let latent = Tensor::from_host(be, &model_shape, &input)?;
-        let timesteps = if pinned {
+        latent_to_model(be, &mut latent, &x_dev)?;
+        let timesteps = if image_dev.is_some() {
             // t·(1 − mask), the mask 1 on latent frame 0's tokens
             let per_token: Vec<f32> =
                 (0..model_shape[0] * tokens).map(|k| if k % tokens < frame_tokens { 0.0 } else { step_t }).collect();
@@ -152,26 +136,23 @@ pub(super) fn denoise<B: Backend>(
         } else {
             Timesteps::PerSample(vec![step_t; model_shape[0]])
         };
-        let out = transformer
-            .forward(
-                be,
-                &DitInput { latent: &latent, caption: &caption, timesteps: &timesteps, caption_mask: Some(&mask) },
-            )?
-            .to_host(be)?;
-        if guided {
-            let (uncond, cond) = out.split_at(per_sample);
-            classifier_free_guidance(&mut velocity, uncond, cond, guidance);
-        } else {
-            velocity.copy_from_slice(&out);
+        let out = transformer.forward(
+            be,
+            &DitInput { latent: &latent, caption: &caption, timesteps: &timesteps, caption_mask: Some(&mask) },
+        )?;
+        guided_velocity(be, &mut velocity, &out, guidance)?;
+        solver.step(be, &mut x_dev, &velocity)?;
+        if let Some(image) = &image_dev {
+            // frame 0 pinned: stepping every frame and restoring frame 0 leaves frames 1.. as
+            // stepping them alone would (the updates are elementwise)
+            for bc in 0..b * c {
+                copy_table_range(be, &mut x_dev, bc * t * h * w, image, bc * h * w, h * w)?;
+            }
         }
-        if pinned {
-            let mut part = subset(&x, latent_shape);
-            solver.step(&mut part, &subset(&velocity, latent_shape))?;
-            write_back(&mut x, &part, latent_shape);
-        } else {
-            solver.step(&mut x, &velocity)?;
-        }
+        // one step in flight: progress and cancellation follow the device, not the enqueue
+        be.synchronize()?;
     }
+    let x = be.download_table(&x_dev)?;
     progress.update(1.0, "denoised");
     Ok(LatentVideo { shape: latent_shape, data: x })
 }

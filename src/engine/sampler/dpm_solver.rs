@@ -8,23 +8,21 @@
 //!     x ← (σ_{i+1}/σ_i)·x − α_{i+1}(e^{−h} − 1)·x0 − ½·α_{i+1}(e^{−h} − 1)·(x0 − m1)/r
 //! Coefficients in f32 as diffusers computes them (its sigmas are an f32 tensor).
 
-use rayon::prelude::*;
-
-use super::{Schedule, MIN_VALUES_PER_TASK};
+use super::Schedule;
+use crate::backend::{lincomb_tables, Backend, Buffer};
 use crate::error::{Error, Result};
 
-pub struct DpmSolverPP {
+pub struct DpmSolverPP<B: Backend> {
     schedule: Schedule,
     step: usize,
-    prev_x0: Option<Vec<f32>>,
-    /// The x0 buffer of two steps ago, reused for the next x0 (a 720p latent is 1.2 M values: a
-    /// fresh buffer per step cost page faults each time).
-    spare: Vec<f32>,
+    prev_x0: Option<B::Table>,
+    /// The x0 table of two steps ago, reused for the next x0 (no allocation per step).
+    spare: Option<B::Table>,
 }
 
-impl DpmSolverPP {
+impl<B: Backend> DpmSolverPP<B> {
     pub fn new(schedule: Schedule) -> Self {
-        DpmSolverPP { schedule, step: 0, prev_x0: None, spare: Vec::new() }
+        DpmSolverPP { schedule, step: 0, prev_x0: None, spare: None }
     }
 
     pub fn schedule(&self) -> &Schedule {
@@ -32,7 +30,7 @@ impl DpmSolverPP {
     }
 
     /// Advances x (in place) by one step given the model's velocity v at the current sigma.
-    pub fn step(&mut self, x: &mut [f32], v: &[f32]) -> Result<()> {
+    pub fn step(&mut self, be: &B, x: &mut B::Table, v: &B::Table) -> Result<()> {
         let i = self.step;
         let n = self.schedule.timesteps.len();
         if i >= n || v.len() != x.len() {
@@ -43,14 +41,13 @@ impl DpmSolverPP {
             });
         }
         let (sigma, sigma_next) = (self.schedule.sigmas[i], self.schedule.sigmas[i + 1]);
-        let mut x0 = std::mem::take(&mut self.spare);
-        x0.resize(x.len(), 0.0);
-        x0.par_iter_mut().with_min_len(MIN_VALUES_PER_TASK).zip(x.par_iter().zip(v)).for_each(|(x0, (&x, &v))| {
-            *x0 = x - sigma * v;
-        });
-        let elementwise = x.par_iter_mut().with_min_len(MIN_VALUES_PER_TASK).zip(&x0);
+        let mut x0 = match self.spare.take() {
+            Some(t) if t.len() == x.len() => t,
+            _ => be.alloc_table(x.len())?,
+        };
+        lincomb_tables(be, &mut x0, 0.0, &[(1.0, &*x), (-sigma, v)])?;
         if sigma_next == 0.0 {
-            elementwise.for_each(|(x, &x0)| *x = x0); // λ_{i+1} = ∞: the update is x0 exactly
+            lincomb_tables(be, x, 0.0, &[(1.0, &x0)])?; // λ_{i+1} = ∞: the update is x0 exactly
         } else {
             let lambda = |s: f32| (1.0 - s).ln() - s.ln();
             let h = lambda(sigma_next) - lambda(sigma);
@@ -58,17 +55,15 @@ impl DpmSolverPP {
             let coeff = (1.0 - sigma_next) * ((-h).exp() - 1.0);
             match (&self.prev_x0, i) {
                 (Some(m1), i) if i > 0 => {
+                    // − ½·coeff·d1 with d1 = (x0 − m1)/r, as two terms
                     let r = (lambda(sigma) - lambda(self.schedule.sigmas[i - 1])) / h;
-                    let half = 0.5 * coeff;
-                    elementwise.zip(m1).for_each(|((x, &d0), &m1)| {
-                        let d1 = (1.0 / r) * (d0 - m1);
-                        *x = ratio * *x - coeff * d0 - half * d1;
-                    });
+                    let half_over_r = 0.5 * coeff * (1.0 / r);
+                    lincomb_tables(be, x, ratio, &[(-coeff, &x0), (-half_over_r, &x0), (half_over_r, m1)])?;
                 }
-                _ => elementwise.for_each(|(x, &d0)| *x = ratio * *x - coeff * d0),
+                _ => lincomb_tables(be, x, ratio, &[(-coeff, &x0)])?,
             }
         }
-        self.spare = self.prev_x0.replace(x0).unwrap_or_default();
+        self.spare = self.prev_x0.replace(x0);
         self.step += 1;
         Ok(())
     }

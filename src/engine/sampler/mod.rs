@@ -1,29 +1,27 @@
 //! Flow-matching samplers (MODEL.md §5): the sigma schedules, DPM-Solver++ (second-order
 //! multistep, as diffusers 0.42.1 `DPMSolverMultistepScheduler` with flow sigmas computes it),
-//! flow-match Euler (`FlowMatchEulerDiscreteScheduler`), and classifier-free guidance. Small pure
-//! functions of sigmas and host f32 latents, tested against diffusers on their own; the pipeline
-//! moves them onto the backend when it lands.
+//! flow-match Euler (`FlowMatchEulerDiscreteScheduler`), and classifier-free guidance. The
+//! coefficients come from the sigmas on the host; the updates run on the backend over f32 latent
+//! tables (backend ops `lincomb_tables`, `guided_velocity`), so a denoising step moves nothing
+//! between host and device. Tested against diffusers on the CPU backend.
 
-use rayon::prelude::*;
+use crate::backend::{lincomb_tables, Backend};
+use crate::error::{Error, Result};
 
 mod dpm_solver;
 mod schedule;
-
-/// Latent values per rayon task in the elementwise sampler updates (a 720p latent pair is 2.5 M
-/// values; below this the task overhead would show).
-const MIN_VALUES_PER_TASK: usize = 1 << 15;
 
 pub use dpm_solver::DpmSolverPP;
 pub use schedule::{explicit_schedule, flow_dpm_schedule, flow_euler_schedule, Schedule};
 
 /// The stepper of one denoising loop: Base's multistep DPM-Solver++, or flow Euler over a schedule
 /// (Refine's tail of a shifted schedule, or explicit sigmas).
-pub enum Sampler {
-    DpmSolver(DpmSolverPP),
+pub enum Sampler<B: Backend> {
+    DpmSolver(DpmSolverPP<B>),
     Euler { schedule: Schedule, step: usize },
 }
 
-impl Sampler {
+impl<B: Backend> Sampler<B> {
     pub fn euler(schedule: Schedule) -> Self {
         Sampler::Euler { schedule, step: 0 }
     }
@@ -37,35 +35,23 @@ impl Sampler {
     }
 
     /// Advances x (in place) by one step given the velocity at the current sigma.
-    pub fn step(&mut self, x: &mut [f32], v: &[f32]) -> crate::error::Result<()> {
+    pub fn step(&mut self, be: &B, x: &mut B::Table, v: &B::Table) -> Result<()> {
         match self {
-            Sampler::DpmSolver(s) => s.step(x, v),
+            Sampler::DpmSolver(s) => s.step(be, x, v),
             Sampler::Euler { schedule, step } => {
-                if *step >= schedule.timesteps.len() || v.len() != x.len() {
-                    return Err(crate::error::Error::InputShape {
+                if *step >= schedule.timesteps.len() {
+                    return Err(Error::InputShape {
                         name: "sampler step".into(),
-                        expected: format!("step < {} with a velocity the latent's size", schedule.timesteps.len()),
-                        got: format!("step {step}, velocity of {} for {}", v.len(), x.len()),
+                        expected: format!("step < {}", schedule.timesteps.len()),
+                        got: format!("step {step}"),
                     });
                 }
-                euler_step(x, v, schedule.sigmas[*step], schedule.sigmas[*step + 1]);
+                // x ← x + (σ_next − σ)·v
+                let dt = schedule.sigmas[*step + 1] - schedule.sigmas[*step];
+                lincomb_tables(be, x, 1.0, &[(dt, v)])?;
                 *step += 1;
                 Ok(())
             }
         }
     }
-}
-
-/// Euler step of a flow ODE: x ← x + (σ_next − σ)·v.
-pub fn euler_step(x: &mut [f32], v: &[f32], sigma: f32, sigma_next: f32) {
-    let dt = sigma_next - sigma;
-    x.par_iter_mut().with_min_len(MIN_VALUES_PER_TASK).zip(v).for_each(|(x, &v)| *x += dt * v);
-}
-
-/// Classifier-free guidance: v = v_uncond + scale·(v_cond − v_uncond) (batch order [uncond, cond]).
-pub fn classifier_free_guidance(out: &mut [f32], uncond: &[f32], cond: &[f32], scale: f32) {
-    out.par_iter_mut()
-        .with_min_len(MIN_VALUES_PER_TASK)
-        .zip(uncond.par_iter().zip(cond))
-        .for_each(|(o, (&u, &c))| *o = u + scale * (c - u));
 }

@@ -1193,6 +1193,7 @@ fn bench_generate<B: Backend>(
     let noise = seeded_noise(shape, 42);
     let opts = PromptOptions { motion_score: Some(30), instruction: Instruction::Diffusers };
     let prompt = ["a cat sleeping on a warm windowsill".to_string()];
+    let clock = StepClock::default();
     let run = |steps: usize| -> Result<(f64, f64, f64, Vec<f32>)> {
         let t0 = Instant::now();
         let (pos, neg) = encode_prompts(be, &encoder, &tokenizer, &prompt, DEFAULT_NEGATIVE_PROMPT, &opts)?;
@@ -1200,8 +1201,7 @@ fn bench_generate<B: Backend>(
         let t1 = Instant::now();
         let sampling = BaseSampling { steps, guidance: 6.0, flow_shift: 8.0 };
         let captions = Captions { positive: &pos, negative: &neg };
-        let latents =
-            denoise_text_to_video(be, &transformer, captions, &noise, &sampling, &sana::engine::progress::Silent)?;
+        let latents = denoise_text_to_video(be, &transformer, captions, &noise, &sampling, &clock)?;
         sync(be)?;
         let t2 = Instant::now();
         let video =
@@ -1211,20 +1211,44 @@ fn bench_generate<B: Backend>(
         Ok((ms(t0, t1), ms(t1, t2), ms(t2, Instant::now()), video.data))
     };
     run(2)?; // warmup: kernels, cuBLASLt heuristics, the memory pool
+    clock.0.lock().map_err(|_| anyhow::anyhow!("step clock poisoned"))?.clear();
     let t0 = Instant::now();
     let (text_ms, denoise_ms, decode_ms, video) = run(args.steps)?;
     let total_ms = t0.elapsed().as_secs_f64() * 1e3;
+    // wall time of each denoising step (transformer pass + guidance + solver + host copies)
+    let marks = clock.0.lock().map_err(|_| anyhow::anyhow!("step clock poisoned"))?.clone();
+    let mut step_ms: Vec<f64> = marks.windows(2).map(|w| (w[1] - w[0]).as_secs_f64() * 1e3).collect();
+    step_ms.sort_by(f64::total_cmp);
+    let step_median_ms = step_ms.get(step_ms.len() / 2).copied();
     let gib = |b: Option<usize>| b.map(|b| b as f64 / (1u64 << 30) as f64);
     println!(
         "{}",
         serde_json::json!({
             "impl": impl_name, "device": be.name(), "config": args.config, "frames": args.frames, "steps": args.steps,
             "total_ms": total_ms, "text_ms": text_ms, "denoise_ms": denoise_ms, "decode_ms": decode_ms,
+            "step_median_ms": step_median_ms, "step_min_ms": step_ms.first(), "step_max_ms": step_ms.last(),
             "peak_gib": gib(peak_memory()?), "weights_gib": gib(weights),
             "finite": video.iter().all(|v| v.is_finite()),
         })
     );
     Ok(())
+}
+
+/// A progress sink that only notes when each update arrives: the denoising loop reports at the
+/// start of every step and once at the end, so consecutive marks bound one step.
+#[derive(Default)]
+struct StepClock(std::sync::Mutex<Vec<Instant>>);
+
+impl sana::engine::progress::Progress for StepClock {
+    fn update(&self, _: f32, _: &str) {
+        if let Ok(mut marks) = self.0.lock() {
+            marks.push(Instant::now());
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// One Gemma-2 forward over `tokens` ids at a released config, random weights; one JSON line,

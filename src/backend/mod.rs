@@ -233,6 +233,8 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// encoder's, which would lose precision over 26 layers of bf16 adds; see
     /// [`Backend::normed_residual_f32`]).
     type Table: Buffer;
+    /// A point in the backend's op queue ([`Backend::fence`]).
+    type Fence;
 
     /// "cpu" or "cuda:0 (NVIDIA H200)", for logs and reports.
     fn name(&self) -> String;
@@ -496,11 +498,11 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// (F, 2H, 2W, C) (`dims.b` = F frames, `dims.t` = 1).
     fn upsample_nearest2x(&self, out: &mut Self::Buf, x: &Self::Buf, dims: GridDims) -> Result<()>;
 
-    /// Waits until every op queued so far has finished (a denoising loop keeps one step in
-    /// flight). The CPU runs each op as it is called: nothing to wait for.
-    fn synchronize(&self) -> Result<()> {
-        Ok(())
-    }
+    /// Marks the ops queued so far; [`Backend::wait`] returns once they have all finished (a
+    /// denoising loop keeps one step queued ahead of the device). The CPU runs each op as it is
+    /// called: its fences are already passed.
+    fn fence(&self) -> Result<Self::Fence>;
+    fn wait(&self, fence: &Self::Fence) -> Result<()>;
     /// The sampler's model batch: out (a multiple of x's length) = x repeated, in the buffer's
     /// precision (the [x, x] batch of classifier-free guidance, or x alone).
     fn latent_to_model(&self, out: &mut Self::Buf, x: &Self::Table) -> Result<()>;

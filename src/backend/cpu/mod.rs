@@ -31,6 +31,7 @@ pub struct Cpu;
 impl Backend for Cpu {
     type Buf = Vec<f32>;
     type Table = Vec<f32>;
+    type Fence = ();
 
     fn name(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
@@ -270,6 +271,14 @@ impl Backend for Cpu {
         window: Option<usize>,
     ) -> Result<()> {
         decoder::causal_attention(out, q, k, v, key_mask, dims, kv_heads, scale, softcap, window);
+        Ok(())
+    }
+
+    fn fence(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn wait(&self, _: &()) -> Result<()> {
         Ok(())
     }
 

@@ -23,7 +23,7 @@ mod shuffle;
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, PinnedHostSlice};
+use cudarc::driver::{CudaContext, CudaEvent, CudaSlice, CudaStream, DevicePtr, PinnedHostSlice};
 use half::bf16;
 use rayon::prelude::*;
 
@@ -266,6 +266,7 @@ fn device_error(ordinal: usize, e: CudaError) -> Error {
 impl Backend for Cuda {
     type Buf = CudaSlice<bf16>;
     type Table = CudaSlice<f32>;
+    type Fence = CudaEvent;
 
     fn element_bytes(&self) -> usize {
         2
@@ -625,8 +626,18 @@ impl Backend for Cuda {
         )
     }
 
-    fn synchronize(&self) -> Result<()> {
-        Cuda::synchronize(self) // the inherent method (inherent items resolve first)
+    fn fence(&self) -> Result<CudaEvent> {
+        let event = self
+            .ctx
+            .new_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DISABLE_TIMING))
+            .during("creating a fence")
+            .map_err(|e| self.err(e))?;
+        event.record(&self.stream).during("recording a fence").map_err(|e| self.err(e))?;
+        Ok(event)
+    }
+
+    fn wait(&self, fence: &CudaEvent) -> Result<()> {
+        fence.synchronize().during("waiting for a fence").map_err(|e| self.err(e))
     }
 
     fn latent_to_model(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<f32>) -> Result<()> {

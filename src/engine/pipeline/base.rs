@@ -124,6 +124,10 @@ pub(super) fn denoise<B: Backend>(
     let mut velocity = be.alloc_table(b * c * t * h * w)?;
     let mut latent = Tensor::empty(be, &model_shape)?;
     let steps = solver.timesteps().len();
+    // one step queued ahead of the device: the host prepares step i + 1 while step i runs, so
+    // the device never waits between transformer passes, and progress and cancellation lag it
+    // by one step only
+    let mut running: Option<B::Fence> = None;
     for i in 0..steps {
         progress.step(i, steps, &format!("denoising {}/{steps}", i + 1))?;
         let step_t = solver.timesteps()[i];
@@ -149,8 +153,9 @@ pub(super) fn denoise<B: Backend>(
                 copy_table_range(be, &mut x_dev, bc * t * h * w, image, bc * h * w, h * w)?;
             }
         }
-        // one step in flight: progress and cancellation follow the device, not the enqueue
-        be.synchronize()?;
+        if let Some(previous) = running.replace(be.fence()?) {
+            be.wait(&previous)?;
+        }
     }
     let x = be.download_table(&x_dev)?;
     progress.update(1.0, "denoised");

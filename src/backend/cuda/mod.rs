@@ -201,10 +201,11 @@ impl Cuda {
         let mut staging = self.staging.lock();
         let Staging { pinned, values } = &mut *staging;
         if pinned.as_ref().is_none_or(|p| p.len() < piece) {
-            *pinned = None; // free the old stage before pinning a larger one
-                            // SAFETY: the stage is written (by a copy or a conversion) before any of it is read.
-                            // Flags 0: cached memory, not cudarc's default write-combined, which the CPU reads
-                            // back very slowly.
+            // free the old stage before pinning a larger one
+            *pinned = None;
+            // SAFETY: the stage is written (by a copy or a conversion) before any of it is read.
+            // Flags 0: cached memory, not cudarc's default write-combined, which the CPU reads
+            // back very slowly.
             let stage = unsafe { self.ctx.alloc_pinned_with_flags::<bf16>(piece.max(STAGE_VALUES), 0) }
                 .during("allocating a page-locked copy stage")
                 .map_err(|e| self.err(e))?;

@@ -70,7 +70,7 @@ extern "C" __global__ void __launch_bounds__(kThreads) upsample_nearest2x_bf16(c
 // straight from x into shared memory (cp.async, zero-filled where a tap reads padding) next to a
 // BN × BK tile of W. Four warps (2 × 2, 64 × BN/2 each) multiply them with mma.sync m16n8k16 from
 // ldmatrix fragments, f32 accumulation, with STAGES tiles in flight to hide the gather latency.
-// BN is 64, 96 or 128 (the launcher picks the one that pads C_out least); BK is 32 or 64 (64
+// BN is 64, 96 or 128 (the launcher picks the one that pads C_out least); BK is 16, 32 or 64 (64
 // halves the barriers per product, where C_in allows it and the stages fit in shared memory).
 // The block's 128 output positions are decoded into (t, h, w) once, into shared memory; each
 // thread rebuilds its rows' source pointers once per tap. The bf16 result tile goes out through
@@ -231,8 +231,9 @@ __device__ __forceinline__ void conv3d_igemm(const ConvGemmParams& p) {
     }
 }
 
-// K-steps of 32 channels in 4 stages (80 KB at BN = 128: fits every sm_80+ part), or of 64 in 3
-// stages (111 KB at BN = 128: sm_80 and sm_90 only; the launcher checks the device's limit).
+// K-steps of 32 channels in 4 stages (80 KB at BN = 128: fits every sm_80+ part), of 64 in 3
+// stages (111 KB at BN = 128: sm_80 and sm_90 only; the launcher checks the device's limit), or
+// of 16 in 4 stages (49 KB).
 #define CONV3D_IGEMM(BN, BK, STAGES)                                                                       \
     extern "C" __global__ void __launch_bounds__(igemm::kThreads) conv3d_igemm_n##BN##_k##BK##_bf16( \
         const ConvGemmParams p) {                                                                          \
@@ -244,3 +245,8 @@ CONV3D_IGEMM(128, 32, 4)
 CONV3D_IGEMM(64, 64, 3)
 CONV3D_IGEMM(96, 64, 3)
 CONV3D_IGEMM(128, 64, 3)
+// 16-channel K-steps: the LTX-2 encoder's conv_in (48 = 3 × 4 × 4 patchified channels). Listed for
+// `sana bench conv` and the GPU tests; the engine does not take them until they are measured.
+CONV3D_IGEMM(64, 16, 4)
+CONV3D_IGEMM(96, 16, 4)
+CONV3D_IGEMM(128, 16, 4)

@@ -672,6 +672,12 @@ fn conv3d_matches_cpu() {
         ([3, 6, 7, 64], [48, 3, 3, 3, 64], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),
         ([2, 5, 6, 32], [256, 3, 3, 3, 32], same([1; 3])),
         ([2, 5, 6, 32], [20, 3, 3, 3, 32], same([1; 3])),
+        // C_in = 48 (the LTX-2 encoder's patchified conv_in): im2col, and the 16-channel K-steps
+        (
+            [2, 9, 11, 48],
+            [128, 3, 3, 3, 48],
+            ops::ConvSpec { pad_before: [2, 1, 1], pad_after: [0, 1, 1], ..same([0; 3]) },
+        ),
         // pointwise (1×1×1), and reflect padding (LTX-2's decoder)
         ([2, 5, 6, 32], [16, 1, 1, 1, 32], same([0; 3])),
         ([3, 6, 5, 8], [4, 3, 3, 3, 8], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),

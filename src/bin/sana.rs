@@ -122,9 +122,9 @@ enum BenchCommand {
     /// The transformer's matrix-product shapes, every algorithm cuBLASLt's heuristic offers
     /// for each timed against the others (CUDA only): does its first choice leave speed behind?
     Gemm(BenchGemmArgs),
-    /// The autoencoders' 3×3×3 convolution shapes (LTX-2 704×1280×81 and Wan2.1 480×832×81
-    /// decodes), each path the CUDA backend has timed against the others (CUDA only): does the
-    /// engine's choice take the fastest?
+    /// The autoencoders' 3×3×3 convolution shapes (LTX-2 decoder and encoder at 704×1280×81,
+    /// the Wan2.1 decoder at 480×832×81), each path the CUDA backend has timed against the others
+    /// (CUDA only): does the engine's choice take the fastest?
     Conv(BenchConvArgs),
 }
 
@@ -962,8 +962,9 @@ fn encode_command<B: Backend>(be: &B, args: &EncodeArgs) -> Result<()> {
 }
 
 /// One JSON line per (shape, path): ms, TFLOP/s, and whether it is the engine's choice; then the
-/// chosen path against the fastest per shape on stderr. The shapes are the decoders' own calls
-/// (time padding already materialised, as the LTX-2 blocks do, spatial padding 1 in the kernel).
+/// chosen path against the fastest per shape on stderr. The shapes are the autoencoders' own
+/// calls at 704×1280×81 (LTX-2) and 480×832×81 (Wan), time padding already materialised as the
+/// blocks do, spatial padding 1 in the kernel.
 fn bench_conv(be: &Cuda, args: &BenchConvArgs) -> Result<()> {
     use sana::backend::{ConvDims, PadMode};
     let conv = |input: [usize; 3], c_in, c_out, spatial_pad| ConvDims {
@@ -977,12 +978,16 @@ fn bench_conv(be: &Cuda, args: &BenchConvArgs) -> Result<()> {
         spatial_pad,
     };
     let shapes = [
-        ("ltx2 full res 128->128", conv([83, 176, 320], 128, 128, PadMode::Reflect)),
-        ("ltx2 conv_out 128->48", conv([83, 176, 320], 128, 48, PadMode::Reflect)),
-        ("ltx2 256->256", conv([83, 88, 160], 256, 256, PadMode::Reflect)),
-        ("ltx2 512->512", conv([43, 88, 160], 512, 512, PadMode::Reflect)),
-        ("ltx2 1024->1024", conv([23, 44, 80], 1024, 1024, PadMode::Reflect)),
-        ("ltx2 mid 1024->1024", conv([13, 22, 40], 1024, 1024, PadMode::Reflect)),
+        ("ltx2 dec 128->128 full res", conv([83, 176, 320], 128, 128, PadMode::Reflect)),
+        ("ltx2 dec conv_out 128->48", conv([83, 176, 320], 128, 48, PadMode::Reflect)),
+        ("ltx2 dec 256->256", conv([43, 88, 160], 256, 256, PadMode::Reflect)),
+        ("ltx2 dec 256->1024 upsampler", conv([43, 88, 160], 256, 1024, PadMode::Reflect)),
+        ("ltx2 dec 512->512", conv([23, 44, 80], 512, 512, PadMode::Reflect)),
+        ("ltx2 dec 1024->1024 mid", conv([13, 22, 40], 1024, 1024, PadMode::Reflect)),
+        ("ltx2 enc conv_in 48->128", conv([83, 176, 320], 48, 128, PadMode::Zeros)),
+        ("ltx2 enc 256->256", conv([83, 88, 160], 256, 256, PadMode::Zeros)),
+        ("ltx2 enc 512->512", conv([43, 88, 160], 512, 512, PadMode::Zeros)),
+        ("ltx2 enc 1024->1024", conv([23, 44, 80], 1024, 1024, PadMode::Zeros)),
         ("wan full res 96->96", conv([6, 480, 832], 96, 96, PadMode::Zeros)),
         ("wan 192->192", conv([6, 240, 416], 192, 192, PadMode::Zeros)),
         ("wan 384->384", conv([6, 120, 208], 384, 384, PadMode::Zeros)),

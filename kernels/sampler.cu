@@ -14,7 +14,7 @@ extern "C" __global__ void __launch_bounds__(kThreads) latent_to_model_bf16(cons
 }
 
 // out (f32, n) = u + scale·(c − u) from the model output [u; c] (bf16, 2n), or the output itself
-// when terms == 1 (no guidance).
+// when terms == 1 (no guidance). The params carry the scale in `keep` and the copies in `terms`.
 extern "C" __global__ void __launch_bounds__(kThreads) guided_velocity_f32(const SamplerParams p) {
     const bf16* m = dptr<const bf16>(p.a);
     float* out = dptr<float>(p.out);

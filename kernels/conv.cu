@@ -1,10 +1,12 @@
 // Video convolutions for the autoencoders (MODEL.md §3; CPU twin backend/cpu/conv.rs).
 //
-// A convolution is im2col into a bounded slab of rows + one cuBLASLt product per slab (the
-// launcher in backend/cuda/conv.rs): rows are output positions, columns taps x input channels
-// (channel fastest, as the weights are stored). The slab round-trips through L2/HBM, which a
-// fused implicit-GEMM kernel would avoid (issue 5's remaining work); the product itself runs on
-// the tensor cores.
+// Three kernels, the launcher in backend/cuda/conv.rs picking one per conv (`conv_path`):
+// - conv3d_igemm_*: implicit GEMM on the tensor cores, the taps gathered in shared memory (16 to
+//   256 output channels, the full-resolution layers);
+// - im2col_bf16: a bounded slab of rows (output positions) x columns (taps x input channels,
+//   channel fastest as the weights are stored) for one cuBLASLt product per slab, where cuBLASLt's
+//   wgmma kernels beat ours (> 256 output channels) or C_in fits no implicit-GEMM K-step;
+// - conv3d_narrow_bf16: at most 4 output channels (conv_out to RGB), on the CUDA cores.
 #include "common.cuh"
 
 static constexpr int kThreads = 256;
@@ -245,8 +247,80 @@ CONV3D_IGEMM(128, 32, 4)
 CONV3D_IGEMM(64, 64, 3)
 CONV3D_IGEMM(96, 64, 3)
 CONV3D_IGEMM(128, 64, 3)
-// 16-channel K-steps: the LTX-2 encoder's conv_in (48 = 3 × 4 × 4 patchified channels). Listed for
-// `sana bench conv` and the GPU tests; the engine does not take them until they are measured.
+// 16-channel K-steps: the LTX-2 encoder's conv_in (48 = 3 × 4 × 4 patchified channels).
 CONV3D_IGEMM(64, 16, 4)
 CONV3D_IGEMM(96, 16, 4)
 CONV3D_IGEMM(128, 16, 4)
+
+// ---- narrow output (the Wan decoder's conv_out: 96 -> 3 channels) ----------------------------
+// A 3-column product leaves a tensor-core tile 95% empty, and im2col's slab is 27x the input
+// (8.3 GB per 4-frame chunk at 480x832) for 1.6% of the decoder's FLOPs. Here each thread computes
+// all C_out <= kNarrowCout channels of one output position with f32 FMAs on the CUDA cores: the
+// weights sit in shared memory as f32, kNarrowCout per (tap, input channel), and every lane reads
+// the same entry (a broadcast); x is read in 16-byte chunks of 8 channels, the taps of
+// neighbouring lanes overlapping in L1. Needs C_in % 8 == 0; the launcher checks that the weights
+// fit in shared memory.
+static constexpr int kNarrowCout = 4;
+static_assert(kNarrowCout == 4, "the shared-memory weights are one float4 per (tap, input channel)");
+
+// acc += the two bf16 channels packed in `word` times their weights (a bf16 widens to f32 as
+// its bits in the high half).
+__device__ __forceinline__ void narrow_fma(float (&acc)[kNarrowCout], uint32_t word, float4 w_lo, float4 w_hi) {
+    const float lo = __uint_as_float(word << 16), hi = __uint_as_float(word & 0xffff0000u);
+    acc[0] = fmaf(lo, w_lo.x, fmaf(hi, w_hi.x, acc[0]));
+    acc[1] = fmaf(lo, w_lo.y, fmaf(hi, w_hi.y, acc[1]));
+    acc[2] = fmaf(lo, w_lo.z, fmaf(hi, w_hi.z, acc[2]));
+    acc[3] = fmaf(lo, w_lo.w, fmaf(hi, w_hi.w, acc[3]));
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads) conv3d_narrow_bf16(const ConvGemmParams p) {
+    extern __shared__ float4 w_s[];  // (tap, c_in) -> the kNarrowCout output channels' weights
+    const int taps = p.kt * p.kh * p.kw;
+    const int k_dim = taps * p.c_in;
+    const bf16* w = dptr<const bf16>(p.w);
+    for (int i = threadIdx.x; i < k_dim; i += blockDim.x) {
+        float v[kNarrowCout];
+#pragma unroll
+        for (int co = 0; co < kNarrowCout; ++co) v[co] = co < p.c_out ? to_f32(w[(int64_t)co * k_dim + i]) : 0.0f;
+        w_s[i] = make_float4(v[0], v[1], v[2], v[3]);
+    }
+    __syncthreads();
+    const int groups = p.c_in / 8;
+    const uint4* x = dptr<const uint4>(p.x);
+    bf16* out = dptr<bf16>(p.out);
+    const int64_t rows = (int64_t)p.t_out * p.h_out * p.w_out;
+    for (int64_t row = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; row < rows;
+         row += (int64_t)gridDim.x * blockDim.x) {
+        const int wo = (int)(row % p.w_out);
+        const int ho = (int)((row / p.w_out) % p.h_out);
+        const int to = (int)(row / ((int64_t)p.w_out * p.h_out));
+        float acc[kNarrowCout];
+#pragma unroll
+        for (int co = 0; co < kNarrowCout; ++co) acc[co] = p.bias && co < p.c_out ? to_f32(dptr<const bf16>(p.bias)[co]) : 0.0f;
+        for (int it = 0; it < p.kt; ++it) {
+            const int ti = source_index(to, it, p.st, p.pt, p.t, 0);
+            if (ti < 0) continue;
+            for (int ih = 0; ih < p.kh; ++ih) {
+                const int hi = source_index(ho, ih, p.sh, p.ph, p.h, p.reflect);
+                if (hi < 0) continue;
+                for (int iw = 0; iw < p.kw; ++iw) {
+                    const int wi = source_index(wo, iw, p.sw, p.pw, p.w_in, p.reflect);
+                    if (wi < 0) continue;
+                    const uint4* src = x + (((int64_t)ti * p.h + hi) * p.w_in + wi) * groups;
+                    const float4* wt = w_s + ((it * p.kh + ih) * p.kw + iw) * p.c_in;
+                    for (int g = 0; g < groups; ++g) {
+                        const uint4 chunk = src[g];
+                        const float4* wg = wt + g * 8;
+                        narrow_fma(acc, chunk.x, wg[0], wg[1]);
+                        narrow_fma(acc, chunk.y, wg[2], wg[3]);
+                        narrow_fma(acc, chunk.z, wg[4], wg[5]);
+                        narrow_fma(acc, chunk.w, wg[6], wg[7]);
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int co = 0; co < kNarrowCout; ++co)
+            if (co < p.c_out) out[row * p.c_out + co] = to_bf16(acc[co]);
+    }
+}

@@ -173,7 +173,8 @@ typedef struct {
     int32_t pad;
 } SoftmaxParams;
 
-// Implicit-GEMM 3D convolution over one channels-last clip (backend::ConvDims), C_in % 32 == 0.
+// Direct 3D convolution over one channels-last clip (backend::ConvDims): the implicit GEMM
+// (C_in a multiple of its K-step) and the narrow kernel (C_out <= 4, C_in % 8 == 0).
 typedef struct {
     uint64_t out, x, w, bias;  // bf16 (T',H',W',Co), (T,H,W,Ci), (Co, kt*kh*kw*Ci), (Co) or 0
     int32_t t, h, w_in, c_in;

@@ -672,7 +672,7 @@ fn conv3d_matches_cpu() {
         ([3, 6, 7, 64], [48, 3, 3, 3, 64], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),
         ([2, 5, 6, 32], [256, 3, 3, 3, 32], same([1; 3])),
         ([2, 5, 6, 32], [20, 3, 3, 3, 32], same([1; 3])),
-        // C_in = 48 (the LTX-2 encoder's patchified conv_in): im2col, and the 16-channel K-steps
+        // C_in = 48 (the LTX-2 encoder's patchified conv_in): the 16-channel K-steps, and im2col
         (
             [2, 9, 11, 48],
             [128, 3, 3, 3, 48],
@@ -681,6 +681,18 @@ fn conv3d_matches_cpu() {
         // pointwise (1×1×1), and reflect padding (LTX-2's decoder)
         ([2, 5, 6, 32], [16, 1, 1, 1, 32], same([0; 3])),
         ([3, 6, 5, 8], [4, 3, 3, 3, 8], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),
+        // the narrow kernel (≤ 4 output channels): Wan's conv_out 96 → 3 on a first chunk, and one
+        // output channel with strides and reflect padding
+        (
+            [3, 20, 26, 96],
+            [3, 3, 3, 3, 96],
+            ops::ConvSpec { pad_before: [2, 1, 1], pad_after: [0, 1, 1], ..same([0; 3]) },
+        ),
+        (
+            [4, 9, 10, 16],
+            [1, 3, 3, 3, 16],
+            ops::ConvSpec { stride: [1, 2, 2], spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) },
+        ),
     ];
     for (x_shape, w_shape, spec) in cases {
         let fan_in = (w_shape[1] * w_shape[2] * w_shape[3] * w_shape[4]) as f32;

@@ -978,6 +978,7 @@ fn bench_conv(be: &Cuda, args: &BenchConvArgs) -> Result<()> {
         spatial_pad,
     };
     let shapes = [
+        ("ltx2 dec conv_in 128->1024", conv([13, 22, 40], 128, 1024, PadMode::Reflect)),
         ("ltx2 dec 128->128 full res", conv([83, 176, 320], 128, 128, PadMode::Reflect)),
         ("ltx2 dec conv_out 128->48", conv([83, 176, 320], 128, 48, PadMode::Reflect)),
         ("ltx2 dec 256->256", conv([43, 88, 160], 256, 256, PadMode::Reflect)),
@@ -991,6 +992,7 @@ fn bench_conv(be: &Cuda, args: &BenchConvArgs) -> Result<()> {
         ("wan full res 96->96", conv([6, 480, 832], 96, 96, PadMode::Zeros)),
         ("wan 192->192", conv([6, 240, 416], 192, 192, PadMode::Zeros)),
         ("wan 384->384", conv([6, 120, 208], 384, 384, PadMode::Zeros)),
+        ("wan dec conv_out 96->3", conv([6, 480, 832], 96, 3, PadMode::Zeros)),
     ];
     for (name, d) in shapes {
         let timings = be.bench_conv(d, args.iters)?;

@@ -1,10 +1,10 @@
 //! Launchers for the autoencoder convolutions (kernels/conv.cu; CPU twin backend/cpu/conv.rs).
 //!
-//! conv3d takes one of three paths ([`Cuda::conv_path`]): a 1×1×1 conv is one cuBLASLt product;
-//! a conv with C_in a multiple of 32 and at most 256 output channels (the full-resolution layers)
-//! runs the implicit-GEMM kernel, which gathers the taps in shared memory; the rest im2col into a
-//! slab of at most `SLAB_ELEMENTS` + one cuBLASLt product per slab, so scratch stays bounded at
-//! any clip size.
+//! conv3d takes one of four paths ([`Cuda::conv_path`]): a 1×1×1 conv is one cuBLASLt product;
+//! a conv with 16 to 256 output channels (the full-resolution layers) runs the implicit-GEMM
+//! kernel, which gathers the taps in shared memory; one with at most 4 (conv_out to RGB) runs the
+//! narrow kernel on the CUDA cores; the rest im2col into a slab of at most `SLAB_ELEMENTS` + one
+//! cuBLASLt product per slab, so scratch stays bounded at any clip size.
 
 use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{CudaSlice, LaunchConfig};
@@ -26,8 +26,13 @@ const IGEMM_THREADS: u32 = 128;
 const IGEMM_TILES: [usize; 3] = [128, 96, 64];
 const IGEMM_K_STEPS: [(usize, usize); 3] = [(64, 3), (32, 4), (16, 4)];
 const IGEMM_STATIC_SMEM: usize = 3 * IGEMM_BM * 4;
-/// Below this many output channels (conv_out's 3) most of a 64-wide tile would be padding: im2col.
+/// Below this many output channels (conv_out's 3) most of a 64-wide tile would be padding.
 const IGEMM_MIN_COUT: usize = 16;
+/// kernels/conv.cu `conv3d_narrow_bf16`: the most output channels it computes (its f32 weights in
+/// shared memory are this many per tap and input channel) and the input-channel multiple its
+/// 16-byte loads need.
+const NARROW_MAX_COUT: usize = 4;
+const NARROW_C_IN_MULTIPLE: usize = 8;
 /// Above this many output channels im2col + cuBLASLt wins: its slab traffic (27× the input)
 /// amortises over a wide product that cuBLASLt runs on Hopper's wgmma, while our mma.sync kernel
 /// tops out near 280 TFLOP/s. `sana bench conv`, H200, 2026-12-02 (ms, implicit GEMM with
@@ -51,6 +56,8 @@ pub enum ConvPath {
     ImplicitGemm { bn: usize, bk: usize },
     /// im2col slabs + cuBLASLt.
     Im2col,
+    /// kernels/conv.cu `conv3d_narrow_bf16`: ≤ 4 output channels on the CUDA cores.
+    Narrow,
 }
 
 impl ConvPath {
@@ -77,6 +84,11 @@ fn igemm_smem(bn: usize, bk: usize) -> usize {
     stages * (IGEMM_BM + bn) * (bk + 8) * 2
 }
 
+/// Dynamic shared memory of the narrow kernel: its weights as f32, 4 per tap and input channel.
+fn narrow_smem(d: &ConvDims) -> usize {
+    d.taps() * d.c_in * NARROW_MAX_COUT * std::mem::size_of::<f32>()
+}
+
 fn is_pointwise(d: &ConvDims) -> bool {
     d.taps() == 1 && d.stride == [1; 3] && d.pad_before == [0; 3] && d.pad_after == [0; 3]
 }
@@ -91,6 +103,10 @@ impl Cuda {
             paths.push(ConvPath::Pointwise);
         }
         paths.push(ConvPath::Im2col);
+        let narrow_fits = narrow_smem(d) <= self.max_block_smem;
+        if d.c_out <= NARROW_MAX_COUT && d.c_in.is_multiple_of(NARROW_C_IN_MULTIPLE) && narrow_fits {
+            paths.push(ConvPath::Narrow);
+        }
         for (bk, _) in IGEMM_K_STEPS {
             for bn in IGEMM_TILES {
                 let fits = igemm_smem(bn, bk) + IGEMM_STATIC_SMEM <= self.max_block_smem;
@@ -102,26 +118,32 @@ impl Cuda {
         paths
     }
 
-    /// The path the engine takes for `d`: pointwise when it is a plain product; the implicit GEMM
+    /// The path the engine takes for `d`: pointwise when it is a plain product; the narrow kernel
+    /// for ≤ 4 output channels where it applies (Wan conv_out 96→3 at 4×480×832: im2col writes
+    /// and reads a 27× slab for a 3-column product); the implicit GEMM
     /// for 16 ≤ C_out ≤ 256, with the tile that leaves the fewest padded output channels (the
     /// widest on a tie) and 64-channel K-steps on the 128-wide tile, 32 on the narrower ones
     /// (`sana bench conv`, H200: 128→128 15.9 vs 16.1 ms, 256→256 14.2 vs 16.0; but 128→48 on
-    /// the 64 tile 10.8 vs 9.7, Wan 192→192 on the 96 tile 3.3 vs 3.2); im2col otherwise.
+    /// the 64 tile 10.8 vs 9.7, Wan 192→192 on the 96 tile 3.3 vs 3.2), 16-channel K-steps where
+    /// C_in is a multiple of 16 only; im2col otherwise.
     pub fn conv_path(&self, d: &ConvDims) -> ConvPath {
         if is_pointwise(d) {
             return ConvPath::Pointwise;
+        }
+        let available = self.conv_paths(d);
+        if d.c_out < IGEMM_MIN_COUT && available.contains(&ConvPath::Narrow) {
+            return ConvPath::Narrow;
         }
         if !(IGEMM_MIN_COUT..=IGEMM_MAX_COUT).contains(&d.c_out) {
             return ConvPath::Im2col;
         }
         let padding = |bn: usize| d.c_out.div_ceil(bn) * bn - d.c_out;
-        let available = self.conv_paths(d);
         let Some(bn) = IGEMM_TILES.into_iter().min_by_key(|&bn| padding(bn)) else {
             return ConvPath::Im2col;
         };
-        // 16-channel K-steps are not taken yet: not measured on a device (conv_in's C_in = 48
-        // stays on im2col)
-        let preferred_k: &[usize] = if bn == 128 { &[64, 32] } else { &[32, 64] };
+        // 16-channel K-steps only where C_in allows no wider one: the LTX-2 encoder's conv_in
+        // (C_in = 48, 81×176×320 → 128) 7.85 ms against im2col's 11.59 (`sana bench conv`, H200)
+        let preferred_k: &[usize] = if bn == 128 { &[64, 32, 16] } else { &[32, 64, 16] };
         preferred_k
             .iter()
             .map(|&bk| ConvPath::ImplicitGemm { bn, bk })
@@ -191,6 +213,7 @@ impl Cuda {
                 return self.blas.gemm(&g);
             }
             ConvPath::ImplicitGemm { bn, bk } => return self.launch_conv3d_igemm(out, x, w, bias, d, bn, bk),
+            ConvPath::Narrow => return self.launch_conv3d_narrow(out, x, w, bias, d),
             ConvPath::Im2col => {}
         }
         let slab_rows = (SLAB_ELEMENTS / k).max(ROW_ALIGN) / ROW_ALIGN * ROW_ALIGN;
@@ -254,9 +277,58 @@ impl Cuda {
         if !d.c_in.is_multiple_of(bk) {
             return Err(CudaError::Unsupported(format!("{path:?} needs C_in a multiple of {bk}, got {}", d.c_in)));
         }
+        let p = self.conv_gemm_params(out, x, w, bias, &d);
+        let [t_out, h_out, w_out] = d.output();
+        let blocks = (t_out * h_out * w_out).div_ceil(IGEMM_BM) * d.c_out.div_ceil(bn);
+        let smem = igemm_smem(bn, bk);
+        let f = self.kernels.get(name)?;
+        f.set_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)
+            .during("raising the shared-memory limit of the implicit-GEMM conv")?;
+        let grid = u32::try_from(blocks)
+            .map_err(|_| CudaError::Unsupported(format!("conv3d {d:?} needs {blocks} blocks, over the grid limit")))?;
+        let cfg =
+            LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (IGEMM_THREADS, 1, 1), shared_mem_bytes: smem as u32 };
+        self.kernels.launch(&self.stream, name, cfg, &p)
+    }
+
+    /// kernels/conv.cu `conv3d_narrow_bf16`: a thread per output position, every output channel.
+    fn launch_conv3d_narrow(
+        &self,
+        out: &mut CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        bias: Option<&CudaSlice<bf16>>,
+        d: ConvDims,
+    ) -> Result<(), CudaError> {
+        if d.c_out > NARROW_MAX_COUT || !d.c_in.is_multiple_of(NARROW_C_IN_MULTIPLE) {
+            let msg = format!(
+                "the narrow conv needs at most {NARROW_MAX_COUT} output channels and C_in a multiple of \
+                 {NARROW_C_IN_MULTIPLE}, got {d:?}"
+            );
+            return Err(CudaError::Unsupported(msg));
+        }
+        let smem = narrow_smem(&d);
+        let f = self.kernels.get("conv3d_narrow_bf16")?;
+        f.set_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)
+            .during("raising the shared-memory limit of the narrow conv")?;
+        let p = self.conv_gemm_params(out, x, w, bias, &d);
+        let mut cfg = grid_stride(d.output().iter().product(), THREADS);
+        cfg.shared_mem_bytes = smem as u32;
+        self.kernels.launch(&self.stream, "conv3d_narrow_bf16", cfg, &p)
+    }
+
+    /// The kernel parameters of a direct conv (implicit GEMM, narrow).
+    fn conv_gemm_params(
+        &self,
+        out: &CudaSlice<bf16>,
+        x: &CudaSlice<bf16>,
+        w: &CudaSlice<bf16>,
+        bias: Option<&CudaSlice<bf16>>,
+        d: &ConvDims,
+    ) -> ConvGemmParams {
         let [t_out, h_out, w_out] = d.output();
         let i = |v: usize| v as i32;
-        let p = ConvGemmParams {
+        ConvGemmParams {
             out: self.ptr(out),
             x: self.ptr(x),
             w: self.ptr(w),
@@ -279,17 +351,7 @@ impl Cuda {
             pt: i(d.pad_before[0]),
             ph: i(d.pad_before[1]),
             pw: i(d.pad_before[2]),
-        };
-        let blocks = (t_out * h_out * w_out).div_ceil(IGEMM_BM) * d.c_out.div_ceil(bn);
-        let smem = igemm_smem(bn, bk);
-        let f = self.kernels.get(name)?;
-        f.set_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)
-            .during("raising the shared-memory limit of the implicit-GEMM conv")?;
-        let grid = u32::try_from(blocks)
-            .map_err(|_| CudaError::Unsupported(format!("conv3d {d:?} needs {blocks} blocks, over the grid limit")))?;
-        let cfg =
-            LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (IGEMM_THREADS, 1, 1), shared_mem_bytes: smem as u32 };
-        self.kernels.launch(&self.stream, name, cfg, &p)
+        }
     }
 
     pub(super) fn launch_upsample_nearest2x(

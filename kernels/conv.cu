@@ -1,12 +1,16 @@
 // Video convolutions for the autoencoders (MODEL.md §3; CPU twin backend/cpu/conv.rs).
 //
-// Three kernels, the launcher in backend/cuda/conv.rs picking one per conv (`conv_path`):
-// - conv3d_igemm_*: implicit GEMM on the tensor cores, the taps gathered in shared memory (16 to
-//   256 output channels, the full-resolution layers);
+// Two kernels, the launcher in backend/cuda/conv.rs picking one per conv (`conv_path`):
+// - conv3d_igemm_*: implicit GEMM on the tensor cores, the taps gathered in shared memory (up to
+//   256 output channels: the full-resolution layers, conv_out to RGB);
 // - im2col_bf16: a bounded slab of rows (output positions) x columns (taps x input channels,
 //   channel fastest as the weights are stored) for one cuBLASLt product per slab, where cuBLASLt's
-//   wgmma kernels beat ours (> 256 output channels) or C_in fits no implicit-GEMM K-step;
-// - conv3d_narrow_bf16: at most 4 output channels (conv_out to RGB), on the CUDA cores.
+//   wgmma kernels beat ours (> 256 output channels) or C_in fits no implicit-GEMM K-step.
+// Both can read x through a nearest spatial upsampling (up_shift = 1: the Wan decoder's x2
+// upsampling, never materialised): taps and padding are on the upsampled grid, the load from
+// (h >> up_shift, w >> up_shift). Both can add the result into out (accumulate: the resnets'
+// residual) without a separate pass: cuBLASLt (im2col's beta = 1) before its one rounding, the
+// implicit GEMM as it stores its bf16 tile (the same two roundings as a separate add).
 #include "common.cuh"
 
 static constexpr int kThreads = 256;
@@ -41,9 +45,10 @@ __device__ __forceinline__ void im2col_body(const ConvParams& p, const Chunk zer
         const int ho = (row / p.w_out) % p.h_out;
         const int to = row / (p.w_out * p.h_out);
         const int ti = source_index(to, it, p.st, p.pt, p.t, 0);
-        const int hi = source_index(ho, ih, p.sh, p.ph, p.h, p.reflect);
-        const int wi = source_index(wo, iw, p.sw, p.pw, p.w_in, p.reflect);
-        cols[i] = (ti < 0 || hi < 0 || wi < 0) ? zero : x[(((int64_t)ti * p.h + hi) * p.w_in + wi) * groups + g];
+        const int hi = source_index(ho, ih, p.sh, p.ph, p.h << p.up_shift, p.reflect);
+        const int wi = source_index(wo, iw, p.sw, p.pw, p.w_in << p.up_shift, p.reflect);
+        const int64_t src = (((int64_t)ti * p.h + (hi >> p.up_shift)) * p.w_in + (wi >> p.up_shift)) * groups + g;
+        cols[i] = (ti < 0 || hi < 0 || wi < 0) ? zero : x[src];
     }
 }
 
@@ -84,6 +89,16 @@ namespace igemm {
 constexpr int kBM = 128;
 constexpr int kThreads = 128;
 }  // namespace igemm
+
+// a + b for 8 packed bf16 pairs, in f32, rounded once
+__device__ __forceinline__ uint4 add_bf16x8(uint4 a, uint4 b) {
+    auto add2 = [](uint32_t x, uint32_t y) {
+        const float lo = __uint_as_float(x << 16) + __uint_as_float(y << 16);
+        const float hi = __uint_as_float(x & 0xffff0000u) + __uint_as_float(y & 0xffff0000u);
+        return pack_bf16x2(lo, hi);
+    };
+    return make_uint4(add2(a.x, b.x), add2(a.y, b.y), add2(a.z, b.z), add2(a.w, b.w));
+}
 
 template <int BN, int BK, int STAGES>
 __device__ __forceinline__ void conv3d_igemm(const ConvGemmParams& p) {
@@ -135,10 +150,10 @@ __device__ __forceinline__ void conv3d_igemm(const ConvGemmParams& p) {
             for (int i = 0; i < kRows; ++i) {
                 const int r = row0 + i * kRowStep;
                 const int ti = row_t[r] < 0 ? -1 : source_index(row_t[r], it, p.st, p.pt, p.t, 0);
-                const int hi = source_index(row_h[r], ih, p.sh, p.ph, p.h, p.reflect);
-                const int wi = source_index(row_w[r], iw, p.sw, p.pw, p.w_in, p.reflect);
-                a_src[i] = (ti < 0 || hi < 0 || wi < 0) ? nullptr
-                                                         : x + (((int64_t)ti * p.h + hi) * p.w_in + wi) * p.c_in + chunk;
+                const int hi = source_index(row_h[r], ih, p.sh, p.ph, p.h << p.up_shift, p.reflect);
+                const int wi = source_index(row_w[r], iw, p.sw, p.pw, p.w_in << p.up_shift, p.reflect);
+                const int64_t px = ((int64_t)ti * p.h + (hi >> p.up_shift)) * p.w_in + (wi >> p.up_shift);
+                a_src[i] = (ti < 0 || hi < 0 || wi < 0) ? nullptr : x + px * p.c_in + chunk;
             }
         }
         const int c0 = ld_cb * BK;
@@ -221,14 +236,21 @@ __device__ __forceinline__ void conv3d_igemm(const ConvGemmParams& p) {
         for (int q = tid; q < kBM * (BN / 8); q += kThreads) {
             const int r = q / (BN / 8), c = (q % (BN / 8)) * 8;
             const int64_t m = m0 + r;
-            if (m < m_total && c < n_valid)
-                *reinterpret_cast<uint4*>(out + m * p.c_out + n0 + c) = *reinterpret_cast<const uint4*>(c_s + r * kLdc + c);
+            if (m < m_total && c < n_valid) {
+                uint4* dst = reinterpret_cast<uint4*>(out + m * p.c_out + n0 + c);
+                uint4 v = *reinterpret_cast<const uint4*>(c_s + r * kLdc + c);
+                if (p.accumulate) v = add_bf16x8(v, *dst);
+                *dst = v;
+            }
         }
     } else {
         for (int q = tid; q < kBM * BN; q += kThreads) {
             const int r = q / BN, c = q % BN;
             const int64_t m = m0 + r;
-            if (m < m_total && c < n_valid) out[m * p.c_out + n0 + c] = c_s[r * kLdc + c];
+            if (m < m_total && c < n_valid) {
+                bf16& o = out[m * p.c_out + n0 + c];
+                o = p.accumulate ? to_bf16(to_f32(c_s[r * kLdc + c]) + to_f32(o)) : c_s[r * kLdc + c];
+            }
         }
     }
 }
@@ -251,76 +273,3 @@ CONV3D_IGEMM(128, 64, 3)
 CONV3D_IGEMM(64, 16, 4)
 CONV3D_IGEMM(96, 16, 4)
 CONV3D_IGEMM(128, 16, 4)
-
-// ---- narrow output (the Wan decoder's conv_out: 96 -> 3 channels) ----------------------------
-// A 3-column product leaves a tensor-core tile 95% empty, and im2col's slab is 27x the input
-// (8.3 GB per 4-frame chunk at 480x832) for 1.6% of the decoder's FLOPs. Here each thread computes
-// all C_out <= kNarrowCout channels of one output position with f32 FMAs on the CUDA cores: the
-// weights sit in shared memory as f32, kNarrowCout per (tap, input channel), and every lane reads
-// the same entry (a broadcast); x is read in 16-byte chunks of 8 channels, the taps of
-// neighbouring lanes overlapping in L1. Needs C_in % 8 == 0; the launcher checks that the weights
-// fit in shared memory.
-static constexpr int kNarrowCout = 4;
-static_assert(kNarrowCout == 4, "the shared-memory weights are one float4 per (tap, input channel)");
-
-// acc += the two bf16 channels packed in `word` times their weights (a bf16 widens to f32 as
-// its bits in the high half).
-__device__ __forceinline__ void narrow_fma(float (&acc)[kNarrowCout], uint32_t word, float4 w_lo, float4 w_hi) {
-    const float lo = __uint_as_float(word << 16), hi = __uint_as_float(word & 0xffff0000u);
-    acc[0] = fmaf(lo, w_lo.x, fmaf(hi, w_hi.x, acc[0]));
-    acc[1] = fmaf(lo, w_lo.y, fmaf(hi, w_hi.y, acc[1]));
-    acc[2] = fmaf(lo, w_lo.z, fmaf(hi, w_hi.z, acc[2]));
-    acc[3] = fmaf(lo, w_lo.w, fmaf(hi, w_hi.w, acc[3]));
-}
-
-extern "C" __global__ void __launch_bounds__(kThreads) conv3d_narrow_bf16(const ConvGemmParams p) {
-    extern __shared__ float4 w_s[];  // (tap, c_in) -> the kNarrowCout output channels' weights
-    const int taps = p.kt * p.kh * p.kw;
-    const int k_dim = taps * p.c_in;
-    const bf16* w = dptr<const bf16>(p.w);
-    for (int i = threadIdx.x; i < k_dim; i += blockDim.x) {
-        float v[kNarrowCout];
-#pragma unroll
-        for (int co = 0; co < kNarrowCout; ++co) v[co] = co < p.c_out ? to_f32(w[(int64_t)co * k_dim + i]) : 0.0f;
-        w_s[i] = make_float4(v[0], v[1], v[2], v[3]);
-    }
-    __syncthreads();
-    const int groups = p.c_in / 8;
-    const uint4* x = dptr<const uint4>(p.x);
-    bf16* out = dptr<bf16>(p.out);
-    const int64_t rows = (int64_t)p.t_out * p.h_out * p.w_out;
-    for (int64_t row = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; row < rows;
-         row += (int64_t)gridDim.x * blockDim.x) {
-        const int wo = (int)(row % p.w_out);
-        const int ho = (int)((row / p.w_out) % p.h_out);
-        const int to = (int)(row / ((int64_t)p.w_out * p.h_out));
-        float acc[kNarrowCout];
-#pragma unroll
-        for (int co = 0; co < kNarrowCout; ++co) acc[co] = p.bias && co < p.c_out ? to_f32(dptr<const bf16>(p.bias)[co]) : 0.0f;
-        for (int it = 0; it < p.kt; ++it) {
-            const int ti = source_index(to, it, p.st, p.pt, p.t, 0);
-            if (ti < 0) continue;
-            for (int ih = 0; ih < p.kh; ++ih) {
-                const int hi = source_index(ho, ih, p.sh, p.ph, p.h, p.reflect);
-                if (hi < 0) continue;
-                for (int iw = 0; iw < p.kw; ++iw) {
-                    const int wi = source_index(wo, iw, p.sw, p.pw, p.w_in, p.reflect);
-                    if (wi < 0) continue;
-                    const uint4* src = x + (((int64_t)ti * p.h + hi) * p.w_in + wi) * groups;
-                    const float4* wt = w_s + ((it * p.kh + ih) * p.kw + iw) * p.c_in;
-                    for (int g = 0; g < groups; ++g) {
-                        const uint4 chunk = src[g];
-                        const float4* wg = wt + g * 8;
-                        narrow_fma(acc, chunk.x, wg[0], wg[1]);
-                        narrow_fma(acc, chunk.y, wg[2], wg[3]);
-                        narrow_fma(acc, chunk.z, wg[4], wg[5]);
-                        narrow_fma(acc, chunk.w, wg[6], wg[7]);
-                    }
-                }
-            }
-        }
-#pragma unroll
-        for (int co = 0; co < kNarrowCout; ++co)
-            if (co < p.c_out) out[row * p.c_out + co] = to_bf16(acc[co]);
-    }
-}

@@ -147,11 +147,12 @@ typedef struct {
 } BinaryParams;
 
 // im2col of a 3D convolution over one channels-last clip (backend::ConvDims): `out` receives
-// `rows` rows of (kt*kh*kw*C_in) from output row `row0`.
+// `rows` rows of (kt*kh*kw*C_in) from output row `row0`. up_shift: log2 of the spatial nearest
+// upsampling the taps read x through (0 or 1); t, h, w_in are x's stored sizes.
 typedef struct {
     uint64_t out, x;           // bf16 (rows, kt*kh*kw*Ci), (T,H,W,Ci)
     int64_t row0;
-    int32_t rows, pad2;
+    int32_t rows, up_shift;
     int32_t t, h, w_in, c_in;
     int32_t t_out, h_out, w_out, c_out;
     int32_t kt, kh, kw, reflect;
@@ -173,8 +174,8 @@ typedef struct {
     int32_t pad;
 } SoftmaxParams;
 
-// Direct 3D convolution over one channels-last clip (backend::ConvDims): the implicit GEMM
-// (C_in a multiple of its K-step) and the narrow kernel (C_out <= 4, C_in % 8 == 0).
+// Implicit-GEMM 3D convolution over one channels-last clip (backend::ConvDims), C_in a multiple
+// of the K-step (16, 32 or 64).
 typedef struct {
     uint64_t out, x, w, bias;  // bf16 (T',H',W',Co), (T,H,W,Ci), (Co, kt*kh*kw*Ci), (Co) or 0
     int32_t t, h, w_in, c_in;
@@ -182,6 +183,8 @@ typedef struct {
     int32_t kt, kh, kw, reflect;
     int32_t st, sh, sw, pt;    // strides; pt: zeros before frame 0
     int32_t ph, pw;            // spatial padding before
+    int32_t up_shift;          // log2 of the spatial upsampling of x (0 or 1), as in ConvParams
+    int32_t accumulate;        // 1: out += conv (the residual read in the epilogue)
 } ConvGemmParams;
 
 // GroupNorm over channels-last rows (backend::Backend::group_norm): three launches sharing it.

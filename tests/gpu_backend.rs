@@ -571,6 +571,15 @@ fn conv_dims(x_shape: [usize; 4], w_shape: [usize; 5], spec: ops::ConvSpec) -> o
         pad_before: spec.pad_before,
         pad_after: spec.pad_after,
         spatial_pad: spec.spatial_pad,
+        upsample: spec.upsample,
+    }
+}
+
+/// The conv's output buffer: poisoned to overwrite, or v[3] (a residual) to accumulate into.
+fn conv_out<B: Backend>(be: &B, v: &[Vec<f32>], shape: [usize; 4], write: Write) -> Tensor<B> {
+    match write {
+        Write::Overwrite => poisoned(be, &shape),
+        Write::Accumulate => t(be, &shape, &v[3]),
     }
 }
 
@@ -580,13 +589,14 @@ fn conv_case<B: Backend>(
     x_shape: [usize; 4],
     w_shape: [usize; 5],
     spec: ops::ConvSpec,
+    write: Write,
 ) -> Vec<f32> {
     let x = t(be, &x_shape, &v[0]);
     let w = t(be, &w_shape, &v[1]);
     let bias = t(be, &[w_shape[0]], &v[2]);
     let [to, ho, wo] = conv_dims(x_shape, w_shape, spec).output();
-    let mut out = poisoned(be, &[to, ho, wo, w_shape[0]]);
-    ops::conv3d(be, &mut out, &x, &w, Some(&bias), spec).unwrap();
+    let mut out = conv_out(be, v, [to, ho, wo, w_shape[0]], write);
+    ops::conv3d(be, &mut out, &x, &w, Some(&bias), spec, write).unwrap();
     out.to_host(be).unwrap()
 }
 
@@ -598,14 +608,15 @@ fn conv_case_on_path(
     x_shape: [usize; 4],
     w_shape: [usize; 5],
     spec: ops::ConvSpec,
+    write: Write,
 ) -> Vec<f32> {
     let x = t(gpu, &x_shape, &v[0]);
     let w = t(gpu, &w_shape, &v[1]);
     let bias = t(gpu, &[w_shape[0]], &v[2]);
     let dims = conv_dims(x_shape, w_shape, spec);
     let [to, ho, wo] = dims.output();
-    let mut out = poisoned(gpu, &[to, ho, wo, w_shape[0]]);
-    gpu.conv3d_on_path(path, &mut out.buf, &x.buf, &w.buf, Some(&bias.buf), dims).unwrap();
+    let mut out = conv_out(gpu, v, [to, ho, wo, w_shape[0]], write);
+    gpu.conv3d_on_path(path, &mut out.buf, &x.buf, &w.buf, Some(&bias.buf), dims, write).unwrap();
     out.to_host(gpu).unwrap()
 }
 
@@ -681,8 +692,8 @@ fn conv3d_matches_cpu() {
         // pointwise (1×1×1), and reflect padding (LTX-2's decoder)
         ([2, 5, 6, 32], [16, 1, 1, 1, 32], same([0; 3])),
         ([3, 6, 5, 8], [4, 3, 3, 3, 8], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),
-        // the narrow kernel (≤ 4 output channels): Wan's conv_out 96 → 3 on a first chunk, and one
-        // output channel with strides and reflect padding
+        // ≤ 4 output channels (the 64-wide tile mostly padding): Wan's conv_out 96 → 3 on a first
+        // chunk, and one output channel with strides and reflect padding
         (
             [3, 20, 26, 96],
             [3, 3, 3, 3, 96],
@@ -694,20 +705,40 @@ fn conv3d_matches_cpu() {
             ops::ConvSpec { stride: [1, 2, 2], spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) },
         ),
     ];
-    for (x_shape, w_shape, spec) in cases {
+    // x read nearest-upsampled ×2 (Wan's spatial upsampling: 1×3×3, also with 3 output channels
+    // and on im2col), and every path accumulating into a residual (the resnets' skip connection)
+    let up = |spec: ops::ConvSpec| ops::ConvSpec { upsample: 2, ..spec };
+    let fused_cases: Vec<([usize; 4], [usize; 5], ops::ConvSpec)> = vec![
+        ([2, 7, 9, 64], [32, 1, 3, 3, 64], up(same([0, 1, 1]))),
+        ([1, 5, 6, 96], [3, 1, 3, 3, 96], up(same([0, 1, 1]))),
+        ([2, 4, 5, 24], [8, 3, 3, 3, 24], up(ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) })),
+        (
+            [3, 9, 11, 32],
+            [32, 3, 3, 3, 32],
+            ops::ConvSpec { pad_before: [2, 1, 1], pad_after: [0, 1, 1], ..same([0; 3]) },
+        ),
+        ([2, 5, 6, 96], [3, 3, 3, 3, 96], same([1; 3])),
+        ([2, 5, 6, 32], [16, 1, 1, 1, 32], same([0; 3])),
+        ([2, 5, 6, 12], [20, 3, 3, 3, 12], same([1; 3])),
+    ];
+    let all = cases.into_iter().map(|c| (c, Write::Overwrite));
+    let fused = fused_cases.into_iter().flat_map(|c| [(c, Write::Overwrite), (c, Write::Accumulate)]);
+    for ((x_shape, w_shape, spec), write) in all.chain(fused) {
         let fan_in = (w_shape[1] * w_shape[2] * w_shape[3] * w_shape[4]) as f32;
+        let [to, ho, wo] = conv_dims(x_shape, w_shape, spec).output();
         let v = vec![
             random(x_shape.iter().product(), 2.0, &mut s),
             random(w_shape.iter().product(), 1.5 / fan_in.sqrt(), &mut s),
             random(w_shape[0], 0.5, &mut s),
+            random(to * ho * wo * w_shape[0], 1.0, &mut s),
         ];
-        let cpu_out = conv_case(&Cpu, &v, x_shape, w_shape, spec);
-        let name = format!("conv3d x={x_shape:?} w={w_shape:?} {spec:?}");
-        check(&name, &conv_case(&gpu, &v, x_shape, w_shape, spec), &cpu_out, tolerance::CUDA_KERNEL);
+        let cpu_out = conv_case(&Cpu, &v, x_shape, w_shape, spec, write);
+        let name = format!("conv3d x={x_shape:?} w={w_shape:?} {spec:?} {write:?}");
+        check(&name, &conv_case(&gpu, &v, x_shape, w_shape, spec, write), &cpu_out, tolerance::CUDA_KERNEL);
         // and every other path this conv could take (each implicit-GEMM variant, im2col)
         let dims = conv_dims(x_shape, w_shape, spec);
         for path in gpu.conv_paths(&dims).into_iter().filter(|&p| p != gpu.conv_path(&dims)) {
-            let gpu_out = conv_case_on_path(&gpu, path, &v, x_shape, w_shape, spec);
+            let gpu_out = conv_case_on_path(&gpu, path, &v, x_shape, w_shape, spec, write);
             check(&format!("{name} on {path:?}"), &gpu_out, &cpu_out, tolerance::CUDA_KERNEL);
         }
     }

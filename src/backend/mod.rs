@@ -134,10 +134,12 @@ pub enum PadMode {
 /// A 3D convolution over one channels-last clip: x (T, H, W, C_in) → out (T', H', W', C_out),
 /// w (C_out, kt·kh·kw·C_in) tap-major with the input channel fastest (the checkpoint's
 /// (C_out, C_in, kt, kh, kw) permuted at load), so each output position is one row of an implicit
-/// GEMM over [taps × C_in].
+/// GEMM over [taps × C_in]. With `upsample` = 2 the conv reads x nearest-upsampled ×2 in space
+/// (the Wan decoder's `Upsample` + 3×3 conv) without the upsampled copy ever being made: padding,
+/// strides and taps then apply to the (T, 2H, 2W) grid.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvDims {
-    /// (T, H, W) of x.
+    /// (T, H, W) of x as stored.
     pub input: [usize; 3],
     pub c_in: usize,
     pub c_out: usize,
@@ -147,13 +149,22 @@ pub struct ConvDims {
     pub pad_before: [usize; 3],
     pub pad_after: [usize; 3],
     pub spatial_pad: PadMode,
+    /// Nearest spatial upsampling of x before the conv: 1 (none) or 2.
+    pub upsample: usize,
 }
 
 impl ConvDims {
+    /// (T, H, W) of the grid the taps read: x's, upsampled in space.
+    pub fn grid(&self) -> [usize; 3] {
+        let [t, h, w] = self.input;
+        [t, h * self.upsample, w * self.upsample]
+    }
+
     /// (T', H', W') of the output.
     pub fn output(&self) -> [usize; 3] {
+        let grid = self.grid();
         std::array::from_fn(|i| {
-            let padded = self.input[i] + self.pad_before[i] + self.pad_after[i];
+            let padded = grid[i] + self.pad_before[i] + self.pad_after[i];
             if padded < self.kernel[i] {
                 0
             } else {
@@ -484,7 +495,8 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// x ← x + y, elementwise.
     fn add(&self, x: &mut Self::Buf, y: &Self::Buf) -> Result<()>;
 
-    /// A 3D convolution (see [`ConvDims`]): out ← conv(x, w) + bias.
+    /// A 3D convolution (see [`ConvDims`]): out ← conv(x, w) + bias, or out += conv(x, w) + bias
+    /// with [`Write::Accumulate`] (a residual added in the conv's epilogue, one rounding).
     fn conv3d(
         &self,
         out: &mut Self::Buf,
@@ -492,6 +504,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
         w: &Self::Buf,
         bias: Option<&Self::Buf>,
         dims: ConvDims,
+        write: Write,
     ) -> Result<()>;
 
     /// Nearest-neighbour ×2 spatial upsampling of channels-last frames: x (F, H, W, C) → out

@@ -449,23 +449,27 @@ pub fn add<B: Backend>(be: &B, x: &mut Tensor<B>, y: &Tensor<B>) -> Result<()> {
     be.add(&mut x.buf, &y.buf)
 }
 
-/// Stride and padding of a [`conv3d`]; the kernel size comes from the weight's shape.
+/// Stride, padding and input upsampling of a [`conv3d`]; the kernel size comes from the weight's
+/// shape.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvSpec {
     pub stride: [usize; 3],
     pub pad_before: [usize; 3],
     pub pad_after: [usize; 3],
     pub spatial_pad: PadMode,
+    /// 2: the conv reads x nearest-upsampled ×2 in space (see [`ConvDims`]); 1: as it is.
+    pub upsample: usize,
 }
 
 impl ConvSpec {
     /// Stride 1, `pad` zeros on both sides of each axis ("same" for odd kernels).
     pub fn same(pad: [usize; 3]) -> Self {
-        ConvSpec { stride: [1; 3], pad_before: pad, pad_after: pad, spatial_pad: PadMode::Zeros }
+        ConvSpec { stride: [1; 3], pad_before: pad, pad_after: pad, spatial_pad: PadMode::Zeros, upsample: 1 }
     }
 }
 
-/// out (T', H', W', C_out) ← conv(x (T, H, W, C_in), w (C_out, kt, kh, kw, C_in)) + bias.
+/// out (T', H', W', C_out) ← conv(x (T, H, W, C_in), w (C_out, kt, kh, kw, C_in)) + bias, or
+/// out += … with [`Write::Accumulate`].
 pub fn conv3d<B: Backend>(
     be: &B,
     out: &mut Tensor<B>,
@@ -473,6 +477,7 @@ pub fn conv3d<B: Backend>(
     w: &Tensor<B>,
     bias: Option<&Tensor<B>>,
     spec: ConvSpec,
+    write: Write,
 ) -> Result<()> {
     const OP: &str = "conv3d";
     let [t, h, wd, c_in] = *x.shape() else {
@@ -493,16 +498,20 @@ pub fn conv3d<B: Backend>(
         pad_before: spec.pad_before,
         pad_after: spec.pad_after,
         spatial_pad: spec.spatial_pad,
+        upsample: spec.upsample,
     };
     if spec.stride.contains(&0) {
         return Err(Error::shape(OP, format!("stride {:?} has a zero", spec.stride)));
     }
+    if !matches!(spec.upsample, 1 | 2) {
+        return Err(Error::shape(OP, format!("upsample is {}, expected 1 or 2", spec.upsample)));
+    }
     if spec.spatial_pad == PadMode::Reflect {
         for axis in 1..3 {
-            if spec.pad_before[axis].max(spec.pad_after[axis]) >= dims.input[axis] {
+            if spec.pad_before[axis].max(spec.pad_after[axis]) >= dims.grid()[axis] {
                 return Err(Error::shape(
                     OP,
-                    format!("reflect padding {:?} needs an input larger than {:?}", spec.pad_before, dims.input),
+                    format!("reflect padding {:?} needs an input larger than {:?}", spec.pad_before, dims.grid()),
                 ));
             }
         }
@@ -512,7 +521,7 @@ pub fn conv3d<B: Backend>(
     if let Some(b) = bias {
         expect_shape(OP, "bias", b, &[c_out])?;
     }
-    be.conv3d(&mut out.buf, &x.buf, &w.buf, bias.map(|b| &b.buf), dims)
+    be.conv3d(&mut out.buf, &x.buf, &w.buf, bias.map(|b| &b.buf), dims, write)
 }
 
 /// out (F, 2H, 2W, C) ← nearest ×2 upsampling of x (F, H, W, C).

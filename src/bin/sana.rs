@@ -976,7 +976,10 @@ fn bench_conv(be: &Cuda, args: &BenchConvArgs) -> Result<()> {
         pad_before: [0, 1, 1],
         pad_after: [0, 1, 1],
         spatial_pad,
+        upsample: 1,
     };
+    // the Wan decoder's spatial upsampling: nearest ×2 read by a 3×3 conv (4 frames of 240×416)
+    let upsampling = ConvDims { kernel: [1, 3, 3], upsample: 2, ..conv([4, 240, 416], 192, 96, PadMode::Zeros) };
     let shapes = [
         ("ltx2 dec conv_in 128->1024", conv([13, 22, 40], 128, 1024, PadMode::Reflect)),
         ("ltx2 dec 128->128 full res", conv([83, 176, 320], 128, 128, PadMode::Reflect)),
@@ -993,6 +996,7 @@ fn bench_conv(be: &Cuda, args: &BenchConvArgs) -> Result<()> {
         ("wan 192->192", conv([6, 240, 416], 192, 192, PadMode::Zeros)),
         ("wan 384->384", conv([6, 120, 208], 384, 384, PadMode::Zeros)),
         ("wan dec conv_out 96->3", conv([6, 480, 832], 96, 3, PadMode::Zeros)),
+        ("wan dec upsample x2 + 192->96", upsampling),
     ];
     for (name, d) in shapes {
         let timings = be.bench_conv(d, args.iters)?;

@@ -19,8 +19,11 @@ fn source_index(o: usize, k: usize, stride: usize, before: usize, size: usize, m
     }
 }
 
-pub fn conv3d(out: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, d: ConvDims) {
+/// out ← (or += with `write`) conv(x, w) + bias; `d.upsample` reads x nearest-upsampled in space.
+pub fn conv3d(out: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, d: ConvDims, write: Write) {
     let [t_in, h_in, w_in] = d.input;
+    let [_, h_grid, w_grid] = d.grid();
+    let up = d.upsample;
     let [_, h_out, w_out] = d.output();
     let [kt, kh, kw] = d.kernel;
     let (c_in, c_out) = (d.c_in, d.c_out);
@@ -36,13 +39,15 @@ pub fn conv3d(out: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, d: Co
                     continue;
                 };
                 for ih in 0..kh {
-                    let Some(hi) = source_index(ho, ih, d.stride[1], d.pad_before[1], h_in, d.spatial_pad) else {
+                    let Some(hi) = source_index(ho, ih, d.stride[1], d.pad_before[1], h_grid, d.spatial_pad) else {
                         continue;
                     };
+                    let hi = hi / up;
                     for iw in 0..kw {
-                        let Some(wi) = source_index(wo, iw, d.stride[2], d.pad_before[2], w_in, d.spatial_pad) else {
+                        let Some(wi) = source_index(wo, iw, d.stride[2], d.pad_before[2], w_grid, d.spatial_pad) else {
                             continue;
                         };
+                        let wi = wi / up;
                         let tap = (it * kh + ih) * kw + iw;
                         let src = ((ti * h_in + hi) * w_in + wi) * c_in;
                         col[tap * c_in..][..c_in].copy_from_slice(&x[src..src + c_in]);
@@ -56,7 +61,7 @@ pub fn conv3d(out: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, d: Co
             Mat { data: &cols, offset: 0, rs: k_dim, cs: 1 },
             Mat { data: w, offset: 0, rs: 1, cs: k_dim },
             [w_out, c_out, k_dim],
-            Write::Overwrite,
+            write,
         );
         if let Some(b) = bias {
             for px in out_row.chunks_mut(c_out) {

@@ -326,8 +326,9 @@ impl Backend for Cpu {
         w: &Vec<f32>,
         bias: Option<&Vec<f32>>,
         dims: ConvDims,
+        write: Write,
     ) -> Result<()> {
-        conv::conv3d(out, x, w, bias.map(|b| b.as_slice()), dims);
+        conv::conv3d(out, x, w, bias.map(|b| b.as_slice()), dims, write);
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use super::blas::{Epilogue, Gemm};
 use super::conv::ConvPath;
 use super::error::DriverContext;
 use super::Cuda;
-use crate::backend::ConvDims;
+use crate::backend::{ConvDims, Write};
 use crate::error::Result;
 
 /// One product shape of a model, row-major (m × k) · (n × k)ᵀ.
@@ -131,8 +131,9 @@ impl Cuda {
         let flops = 2.0 * (t * h * w) as f64 * (d.taps() * d.c_in * d.c_out) as f64;
         let mut timings = Vec::with_capacity(paths.len());
         for path in paths {
-            let median_ms =
-                self.median_ms(iters, || self.conv3d_on_path(path, &mut out, &x, &weights, Some(&bias), d))?;
+            let median_ms = self.median_ms(iters, || {
+                self.conv3d_on_path(path, &mut out, &x, &weights, Some(&bias), d, Write::Overwrite)
+            })?;
             timings.push(ConvTiming {
                 path,
                 chosen: path == chosen,

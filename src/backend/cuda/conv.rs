@@ -1,10 +1,10 @@
 //! Launchers for the autoencoder convolutions (kernels/conv.cu; CPU twin backend/cpu/conv.rs).
 //!
-//! conv3d takes one of four paths ([`Cuda::conv_path`]): a 1×1×1 conv is one cuBLASLt product;
-//! a conv with 16 to 256 output channels (the full-resolution layers) runs the implicit-GEMM
-//! kernel, which gathers the taps in shared memory; one with at most 4 (conv_out to RGB) runs the
-//! narrow kernel on the CUDA cores; the rest im2col into a slab of at most `SLAB_ELEMENTS` + one
-//! cuBLASLt product per slab, so scratch stays bounded at any clip size.
+//! conv3d takes one of three paths ([`Cuda::conv_path`]): a 1×1×1 conv is one cuBLASLt product;
+//! a conv with at most 256 output channels (the full-resolution layers, conv_out to RGB) runs the
+//! implicit-GEMM kernel, which gathers the taps in shared memory; the rest im2col into a slab of
+//! at most `SLAB_ELEMENTS` + one cuBLASLt product per slab, so scratch stays bounded at any clip
+//! size.
 
 use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{CudaSlice, LaunchConfig};
@@ -15,7 +15,7 @@ use super::error::{CudaError, DriverContext};
 use super::kernels::grid_stride;
 use super::params::{ConvGemmParams, ConvParams, UpsampleParams};
 use super::Cuda;
-use crate::backend::{ConvDims, GridDims, PadMode};
+use crate::backend::{ConvDims, GridDims, PadMode, Write};
 
 const THREADS: u32 = 256;
 /// kernels/conv.cu implicit GEMM: positions per block, threads per block, the output-channel
@@ -26,13 +26,6 @@ const IGEMM_THREADS: u32 = 128;
 const IGEMM_TILES: [usize; 3] = [128, 96, 64];
 const IGEMM_K_STEPS: [(usize, usize); 3] = [(64, 3), (32, 4), (16, 4)];
 const IGEMM_STATIC_SMEM: usize = 3 * IGEMM_BM * 4;
-/// Below this many output channels (conv_out's 3) most of a 64-wide tile would be padding.
-const IGEMM_MIN_COUT: usize = 16;
-/// kernels/conv.cu `conv3d_narrow_bf16`: the most output channels it computes (its f32 weights in
-/// shared memory are this many per tap and input channel) and the input-channel multiple its
-/// 16-byte loads need.
-const NARROW_MAX_COUT: usize = 4;
-const NARROW_C_IN_MULTIPLE: usize = 8;
 /// Above this many output channels im2col + cuBLASLt wins: its slab traffic (27× the input)
 /// amortises over a wide product that cuBLASLt runs on Hopper's wgmma, while our mma.sync kernel
 /// tops out near 280 TFLOP/s. `sana bench conv`, H200, 2026-12-02 (ms, implicit GEMM with
@@ -56,8 +49,6 @@ pub enum ConvPath {
     ImplicitGemm { bn: usize, bk: usize },
     /// im2col slabs + cuBLASLt.
     Im2col,
-    /// kernels/conv.cu `conv3d_narrow_bf16`: ≤ 4 output channels on the CUDA cores.
-    Narrow,
 }
 
 impl ConvPath {
@@ -84,13 +75,8 @@ fn igemm_smem(bn: usize, bk: usize) -> usize {
     stages * (IGEMM_BM + bn) * (bk + 8) * 2
 }
 
-/// Dynamic shared memory of the narrow kernel: its weights as f32, 4 per tap and input channel.
-fn narrow_smem(d: &ConvDims) -> usize {
-    d.taps() * d.c_in * NARROW_MAX_COUT * std::mem::size_of::<f32>()
-}
-
 fn is_pointwise(d: &ConvDims) -> bool {
-    d.taps() == 1 && d.stride == [1; 3] && d.pad_before == [0; 3] && d.pad_after == [0; 3]
+    d.taps() == 1 && d.stride == [1; 3] && d.pad_before == [0; 3] && d.pad_after == [0; 3] && d.upsample == 1
 }
 
 impl Cuda {
@@ -103,10 +89,6 @@ impl Cuda {
             paths.push(ConvPath::Pointwise);
         }
         paths.push(ConvPath::Im2col);
-        let narrow_fits = narrow_smem(d) <= self.max_block_smem;
-        if d.c_out <= NARROW_MAX_COUT && d.c_in.is_multiple_of(NARROW_C_IN_MULTIPLE) && narrow_fits {
-            paths.push(ConvPath::Narrow);
-        }
         for (bk, _) in IGEMM_K_STEPS {
             for bn in IGEMM_TILES {
                 let fits = igemm_smem(bn, bk) + IGEMM_STATIC_SMEM <= self.max_block_smem;
@@ -118,23 +100,20 @@ impl Cuda {
         paths
     }
 
-    /// The path the engine takes for `d`: pointwise when it is a plain product; the narrow kernel
-    /// for ≤ 4 output channels where it applies (Wan conv_out 96→3 at 4×480×832: im2col writes
-    /// and reads a 27× slab for a 3-column product); the implicit GEMM
-    /// for 16 ≤ C_out ≤ 256, with the tile that leaves the fewest padded output channels (the
-    /// widest on a tie) and 64-channel K-steps on the 128-wide tile, 32 on the narrower ones
-    /// (`sana bench conv`, H200: 128→128 15.9 vs 16.1 ms, 256→256 14.2 vs 16.0; but 128→48 on
-    /// the 64 tile 10.8 vs 9.7, Wan 192→192 on the 96 tile 3.3 vs 3.2), 16-channel K-steps where
-    /// C_in is a multiple of 16 only; im2col otherwise.
+    /// The path the engine takes for `d`: pointwise when it is a plain product; the implicit GEMM
+    /// for C_out ≤ 256, with the tile that leaves the fewest padded output channels (the widest on
+    /// a tie) and 64-channel K-steps on the 128-wide tile, 32 on the narrower ones (`sana bench
+    /// conv`, H200: 128→128 15.9 vs 16.1 ms, 256→256 14.2 vs 16.0; but 128→48 on the 64 tile 10.8
+    /// vs 9.7, Wan 192→192 on the 96 tile 3.3 vs 3.2), 16-channel K-steps where C_in is a multiple
+    /// of 16 only; im2col otherwise. Wan's conv_out to RGB (96→3) is on the 64 tile too: 61 of its
+    /// 64 columns are padding, but the op is bound by gathering the taps, 2.8 ms per 4-frame chunk
+    /// against im2col's 12.7 and a CUDA-core kernel's 3.1–4.3 (tried, 2026-12-02).
     pub fn conv_path(&self, d: &ConvDims) -> ConvPath {
         if is_pointwise(d) {
             return ConvPath::Pointwise;
         }
         let available = self.conv_paths(d);
-        if d.c_out < IGEMM_MIN_COUT && available.contains(&ConvPath::Narrow) {
-            return ConvPath::Narrow;
-        }
-        if !(IGEMM_MIN_COUT..=IGEMM_MAX_COUT).contains(&d.c_out) {
+        if d.c_out > IGEMM_MAX_COUT {
             return ConvPath::Im2col;
         }
         let padding = |bn: usize| d.c_out.div_ceil(bn) * bn - d.c_out;
@@ -153,6 +132,7 @@ impl Cuda {
 
     /// A convolution on a given path (one of [`Self::conv_paths`]): for benchmarks and tests,
     /// which compare every path; the engine's conv3d takes [`Self::conv_path`].
+    #[allow(clippy::too_many_arguments)] // the conv's operands, its path and write mode
     pub fn conv3d_on_path(
         &self,
         path: ConvPath,
@@ -161,6 +141,7 @@ impl Cuda {
         w: &CudaSlice<bf16>,
         bias: Option<&CudaSlice<bf16>>,
         d: ConvDims,
+        write: Write,
     ) -> crate::error::Result<()> {
         let [t, h, wo] = d.output();
         let sizes = [
@@ -175,7 +156,7 @@ impl Cuda {
         if !self.conv_paths(&d).contains(&path) {
             return Err(self.err(CudaError::Unsupported(format!("conv3d {d:?} cannot take the {path:?} path"))));
         }
-        self.launch_conv3d_with(out, x, w, bias, d, path).map_err(|e| self.err(e))
+        self.launch_conv3d_with(out, x, w, bias, d, path, write).map_err(|e| self.err(e))
     }
 
     pub(super) fn launch_conv3d(
@@ -185,11 +166,13 @@ impl Cuda {
         w: &CudaSlice<bf16>,
         bias: Option<&CudaSlice<bf16>>,
         d: ConvDims,
+        write: Write,
     ) -> Result<(), CudaError> {
-        self.launch_conv3d_with(out, x, w, bias, d, self.conv_path(&d))
+        self.launch_conv3d_with(out, x, w, bias, d, self.conv_path(&d), write)
     }
 
     /// [`Self::launch_conv3d`] on `path`, one of [`Self::conv_paths`].
+    #[allow(clippy::too_many_arguments)] // the conv's operands, its path and write mode
     fn launch_conv3d_with(
         &self,
         out: &mut CudaSlice<bf16>,
@@ -198,6 +181,7 @@ impl Cuda {
         bias: Option<&CudaSlice<bf16>>,
         d: ConvDims,
         path: ConvPath,
+        write: Write,
     ) -> Result<(), CudaError> {
         let [t_out, h_out, w_out] = d.output();
         let rows_total = t_out * h_out * w_out;
@@ -210,10 +194,12 @@ impl Cuda {
                 }
                 let mut g = Gemm::linear(rows_total, d.c_out, k, self.ptr(x), self.ptr(w), self.ptr(out));
                 g.epilogue = epilogue;
+                g.accumulate = write == Write::Accumulate;
                 return self.blas.gemm(&g);
             }
-            ConvPath::ImplicitGemm { bn, bk } => return self.launch_conv3d_igemm(out, x, w, bias, d, bn, bk),
-            ConvPath::Narrow => return self.launch_conv3d_narrow(out, x, w, bias, d),
+            ConvPath::ImplicitGemm { bn, bk } => {
+                return self.launch_conv3d_igemm(out, x, w, bias, d, write, (bn, bk));
+            }
             ConvPath::Im2col => {}
         }
         let slab_rows = (SLAB_ELEMENTS / k).max(ROW_ALIGN) / ROW_ALIGN * ROW_ALIGN;
@@ -229,7 +215,7 @@ impl Cuda {
                 x: self.ptr(x),
                 row0: row0 as i64,
                 rows: i(rows),
-                pad2: 0,
+                up_shift: i(d.upsample.trailing_zeros() as usize),
                 t: i(d.input[0]),
                 h: i(d.input[1]),
                 w_in: i(d.input[2]),
@@ -253,6 +239,7 @@ impl Cuda {
             let out_ptr = self.ptr(out) + (row0 * d.c_out * std::mem::size_of::<bf16>()) as u64;
             let mut g = Gemm::linear(rows, d.c_out, k, self.ptr(&cols), self.ptr(w), out_ptr);
             g.epilogue = epilogue;
+            g.accumulate = write == Write::Accumulate;
             self.blas.gemm(&g)?;
             row0 += rows;
         }
@@ -260,7 +247,7 @@ impl Cuda {
     }
 
     /// kernels/conv.cu `conv3d_igemm_n{bn}_k{bk}_bf16`: 128 positions × `bn` channels per block.
-    #[allow(clippy::too_many_arguments)] // the conv's operands and the variant
+    #[allow(clippy::too_many_arguments)] // the conv's operands, write mode and the variant
     fn launch_conv3d_igemm(
         &self,
         out: &mut CudaSlice<bf16>,
@@ -268,8 +255,8 @@ impl Cuda {
         w: &CudaSlice<bf16>,
         bias: Option<&CudaSlice<bf16>>,
         d: ConvDims,
-        bn: usize,
-        bk: usize,
+        write: Write,
+        (bn, bk): (usize, usize),
     ) -> Result<(), CudaError> {
         let path = ConvPath::ImplicitGemm { bn, bk };
         let name =
@@ -277,7 +264,7 @@ impl Cuda {
         if !d.c_in.is_multiple_of(bk) {
             return Err(CudaError::Unsupported(format!("{path:?} needs C_in a multiple of {bk}, got {}", d.c_in)));
         }
-        let p = self.conv_gemm_params(out, x, w, bias, &d);
+        let p = self.conv_gemm_params(out, x, w, bias, &d, write);
         let [t_out, h_out, w_out] = d.output();
         let blocks = (t_out * h_out * w_out).div_ceil(IGEMM_BM) * d.c_out.div_ceil(bn);
         let smem = igemm_smem(bn, bk);
@@ -291,33 +278,7 @@ impl Cuda {
         self.kernels.launch(&self.stream, name, cfg, &p)
     }
 
-    /// kernels/conv.cu `conv3d_narrow_bf16`: a thread per output position, every output channel.
-    fn launch_conv3d_narrow(
-        &self,
-        out: &mut CudaSlice<bf16>,
-        x: &CudaSlice<bf16>,
-        w: &CudaSlice<bf16>,
-        bias: Option<&CudaSlice<bf16>>,
-        d: ConvDims,
-    ) -> Result<(), CudaError> {
-        if d.c_out > NARROW_MAX_COUT || !d.c_in.is_multiple_of(NARROW_C_IN_MULTIPLE) {
-            let msg = format!(
-                "the narrow conv needs at most {NARROW_MAX_COUT} output channels and C_in a multiple of \
-                 {NARROW_C_IN_MULTIPLE}, got {d:?}"
-            );
-            return Err(CudaError::Unsupported(msg));
-        }
-        let smem = narrow_smem(&d);
-        let f = self.kernels.get("conv3d_narrow_bf16")?;
-        f.set_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)
-            .during("raising the shared-memory limit of the narrow conv")?;
-        let p = self.conv_gemm_params(out, x, w, bias, &d);
-        let mut cfg = grid_stride(d.output().iter().product(), THREADS);
-        cfg.shared_mem_bytes = smem as u32;
-        self.kernels.launch(&self.stream, "conv3d_narrow_bf16", cfg, &p)
-    }
-
-    /// The kernel parameters of a direct conv (implicit GEMM, narrow).
+    /// The implicit-GEMM kernels' parameters.
     fn conv_gemm_params(
         &self,
         out: &CudaSlice<bf16>,
@@ -325,6 +286,7 @@ impl Cuda {
         w: &CudaSlice<bf16>,
         bias: Option<&CudaSlice<bf16>>,
         d: &ConvDims,
+        write: Write,
     ) -> ConvGemmParams {
         let [t_out, h_out, w_out] = d.output();
         let i = |v: usize| v as i32;
@@ -351,6 +313,8 @@ impl Cuda {
             pt: i(d.pad_before[0]),
             ph: i(d.pad_before[1]),
             pw: i(d.pad_before[2]),
+            up_shift: i(d.upsample.trailing_zeros() as usize),
+            accumulate: i32::from(write == Write::Accumulate),
         }
     }
 

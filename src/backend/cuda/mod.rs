@@ -613,10 +613,11 @@ impl Backend for Cuda {
         w: &CudaSlice<bf16>,
         bias: Option<&CudaSlice<bf16>>,
         dims: ConvDims,
+        write: Write,
     ) -> Result<()> {
         self.timed(
-            || format!("conv3d {:?}x{}->{} k{:?}", dims.input, dims.c_in, dims.c_out, dims.kernel),
-            || self.launch_conv3d(out, x, w, bias, dims).map_err(|e| self.err(e)),
+            || format!("conv3d {:?}x{}->{} k{:?} up{}", dims.input, dims.c_in, dims.c_out, dims.kernel, dims.upsample),
+            || self.launch_conv3d(out, x, w, bias, dims, write).map_err(|e| self.err(e)),
         )
     }
 

@@ -238,7 +238,7 @@ pub struct ConvParams {
     pub x: DevPtr,
     pub row0: i64,
     pub rows: i32,
-    pub pad2: i32,
+    pub up_shift: i32,
     pub t: i32,
     pub h: i32,
     pub w_in: i32,
@@ -324,6 +324,8 @@ pub struct ConvGemmParams {
     pub pt: i32,
     pub ph: i32,
     pub pw: i32,
+    pub up_shift: i32,
+    pub accumulate: i32,
 }
 
 #[repr(C)]
@@ -405,7 +407,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<UpsampleParams>(), 32);
         assert_eq!(std::mem::size_of::<ShuffleParams>(), 56);
         assert_eq!(std::mem::size_of::<SoftmaxParams>(), 40);
-        assert_eq!(std::mem::size_of::<ConvGemmParams>(), 104);
+        assert_eq!(std::mem::size_of::<ConvGemmParams>(), 112);
         assert_eq!(std::mem::size_of::<GroupNormParams>(), 80);
         assert_eq!(std::mem::size_of::<SamplerParams>(), 72);
         // every header field appears in the mirrors (a cheap textual cross-check)

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use super::vae::clip::{sample_to_channels_last, write_channels_last};
 use crate::backend::{
-    activation, add, conv3d, depth_to_space, group_norm, Activation, Backend, ConvSpec, SubpixelOrder, Tensor,
+    activation, add, conv3d, depth_to_space, group_norm, Activation, Backend, ConvSpec, SubpixelOrder, Tensor, Write,
 };
 use crate::engine::progress::Progress;
 use crate::engine::weights::{check_no_unknown_tensors, LoadLog, WeightLoader, WeightSource};
@@ -65,7 +65,7 @@ impl<B: Backend> Conv<B> {
             *c = s[0];
         }
         let mut out = Tensor::empty(be, &shape)?;
-        conv3d(be, &mut out, x, &self.w, Some(&self.bias), ConvSpec::same(pad))?;
+        conv3d(be, &mut out, x, &self.w, Some(&self.bias), ConvSpec::same(pad), Write::Overwrite)?;
         Ok(out)
     }
 }

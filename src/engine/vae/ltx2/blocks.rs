@@ -4,7 +4,7 @@
 use super::config::{Resampling, TimePadding};
 use crate::backend::{
     add, conv3d, copy_frames, depth_to_space, rms_norm_act, space_to_depth, Activation, Backend, ConvSpec, PadMode,
-    SubpixelOrder, Tensor,
+    SubpixelOrder, Tensor, Write,
 };
 use crate::engine::vae::clip::{concat_frames, frames};
 use crate::engine::weights::WeightLoader;
@@ -49,22 +49,33 @@ impl<B: Backend> Conv<B> {
 
     /// x (T, H, W, C_in) → (T, H, W, C_out).
     pub fn forward(&self, be: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
+        let [t, h, w, _] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };
+        let mut out = Tensor::empty(be, &[t, h, w, self.c_out()])?;
+        self.run(be, &mut out, x, Write::Overwrite)?;
+        Ok(out)
+    }
+
+    /// `forward` added into `residual` (same shape) in the conv's epilogue: one rounding, no
+    /// add pass.
+    pub fn forward_onto(&self, be: &B, x: &Tensor<B>, mut residual: Tensor<B>) -> Result<Tensor<B>> {
+        self.run(be, &mut residual, x, Write::Accumulate)?;
+        Ok(residual)
+    }
+
+    fn run(&self, be: &B, out: &mut Tensor<B>, x: &Tensor<B>, write: Write) -> Result<()> {
         // causal: [x₀, x₀, x₀ … x_{T−1}]; centered: [x₀, x₀ … x_{T−1}, x_{T−1}]
         let (before, after) = match self.time {
             TimePadding::Causal => (2, 0),
             TimePadding::Centered => (1, 1),
         };
         let padded = replicate_edges(be, x, before, after)?;
-        let [t, h, w, _] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };
-        let mut out = Tensor::empty(be, &[t, h, w, self.c_out()])?;
         let spec = ConvSpec {
             pad_before: [0, 1, 1],
             pad_after: [0, 1, 1],
             spatial_pad: self.spatial,
             ..ConvSpec::same([0; 3])
         };
-        conv3d(be, &mut out, &padded, &self.w, Some(&self.bias), spec)?;
-        Ok(out)
+        conv3d(be, out, &padded, &self.w, Some(&self.bias), spec, write)
     }
 }
 
@@ -119,11 +130,10 @@ impl<B: Backend> ResBlock<B> {
         })
     }
 
-    pub fn forward(&self, be: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
-        let h = self.conv1.forward(be, &self.norm.forward(be, x)?)?;
-        let mut h = self.conv2.forward(be, &self.norm.forward(be, &h)?)?;
-        add(be, &mut h, x)?;
-        Ok(h)
+    /// Takes x by value: conv2 adds its output into x's own memory.
+    pub fn forward(&self, be: &B, x: Tensor<B>) -> Result<Tensor<B>> {
+        let h = self.conv1.forward(be, &self.norm.forward(be, &x)?)?;
+        self.conv2.forward_onto(be, &self.norm.forward(be, &h)?, x)
     }
 }
 

@@ -119,14 +119,14 @@ impl<B: Backend> Encoder<B> {
         for (i, block) in self.down_blocks.iter().enumerate() {
             progress(&format!("encoder block {}/{}", i + 1, self.down_blocks.len()))?;
             for res in &block.resnets {
-                x = res.forward(be, &x)?;
+                x = res.forward(be, x)?;
             }
             if let Some(down) = &block.downsampler {
                 x = down.forward(be, &x)?;
             }
         }
         for res in &self.mid {
-            x = res.forward(be, &x)?;
+            x = res.forward(be, x)?;
         }
         self.conv_out.forward(be, &self.norm_out.forward(be, &x)?)
     }
@@ -234,7 +234,7 @@ impl<B: Backend> Decoder<B> {
     fn forward(&self, be: &B, z: &Tensor<B>, progress: &mut dyn FnMut(&str) -> Result<()>) -> Result<Tensor<B>> {
         let mut x = self.conv_in.forward(be, z)?;
         for res in &self.mid {
-            x = res.forward(be, &x)?;
+            x = res.forward(be, x)?;
         }
         for (i, block) in self.up_blocks.iter().enumerate() {
             progress(&format!("decoder block {}/{}", i + 1, self.up_blocks.len()))?;
@@ -242,7 +242,7 @@ impl<B: Backend> Decoder<B> {
                 x = up.forward(be, &x)?;
             }
             for res in &block.resnets {
-                x = res.forward(be, &x)?;
+                x = res.forward(be, x)?;
             }
         }
         let x = self.conv_out.forward(be, &self.norm_out.forward(be, &x)?)?;

@@ -4,7 +4,7 @@
 //! run equals the whole clip at once.
 
 use crate::backend::{
-    conv3d, cross_attention, linear, rms_norm_act, upsample_nearest2x, Activation, Backend, ConvSpec, Tensor, Write,
+    conv3d, cross_attention, linear, rms_norm_act, Activation, Backend, ConvDims, ConvSpec, Tensor, Write,
 };
 use crate::engine::vae::clip::{concat_frames, last_frames, TemporalCaches, TemporalSlot};
 use crate::engine::weights::WeightLoader;
@@ -86,7 +86,7 @@ impl<B: Backend> Conv<B> {
     /// The conv with `spec`, output allocated here.
     fn run(&self, be: &B, x: &Tensor<B>, spec: ConvSpec) -> Result<Tensor<B>> {
         let kernel = [self.w.shape()[1], self.w.shape()[2], self.w.shape()[3]];
-        let out_dims = crate::backend::ConvDims {
+        let out_dims = ConvDims {
             input: [x.shape()[0], x.shape()[1], x.shape()[2]],
             c_in: x.shape()[3],
             c_out: self.c_out(),
@@ -95,10 +95,11 @@ impl<B: Backend> Conv<B> {
             pad_before: spec.pad_before,
             pad_after: spec.pad_after,
             spatial_pad: spec.spatial_pad,
+            upsample: spec.upsample,
         }
         .output();
         let mut out = Tensor::empty(be, &[out_dims[0], out_dims[1], out_dims[2], self.c_out()])?;
-        conv3d(be, &mut out, x, &self.w, Some(&self.bias), spec)?;
+        conv3d(be, &mut out, x, &self.w, Some(&self.bias), spec, Write::Overwrite)?;
         Ok(out)
     }
 
@@ -113,6 +114,20 @@ impl<B: Backend> Conv<B> {
         let out = self.run(be, &input, self.causal_spec(zeros))?;
         slot.frames = Some(last_frames(be, &input, CONTEXT)?);
         Ok(out)
+    }
+
+    /// `forward_cached` added into `residual` in the conv's epilogue (one rounding, no add pass).
+    fn forward_cached_onto(
+        &self,
+        be: &B,
+        x: &Tensor<B>,
+        slot: &mut TemporalSlot<B>,
+        mut residual: Tensor<B>,
+    ) -> Result<Tensor<B>> {
+        let (input, zeros) = with_context(be, x, slot)?;
+        conv3d(be, &mut residual, &input, &self.w, Some(&self.bias), self.causal_spec(zeros), Write::Accumulate)?;
+        slot.frames = Some(last_frames(be, &input, CONTEXT)?);
+        Ok(residual)
     }
 
     fn causal_spec(&self, zeros_before: usize) -> ConvSpec {
@@ -171,16 +186,16 @@ impl<B: Backend> ResBlock<B> {
         })
     }
 
-    pub fn forward(&self, be: &B, x: &Tensor<B>, caches: &mut TemporalCaches<B>) -> Result<Tensor<B>> {
-        let h = self.norm1.forward(be, x, Activation::Silu)?;
+    /// Takes x by value: without a shortcut conv, conv2 adds its output into x's own memory.
+    pub fn forward(&self, be: &B, x: Tensor<B>, caches: &mut TemporalCaches<B>) -> Result<Tensor<B>> {
+        let h = self.norm1.forward(be, &x, Activation::Silu)?;
         let h = self.conv1.forward_cached(be, &h, caches.next_slot())?;
         let h = self.norm2.forward(be, &h, Activation::Silu)?;
-        let mut h = self.conv2.forward_cached(be, &h, caches.next_slot())?;
-        match &self.shortcut {
-            Some(conv) => crate::backend::add(be, &mut h, &conv.forward(be, x)?)?,
-            None => crate::backend::add(be, &mut h, x)?,
-        }
-        Ok(h)
+        let residual = match &self.shortcut {
+            Some(conv) => conv.forward(be, &x)?,
+            None => x,
+        };
+        self.conv2.forward_cached_onto(be, &h, caches.next_slot(), residual)
     }
 }
 
@@ -281,10 +296,8 @@ impl<B: Backend> Resample<B> {
                     None => None,
                 };
                 let x = doubled.as_ref().unwrap_or(x);
-                let [f, h, w, c] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };
-                let mut up = Tensor::empty(be, &[f, 2 * h, 2 * w, c])?;
-                upsample_nearest2x(be, &mut up, x)?;
-                spatial.forward(be, &up)
+                // nn.Upsample(×2, nearest-exact) + the 3×3 conv: the conv reads x upsampled
+                spatial.run(be, x, ConvSpec { upsample: 2, ..spatial.causal_spec(0) })
             }
             Resample::Down { spatial, temporal } => {
                 // ZeroPad2d((0, 1, 0, 1)) then a 3×3 stride-2 conv

@@ -37,10 +37,10 @@ impl<B: Backend> MidBlock<B> {
         })
     }
 
-    fn forward(&self, be: &B, x: &Tensor<B>, caches: &mut TemporalCaches<B>) -> Result<Tensor<B>> {
+    fn forward(&self, be: &B, x: Tensor<B>, caches: &mut TemporalCaches<B>) -> Result<Tensor<B>> {
         let x = self.res0.forward(be, x, caches)?;
         let x = self.attention.forward(be, &x)?;
-        self.res1.forward(be, &x, caches)
+        self.res1.forward(be, x, caches)
     }
 }
 
@@ -97,12 +97,12 @@ impl<B: Backend> Encoder<B> {
         let mut x = self.conv_in.forward_cached(be, x, caches.next_slot())?;
         for layer in &self.layers {
             x = match layer {
-                DownLayer::Res(block) => block.forward(be, &x, caches)?,
+                DownLayer::Res(block) => block.forward(be, x, caches)?,
                 DownLayer::Attention(block) => block.forward(be, &x)?,
                 DownLayer::Resample(resample) => resample.forward(be, &x, caches)?,
             };
         }
-        let x = self.mid.forward(be, &x, caches)?;
+        let x = self.mid.forward(be, x, caches)?;
         let x = self.norm_out.forward(be, &x, Activation::Silu)?;
         self.conv_out.forward_cached(be, &x, caches.next_slot())
     }
@@ -161,10 +161,10 @@ impl<B: Backend> Decoder<B> {
 
     fn forward(&self, be: &B, x: &Tensor<B>, caches: &mut TemporalCaches<B>) -> Result<Tensor<B>> {
         let x = self.conv_in.forward_cached(be, x, caches.next_slot())?;
-        let mut x = self.mid.forward(be, &x, caches)?;
+        let mut x = self.mid.forward(be, x, caches)?;
         for block in &self.up_blocks {
             for res in &block.resnets {
-                x = res.forward(be, &x, caches)?;
+                x = res.forward(be, x, caches)?;
             }
             if let Some(up) = &block.upsample {
                 x = up.forward(be, &x, caches)?;

@@ -59,18 +59,6 @@ extern "C" __global__ void __launch_bounds__(kThreads) im2col_bf16(const ConvPar
         im2col_body<bf16>(p, __float2bfloat16(0.0f));
 }
 
-extern "C" __global__ void __launch_bounds__(kThreads) upsample_nearest2x_bf16(const UpsampleParams p) {
-    const int64_t total = (int64_t)p.frames * 2 * p.h * 2 * p.w * p.c;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = i;
-        const int c = (int)(r % p.c); r /= p.c;
-        const int wo = (int)(r % (2 * p.w)); r /= 2 * p.w;
-        const int ho = (int)(r % (2 * p.h)); r /= 2 * p.h;
-        const int64_t f = r;
-        dptr<bf16>(p.out)[i] = dptr<const bf16>(p.x)[((f * p.h + ho / 2) * p.w + wo / 2) * p.c + c];
-    }
-}
-
 // ---- implicit GEMM ------------------------------------------------------------------------
 // out (M = T'·H'·W' rows, C_out) = A (M, K) · Wᵀ with A's row m the taps of output position m,
 // never materialised: each K-step (one tap, BK input channels) gathers a 128 × BK tile of A

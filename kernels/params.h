@@ -160,12 +160,6 @@ typedef struct {
     int32_t ph, pw;            // spatial padding before (after is implied by the output size)
 } ConvParams;
 
-// Nearest x2 spatial upsampling of channels-last frames (F, H, W, C) -> (F, 2H, 2W, C).
-typedef struct {
-    uint64_t out, x;
-    int32_t frames, h, w, c;
-} UpsampleParams;
-
 // Row softmax of attention scores (the large-attention path of cross_attention).
 typedef struct {
     uint64_t probs, scores, key_bias;  // bf16 (rows, cols), f32 (rows, cols), f32 (cols)

@@ -496,7 +496,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
     fn add(&self, x: &mut Self::Buf, y: &Self::Buf) -> Result<()>;
 
     /// A 3D convolution (see [`ConvDims`]): out ← conv(x, w) + bias, or out += conv(x, w) + bias
-    /// with [`Write::Accumulate`] (a residual added in the conv's epilogue, one rounding).
+    /// with [`Write::Accumulate`] (a residual added by the conv itself, with no separate pass).
     fn conv3d(
         &self,
         out: &mut Self::Buf,
@@ -506,10 +506,6 @@ pub trait Backend: Send + Sync + Sized + 'static {
         dims: ConvDims,
         write: Write,
     ) -> Result<()>;
-
-    /// Nearest-neighbour ×2 spatial upsampling of channels-last frames: x (F, H, W, C) → out
-    /// (F, 2H, 2W, C) (`dims.b` = F frames, `dims.t` = 1).
-    fn upsample_nearest2x(&self, out: &mut Self::Buf, x: &Self::Buf, dims: GridDims) -> Result<()>;
 
     /// Marks the ops queued so far; [`Backend::wait`] returns once they have all finished (a
     /// denoising loop keeps one step queued ahead of the device). The CPU runs each op as it is

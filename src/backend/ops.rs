@@ -524,16 +524,6 @@ pub fn conv3d<B: Backend>(
     be.conv3d(&mut out.buf, &x.buf, &w.buf, bias.map(|b| &b.buf), dims, write)
 }
 
-/// out (F, 2H, 2W, C) ← nearest ×2 upsampling of x (F, H, W, C).
-pub fn upsample_nearest2x<B: Backend>(be: &B, out: &mut Tensor<B>, x: &Tensor<B>) -> Result<()> {
-    const OP: &str = "upsample_nearest2x";
-    let [f, h, w, c] = *x.shape() else {
-        return Err(Error::shape(OP, format!("x has shape {:?}, expected (F, H, W, C)", x.shape())));
-    };
-    expect_shape(OP, "out", out, &[f, 2 * h, 2 * w, c])?;
-    be.upsample_nearest2x(&mut out.buf, &x.buf, GridDims { b: f, t: 1, h, w, c })
-}
-
 /// Frames `src_frame..src_frame + count` of src into dst from `dst_frame`: both (F, …) with the
 /// same trailing shape.
 pub fn copy_frames<B: Backend>(

@@ -1,10 +1,10 @@
 //! Video convolutions (the autoencoders, MODEL.md §3): a 3D convolution as an implicit GEMM over
-//! one output row at a time, nearest upsampling, and frame copies.
+//! one output row at a time (reading x nearest-upsampled where the conv asks for it).
 
 use rayon::prelude::*;
 
 use super::linear::{matmul, Mat, MatMut};
-use crate::backend::{ConvDims, GridDims, PadMode, Write};
+use crate::backend::{ConvDims, PadMode, Write};
 
 /// Input index of output position `o`, tap `k` on one axis, or None where it reads padding zeros.
 fn source_index(o: usize, k: usize, stride: usize, before: usize, size: usize, mode: PadMode) -> Option<usize> {
@@ -67,17 +67,6 @@ pub fn conv3d(out: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, d: Co
             for px in out_row.chunks_mut(c_out) {
                 px.iter_mut().zip(b).for_each(|(o, b)| *o += b);
             }
-        }
-    });
-}
-
-pub fn upsample_nearest2x(out: &mut [f32], x: &[f32], d: GridDims) {
-    let GridDims { h, w, c, .. } = d;
-    out.par_chunks_mut(2 * w * c).enumerate().for_each(|(row, out_row)| {
-        let (f, ho) = (row / (2 * h), row % (2 * h));
-        let src_row = &x[(f * h + ho / 2) * w * c..][..w * c];
-        for (wo, px) in out_row.chunks_mut(c).enumerate() {
-            px.copy_from_slice(&src_row[(wo / 2) * c..][..c]);
         }
     });
 }

@@ -332,11 +332,6 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn upsample_nearest2x(&self, out: &mut Vec<f32>, x: &Vec<f32>, dims: GridDims) -> Result<()> {
-        conv::upsample_nearest2x(out, x, dims);
-        Ok(())
-    }
-
     fn copy_range(
         &self,
         dst: &mut Vec<f32>,

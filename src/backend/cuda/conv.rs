@@ -13,9 +13,9 @@ use half::bf16;
 use super::blas::{Epilogue, Gemm};
 use super::error::{CudaError, DriverContext};
 use super::kernels::grid_stride;
-use super::params::{ConvGemmParams, ConvParams, UpsampleParams};
+use super::params::{ConvGemmParams, ConvParams};
 use super::Cuda;
-use crate::backend::{ConvDims, GridDims, PadMode, Write};
+use crate::backend::{ConvDims, PadMode, Write};
 
 const THREADS: u32 = 256;
 /// kernels/conv.cu implicit GEMM: positions per block, threads per block, the output-channel
@@ -73,6 +73,11 @@ impl ConvPath {
 fn igemm_smem(bn: usize, bk: usize) -> usize {
     let stages = IGEMM_K_STEPS.iter().find(|&&(k, _)| k == bk).map_or(0, |&(_, s)| s);
     stages * (IGEMM_BM + bn) * (bk + 8) * 2
+}
+
+/// The kernels' `up_shift`: log2 of the conv's spatial upsampling (1 or 2, checked by ops::conv3d).
+fn up_shift(d: &ConvDims) -> i32 {
+    d.upsample.trailing_zeros() as i32
 }
 
 fn is_pointwise(d: &ConvDims) -> bool {
@@ -215,7 +220,7 @@ impl Cuda {
                 x: self.ptr(x),
                 row0: row0 as i64,
                 rows: i(rows),
-                up_shift: i(d.upsample.trailing_zeros() as usize),
+                up_shift: up_shift(&d),
                 t: i(d.input[0]),
                 h: i(d.input[1]),
                 w_in: i(d.input[2]),
@@ -313,26 +318,9 @@ impl Cuda {
             pt: i(d.pad_before[0]),
             ph: i(d.pad_before[1]),
             pw: i(d.pad_before[2]),
-            up_shift: i(d.upsample.trailing_zeros() as usize),
+            up_shift: up_shift(d),
             accumulate: i32::from(write == Write::Accumulate),
         }
-    }
-
-    pub(super) fn launch_upsample_nearest2x(
-        &self,
-        out: &mut CudaSlice<bf16>,
-        x: &CudaSlice<bf16>,
-        d: GridDims,
-    ) -> Result<(), CudaError> {
-        let p = UpsampleParams {
-            out: self.ptr(out),
-            x: self.ptr(x),
-            frames: (d.b * d.t) as i32,
-            h: d.h as i32,
-            w: d.w as i32,
-            c: d.c as i32,
-        };
-        self.kernels.launch(&self.stream, "upsample_nearest2x_bf16", grid_stride(out.len(), THREADS), &p)
     }
 
     pub(super) fn copy_device_range<T: cudarc::driver::DeviceRepr>(

@@ -65,7 +65,6 @@ const ENTRY_POINTS: &[&str] = &[
     "conv3d_igemm_n96_k16_bf16",
     "conv3d_igemm_n128_k16_bf16",
     "softmax_rows_bf16",
-    "upsample_nearest2x_bf16",
     "space_to_depth_bf16",
     "depth_to_space_bf16",
 ];

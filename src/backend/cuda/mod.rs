@@ -621,13 +621,6 @@ impl Backend for Cuda {
         )
     }
 
-    fn upsample_nearest2x(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<bf16>, dims: GridDims) -> Result<()> {
-        self.timed(
-            || "upsample_nearest2x".into(),
-            || self.launch_upsample_nearest2x(out, x, dims).map_err(|e| self.err(e)),
-        )
-    }
-
     fn fence(&self) -> Result<CudaEvent> {
         let event = self
             .ctx

@@ -278,17 +278,6 @@ pub struct ShuffleParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct UpsampleParams {
-    pub out: DevPtr,
-    pub x: DevPtr,
-    pub frames: i32,
-    pub h: i32,
-    pub w: i32,
-    pub c: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
 pub struct SoftmaxParams {
     pub probs: DevPtr,
     pub scores: DevPtr,
@@ -375,7 +364,6 @@ unsafe impl DeviceRepr for CausalAttnParams {}
 unsafe impl DeviceRepr for BinaryParams {}
 unsafe impl DeviceRepr for SamplerParams {}
 unsafe impl DeviceRepr for ConvParams {}
-unsafe impl DeviceRepr for UpsampleParams {}
 unsafe impl DeviceRepr for ShuffleParams {}
 unsafe impl DeviceRepr for SoftmaxParams {}
 unsafe impl DeviceRepr for ConvGemmParams {}
@@ -404,7 +392,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<CausalAttnParams>(), 72);
         assert_eq!(std::mem::size_of::<BinaryParams>(), 40);
         assert_eq!(std::mem::size_of::<ConvParams>(), 104);
-        assert_eq!(std::mem::size_of::<UpsampleParams>(), 32);
         assert_eq!(std::mem::size_of::<ShuffleParams>(), 56);
         assert_eq!(std::mem::size_of::<SoftmaxParams>(), 40);
         assert_eq!(std::mem::size_of::<ConvGemmParams>(), 112);

@@ -179,6 +179,8 @@ typedef struct {
     int32_t ph, pw;            // spatial padding before
     int32_t up_shift;          // log2 of the spatial upsampling of x (0 or 1), as in ConvParams
     int32_t accumulate;        // 1: out += conv (the residual read in the epilogue)
+    int32_t tile_w;            // halo-tiled kernel: output positions per patch row (16, 32 or 64)
+    int32_t pad;
 } ConvGemmParams;
 
 // GroupNorm over channels-last rows (backend::Backend::group_norm): three launches sharing it.

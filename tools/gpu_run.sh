@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: GPU tests, then our benchmark and the diffusers reference on the same GPU.
 # Run from the repository root on the GPU machine with the binaries in .devrun/ (see BENCHMARKS.md):
-#   bash tools/gpu_run.sh [tests] [bench-sana] [bench-ref] [bench-compile] [bench-vae] [bench-vae-ltx2] [bench-text] [bench-e2e]
+#   bash tools/gpu_run.sh [tests] [bench-sana] [bench-ref] [bench-compile] [bench-conv] [bench-vae] [bench-vae-ltx2] [bench-text] [bench-e2e]
 set -uo pipefail
 out=${OUT:-/tmp/sana-gpu}
 mkdir -p "$out"
@@ -16,6 +16,11 @@ if [[ " $ARGS " == *" bench-sana "* ]]; then
   for c in 720p 480p; do
     .devrun/sana bench dit --config tests/fixtures/configs/sana_video_2b_$c.json --device cuda --warmup 2 --iters 5 2>&1 | tee -a "$out/bench_sana.log" | tail -2
   done
+fi
+if [[ " $ARGS " == *" bench-conv "* ]]; then
+  # every CUDA path of each autoencoder convolution shape, timed against the others
+  .devrun/sana bench conv --device cuda 2>"$out/bench_conv.err" | tee "$out/bench_conv.jsonl" | cut -c1-200
+  tail -3 "$out/bench_conv.err"
 fi
 if [[ " $ARGS " == *" bench-ref "* ]] || [[ " $ARGS " == *" bench-compile "* ]] || [[ " $ARGS " == *" bench-vae "* ]] || [[ " $ARGS " == *" bench-vae-ltx2 "* ]] || [[ " $ARGS " == *" bench-text "* ]] || [[ " $ARGS " == *" bench-e2e "* ]]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/site .devrun/whl/*.whl && export PYTHONPATH=/tmp/site

@@ -1,10 +1,10 @@
 //! Launchers for the autoencoder convolutions (kernels/conv.cu; CPU twin backend/cpu/conv.rs).
 //!
-//! conv3d takes one of three paths ([`Cuda::conv_path`]): a 1×1×1 conv is one cuBLASLt product;
-//! a conv with at most 256 output channels (the full-resolution layers, conv_out to RGB) runs the
-//! implicit-GEMM kernel, which gathers the taps in shared memory; the rest im2col into a slab of
-//! at most `SLAB_ELEMENTS` + one cuBLASLt product per slab, so scratch stays bounded at any clip
-//! size.
+//! conv3d takes one of four paths ([`Cuda::conv_path`]): a 1×1×1 conv is one cuBLASLt product;
+//! a conv with at most 256 output channels (the full-resolution layers, conv_out to RGB) runs one
+//! of our implicit-GEMM kernels, which gather the taps in shared memory: the halo-tiled one where
+//! the taps are 3×3 at stride 1, the plain one otherwise; the rest im2col into a slab of at most
+//! `SLAB_ELEMENTS` + one cuBLASLt product per slab, so scratch stays bounded at any clip size.
 
 use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{CudaSlice, LaunchConfig};
@@ -18,14 +18,48 @@ use super::Cuda;
 use crate::backend::{ConvDims, PadMode, Write};
 
 const THREADS: u32 = 256;
-/// kernels/conv.cu implicit GEMM: positions per block, threads per block, the output-channel
-/// tile widths and (K-step channels, pipeline stages) it is instantiated for (widest first), and
-/// its static shared memory (the block's decoded row coordinates).
-const IGEMM_BM: usize = 128;
-const IGEMM_THREADS: u32 = 128;
+/// kernels/conv.cu implicit GEMM, every instantiation: (positions per block = threads per block,
+/// output channels per block, K-step channels, entry point).
+const IGEMM_KERNELS: [(usize, usize, usize, &str); 15] = [
+    (128, 128, 64, "conv3d_igemm_m128_n128_k64_bf16"),
+    (128, 96, 64, "conv3d_igemm_m128_n96_k64_bf16"),
+    (128, 64, 64, "conv3d_igemm_m128_n64_k64_bf16"),
+    (128, 128, 32, "conv3d_igemm_m128_n128_k32_bf16"),
+    (128, 96, 32, "conv3d_igemm_m128_n96_k32_bf16"),
+    (128, 64, 32, "conv3d_igemm_m128_n64_k32_bf16"),
+    (128, 128, 16, "conv3d_igemm_m128_n128_k16_bf16"),
+    (128, 96, 16, "conv3d_igemm_m128_n96_k16_bf16"),
+    (128, 64, 16, "conv3d_igemm_m128_n64_k16_bf16"),
+    (256, 128, 64, "conv3d_igemm_m256_n128_k64_bf16"),
+    (256, 96, 64, "conv3d_igemm_m256_n96_k64_bf16"),
+    (256, 64, 64, "conv3d_igemm_m256_n64_k64_bf16"),
+    (256, 128, 32, "conv3d_igemm_m256_n128_k32_bf16"),
+    (256, 96, 32, "conv3d_igemm_m256_n96_k32_bf16"),
+    (256, 64, 32, "conv3d_igemm_m256_n64_k32_bf16"),
+];
+/// kernels/conv.cu halo-tiled implicit GEMM (3×3 spatial taps, stride 1): (output channels per
+/// block, entry point); 128 positions per block, 32-channel K-steps, 4 weight stages.
+const HALO_KERNELS: [(usize, &str); 3] = [
+    (128, "conv3d_halo_m128_n128_k32_bf16"),
+    (96, "conv3d_halo_m128_n96_k32_bf16"),
+    (64, "conv3d_halo_m128_n64_k32_bf16"),
+];
+const HALO_BM: usize = 128;
+const HALO_BK: usize = 32;
+/// Patch widths (positions per row) the halo kernel takes; its shared halo holds (128 / tile_w + 2)
+/// × (tile_w + 2) positions, at most 264 (`halo::kMaxPositions`).
+const HALO_TILE_WIDTHS: [usize; 3] = [64, 32, 16];
+const HALO_MAX_POSITIONS: usize = 264;
+/// Output-channel tile widths, widest first.
 const IGEMM_TILES: [usize; 3] = [128, 96, 64];
-const IGEMM_K_STEPS: [(usize, usize); 3] = [(64, 3), (32, 4), (16, 4)];
-const IGEMM_STATIC_SMEM: usize = 3 * IGEMM_BM * 4;
+/// Pipeline stages per K-step width (kernels/conv.cu's instantiations).
+fn igemm_stages(bk: usize) -> usize {
+    if bk == 64 {
+        3
+    } else {
+        4
+    }
+}
 /// Above this many output channels im2col + cuBLASLt wins: its slab traffic (27× the input)
 /// amortises over a wide product that cuBLASLt runs on Hopper's wgmma, while our mma.sync kernel
 /// tops out near 280 TFLOP/s. `sana bench conv`, H200, 2026-12-02 (ms, implicit GEMM with
@@ -44,35 +78,52 @@ const ROW_ALIGN: usize = 128;
 pub enum ConvPath {
     /// 1×1×1, no stride or padding: one cuBLASLt product.
     Pointwise,
-    /// kernels/conv.cu `conv3d_igemm_n{bn}_k{bk}_bf16`: `bn` output channels per block, K-steps
-    /// of `bk` input channels.
-    ImplicitGemm { bn: usize, bk: usize },
+    /// kernels/conv.cu `conv3d_igemm_m{bm}_n{bn}_k{bk}_bf16`: `bm` output positions × `bn`
+    /// output channels per block, K-steps of `bk` input channels.
+    ImplicitGemm { bm: usize, bn: usize, bk: usize },
+    /// kernels/conv.cu `conv3d_halo_m128_n{bn}_k32_bf16`: the implicit GEMM over a patch of
+    /// output positions, its input halo staged once per temporal tap for the 9 spatial taps.
+    Halo { bn: usize },
     /// im2col slabs + cuBLASLt.
     Im2col,
 }
 
 impl ConvPath {
     fn kernel(self) -> Option<&'static str> {
-        Some(match self {
-            ConvPath::ImplicitGemm { bn: 64, bk: 32 } => "conv3d_igemm_n64_k32_bf16",
-            ConvPath::ImplicitGemm { bn: 96, bk: 32 } => "conv3d_igemm_n96_k32_bf16",
-            ConvPath::ImplicitGemm { bn: 128, bk: 32 } => "conv3d_igemm_n128_k32_bf16",
-            ConvPath::ImplicitGemm { bn: 64, bk: 64 } => "conv3d_igemm_n64_k64_bf16",
-            ConvPath::ImplicitGemm { bn: 96, bk: 64 } => "conv3d_igemm_n96_k64_bf16",
-            ConvPath::ImplicitGemm { bn: 128, bk: 64 } => "conv3d_igemm_n128_k64_bf16",
-            ConvPath::ImplicitGemm { bn: 64, bk: 16 } => "conv3d_igemm_n64_k16_bf16",
-            ConvPath::ImplicitGemm { bn: 96, bk: 16 } => "conv3d_igemm_n96_k16_bf16",
-            ConvPath::ImplicitGemm { bn: 128, bk: 16 } => "conv3d_igemm_n128_k16_bf16",
-            _ => return None,
-        })
+        match self {
+            ConvPath::ImplicitGemm { bm, bn, bk } => {
+                IGEMM_KERNELS.iter().find(|&&(m, n, k, _)| (m, n, k) == (bm, bn, bk)).map(|&(.., name)| name)
+            }
+            ConvPath::Halo { bn } => HALO_KERNELS.iter().find(|&&(n, _)| n == bn).map(|&(_, name)| name),
+            _ => None,
+        }
     }
 }
 
-/// Dynamic shared memory of an implicit-GEMM variant: its stages of (128 + bn) rows × (bk + 8)
-/// bf16 (the bf16 epilogue tile, 128 × (bn + 8), fits inside).
-fn igemm_smem(bn: usize, bk: usize) -> usize {
-    let stages = IGEMM_K_STEPS.iter().find(|&&(k, _)| k == bk).map_or(0, |&(_, s)| s);
-    stages * (IGEMM_BM + bn) * (bk + 8) * 2
+/// Shared memory of an implicit-GEMM variant: dynamic, its stages of (bm + bn) rows × (bk + 8)
+/// bf16 (the bf16 epilogue tile, bm × (bn + 8), fits inside); static, the block's decoded row
+/// coordinates (3 × bm i32).
+fn igemm_smem(bm: usize, bn: usize, bk: usize) -> (usize, usize) {
+    (igemm_stages(bk) * (bm + bn) * (bk + 8) * 2, 3 * bm * 4)
+}
+
+/// Dynamic shared memory of the halo-tiled kernel: two halos and 4 weight stages, rows of
+/// 32 + 8 bf16.
+fn halo_smem(bn: usize) -> usize {
+    (2 * HALO_MAX_POSITIONS + 4 * bn) * (HALO_BK + 8) * 2
+}
+
+/// Can the halo-tiled kernel compute `d`: 3×3 spatial taps at stride 1 on x as stored, C_in a
+/// multiple of its K-step.
+fn halo_applies(d: &ConvDims) -> bool {
+    d.kernel[1..] == [3, 3] && d.stride[1..] == [1, 1] && d.upsample == 1 && d.c_in.is_multiple_of(HALO_BK)
+}
+
+/// The halo kernel's patch width for an output frame of h × w: the one that computes the fewest
+/// positions past the frame's edges (the widest on a tie: the smallest halo per position).
+fn halo_tile_w(h: usize, w: usize) -> usize {
+    let computed = |tw: usize| w.div_ceil(tw) * tw * h.div_ceil(HALO_BM / tw) * (HALO_BM / tw);
+    HALO_TILE_WIDTHS.into_iter().min_by_key(|&tw| computed(tw)).unwrap_or(HALO_TILE_WIDTHS[0])
 }
 
 /// The kernels' `up_shift`: log2 of the conv's spatial upsampling (1 or 2, checked by ops::conv3d).
@@ -94,43 +145,62 @@ impl Cuda {
             paths.push(ConvPath::Pointwise);
         }
         paths.push(ConvPath::Im2col);
-        for (bk, _) in IGEMM_K_STEPS {
-            for bn in IGEMM_TILES {
-                let fits = igemm_smem(bn, bk) + IGEMM_STATIC_SMEM <= self.max_block_smem;
-                if d.c_in.is_multiple_of(bk) && fits {
-                    paths.push(ConvPath::ImplicitGemm { bn, bk });
+        if halo_applies(d) {
+            for (bn, _) in HALO_KERNELS {
+                if halo_smem(bn) <= self.max_block_smem {
+                    paths.push(ConvPath::Halo { bn });
                 }
+            }
+        }
+        for (bm, bn, bk, _) in IGEMM_KERNELS {
+            let (dynamic, fixed) = igemm_smem(bm, bn, bk);
+            if d.c_in.is_multiple_of(bk) && dynamic + fixed <= self.max_block_smem {
+                paths.push(ConvPath::ImplicitGemm { bm, bn, bk });
             }
         }
         paths
     }
 
-    /// The path the engine takes for `d`: pointwise when it is a plain product; the implicit GEMM
-    /// for C_out ≤ 256, with the tile that leaves the fewest padded output channels (the widest on
-    /// a tie) and 64-channel K-steps on the 128-wide tile, 32 on the narrower ones (`sana bench
-    /// conv`, H200: 128→128 15.9 vs 16.1 ms, 256→256 14.2 vs 16.0; but 128→48 on the 64 tile 10.8
-    /// vs 9.7, Wan 192→192 on the 96 tile 3.3 vs 3.2), 16-channel K-steps where C_in is a multiple
-    /// of 16 only; im2col otherwise. Wan's conv_out to RGB (96→3) is on the 64 tile too: 61 of its
-    /// 64 columns are padding, but the op is bound by gathering the taps, 2.8 ms per 4-frame chunk
-    /// against im2col's 12.7 and a CUDA-core kernel's 3.1–4.3 (tried, 2026-12-02).
+    /// The path the engine takes for `d`: pointwise when it is a plain product; for C_out ≤ 256,
+    /// with the output-channel tile that leaves the fewest padded channels (the widest on a tie):
+    /// - C_in ≥ 256: the 256-position implicit GEMM with 64-channel K-steps, the widest the kernel
+    ///   has (`sana bench conv`, H200, 2026-12-02: LTX-2 decoder 256→256 7.18 ms against the
+    ///   128-position kernel's 7.38, encoder 256→256 13.77 against 14.74);
+    /// - otherwise, 3×3 spatial taps at stride 1: the halo-tiled kernel, which stages each input
+    ///   position once per temporal tap instead of once per spatial tap (LTX-2 128→128 at
+    ///   83×176×320 14.97 ms against 16.35, 128→48 8.67 against 9.50; Wan 96→96 2.95 against
+    ///   3.35, 192→192 2.84 against 3.24, conv_out 96→3 2.55 against 2.78);
+    /// - the rest (the Wan upsampling convs, which read x through nearest ×2; C_in not a multiple
+    ///   of 32): the 128-position implicit GEMM, 64-channel K-steps on the 128-wide tile, 32 on
+    ///   the narrower ones (128→48 on the 64 tile 10.8 vs 9.7 ms), 16 where C_in allows no wider.
+    ///
+    /// Wan's conv_out to RGB (96→3) is on the 64 tile: 61 of its 64 columns are padding, but the op
+    /// is bound by gathering the taps, 2.8 ms per 4-frame chunk on the implicit GEMM against
+    /// im2col's 12.7 and a CUDA-core kernel's 3.1–4.3 (tried, 2026-12-02). im2col + cuBLASLt for
+    /// everything wider (see `IGEMM_MAX_COUT`).
     pub fn conv_path(&self, d: &ConvDims) -> ConvPath {
         if is_pointwise(d) {
             return ConvPath::Pointwise;
         }
-        let available = self.conv_paths(d);
         if d.c_out > IGEMM_MAX_COUT {
             return ConvPath::Im2col;
         }
+        let available = self.conv_paths(d);
         let padding = |bn: usize| d.c_out.div_ceil(bn) * bn - d.c_out;
         let Some(bn) = IGEMM_TILES.into_iter().min_by_key(|&bn| padding(bn)) else {
             return ConvPath::Im2col;
         };
+        let preferred: Vec<ConvPath> = if d.c_in >= 256 {
+            vec![ConvPath::ImplicitGemm { bm: 256, bn, bk: 64 }]
+        } else {
+            vec![ConvPath::Halo { bn }]
+        };
         // 16-channel K-steps only where C_in allows no wider one: the LTX-2 encoder's conv_in
         // (C_in = 48, 81×176×320 → 128) 7.85 ms against im2col's 11.59 (`sana bench conv`, H200)
-        let preferred_k: &[usize] = if bn == 128 { &[64, 32, 16] } else { &[32, 64, 16] };
-        preferred_k
-            .iter()
-            .map(|&bk| ConvPath::ImplicitGemm { bn, bk })
+        let fallback_k: &[usize] = if bn == 128 { &[64, 32, 16] } else { &[32, 64, 16] };
+        preferred
+            .into_iter()
+            .chain(fallback_k.iter().map(|&bk| ConvPath::ImplicitGemm { bm: 128, bn, bk }))
             .find(|p| available.contains(p))
             .unwrap_or(ConvPath::Im2col)
     }
@@ -202,8 +272,8 @@ impl Cuda {
                 g.accumulate = write == Write::Accumulate;
                 return self.blas.gemm(&g);
             }
-            ConvPath::ImplicitGemm { bn, bk } => {
-                return self.launch_conv3d_igemm(out, x, w, bias, d, write, (bn, bk));
+            ConvPath::ImplicitGemm { .. } | ConvPath::Halo { .. } => {
+                return self.launch_conv3d_igemm(out, x, w, bias, d, write, path);
             }
             ConvPath::Im2col => {}
         }
@@ -251,7 +321,9 @@ impl Cuda {
         Ok(())
     }
 
-    /// kernels/conv.cu `conv3d_igemm_n{bn}_k{bk}_bf16`: 128 positions × `bn` channels per block.
+    /// kernels/conv.cu `conv3d_igemm_m{bm}_n{bn}_k{bk}_bf16` (`bm` consecutive positions × `bn`
+    /// channels per block) or `conv3d_halo_m128_n{bn}_k32_bf16` (a patch of 128 positions in one
+    /// frame × `bn` channels).
     #[allow(clippy::too_many_arguments)] // the conv's operands, write mode and the variant
     fn launch_conv3d_igemm(
         &self,
@@ -261,25 +333,38 @@ impl Cuda {
         bias: Option<&CudaSlice<bf16>>,
         d: ConvDims,
         write: Write,
-        (bn, bk): (usize, usize),
+        path: ConvPath,
     ) -> Result<(), CudaError> {
-        let path = ConvPath::ImplicitGemm { bn, bk };
-        let name =
-            path.kernel().ok_or_else(|| CudaError::Unsupported(format!("no implicit-GEMM conv kernel {path:?}")))?;
-        if !d.c_in.is_multiple_of(bk) {
-            return Err(CudaError::Unsupported(format!("{path:?} needs C_in a multiple of {bk}, got {}", d.c_in)));
-        }
-        let p = self.conv_gemm_params(out, x, w, bias, &d, write);
+        let name = path.kernel().ok_or_else(|| CudaError::Unsupported(format!("no conv kernel {path:?}")))?;
+        let mut p = self.conv_gemm_params(out, x, w, bias, &d, write);
         let [t_out, h_out, w_out] = d.output();
-        let blocks = (t_out * h_out * w_out).div_ceil(IGEMM_BM) * d.c_out.div_ceil(bn);
-        let smem = igemm_smem(bn, bk);
+        let (bm, blocks, smem) = match path {
+            ConvPath::ImplicitGemm { bm, bn, bk } => {
+                if !d.c_in.is_multiple_of(bk) {
+                    let msg = format!("{path:?} needs C_in a multiple of {bk}, got {}", d.c_in);
+                    return Err(CudaError::Unsupported(msg));
+                }
+                (bm, (t_out * h_out * w_out).div_ceil(bm) * d.c_out.div_ceil(bn), igemm_smem(bm, bn, bk).0)
+            }
+            ConvPath::Halo { bn } => {
+                if !halo_applies(&d) {
+                    return Err(CudaError::Unsupported(format!(
+                        "conv3d {d:?} is not a 3×3 stride-1 conv for {path:?}"
+                    )));
+                }
+                let tw = halo_tile_w(h_out, w_out);
+                p.tile_w = tw as i32;
+                let patches = t_out * h_out.div_ceil(HALO_BM / tw) * w_out.div_ceil(tw);
+                (HALO_BM, patches * d.c_out.div_ceil(bn), halo_smem(bn))
+            }
+            _ => return Err(CudaError::Unsupported(format!("{path:?} is not an implicit-GEMM path"))),
+        };
         let f = self.kernels.get(name)?;
         f.set_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32)
             .during("raising the shared-memory limit of the implicit-GEMM conv")?;
         let grid = u32::try_from(blocks)
             .map_err(|_| CudaError::Unsupported(format!("conv3d {d:?} needs {blocks} blocks, over the grid limit")))?;
-        let cfg =
-            LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (IGEMM_THREADS, 1, 1), shared_mem_bytes: smem as u32 };
+        let cfg = LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (bm as u32, 1, 1), shared_mem_bytes: smem as u32 };
         self.kernels.launch(&self.stream, name, cfg, &p)
     }
 
@@ -320,6 +405,8 @@ impl Cuda {
             pw: i(d.pad_before[2]),
             up_shift: up_shift(d),
             accumulate: i32::from(write == Write::Accumulate),
+            tile_w: 0,
+            pad: 0,
         }
     }
 
@@ -334,5 +421,35 @@ impl Cuda {
         let src = src.slice(src_offset..src_offset + len);
         let mut dst = dst.slice_mut(dst_offset..dst_offset + len);
         self.stream.memcpy_dtod(&src, &mut dst).during("copying frames")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_implicit_gemm_variant_is_a_loaded_entry_point() {
+        for (bm, bn, bk, name) in IGEMM_KERNELS {
+            assert_eq!(name, format!("conv3d_igemm_m{bm}_n{bn}_k{bk}_bf16"), "the table names its own kernel");
+            assert!(super::super::kernels::ENTRY_POINTS.contains(&name), "{name} is not in ENTRY_POINTS");
+        }
+        for (bn, name) in HALO_KERNELS {
+            assert_eq!(name, format!("conv3d_halo_m{HALO_BM}_n{bn}_k{HALO_BK}_bf16"), "the table names its own kernel");
+            assert!(super::super::kernels::ENTRY_POINTS.contains(&name), "{name} is not in ENTRY_POINTS");
+        }
+    }
+
+    #[test]
+    fn halo_patch_width_fits_the_frame() {
+        // the autoencoders' frames: exact fits where one exists
+        assert_eq!(halo_tile_w(176, 320), 64);
+        assert_eq!(halo_tile_w(480, 832), 64);
+        assert_eq!(halo_tile_w(88, 160), 32);
+        assert_eq!(halo_tile_w(240, 416), 32);
+        assert_eq!(halo_tile_w(120, 208), 16);
+        for tw in HALO_TILE_WIDTHS {
+            assert!((HALO_BM / tw + 2) * (tw + 2) <= HALO_MAX_POSITIONS, "the halo of width {tw} fits its slot");
+        }
     }
 }

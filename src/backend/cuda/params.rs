@@ -315,6 +315,8 @@ pub struct ConvGemmParams {
     pub pw: i32,
     pub up_shift: i32,
     pub accumulate: i32,
+    pub tile_w: i32,
+    pub pad: i32,
 }
 
 #[repr(C)]
@@ -394,7 +396,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<ConvParams>(), 104);
         assert_eq!(std::mem::size_of::<ShuffleParams>(), 56);
         assert_eq!(std::mem::size_of::<SoftmaxParams>(), 40);
-        assert_eq!(std::mem::size_of::<ConvGemmParams>(), 112);
+        assert_eq!(std::mem::size_of::<ConvGemmParams>(), 120);
         assert_eq!(std::mem::size_of::<GroupNormParams>(), 80);
         assert_eq!(std::mem::size_of::<SamplerParams>(), 72);
         // every header field appears in the mirrors (a cheap textual cross-check)

@@ -356,8 +356,10 @@ __device__ __forceinline__ void conv3d_halo(const ConvGemmParams& p) {
 
 // K-steps of 32 channels in 4 stages (80 KB at BM = BN = 128: fits every sm_80+ part), of 64 in
 // 3 stages (111 KB at BM = BN = 128: sm_80 and sm_90 only; the launcher checks the device's
-// limit), or of 16 in 4 stages (49 KB). BM = 256 (8 warps, 123 / 166 KB at BN = 128) reads each
-// weight tile once per 256 positions instead of 128: a third less L2 traffic per product.
+// limit), or of 16 in 4 stages (49 KB). BM = 256 (8 warps, 166 KB at BN = 128), 64-channel K-steps
+// only: it reads each weight tile once per 256 positions instead of 128, which wins from 256 input
+// channels up (`sana bench conv`, 2026-12-03: 256→256 7.10 vs 7.43 ms); with 32-channel K-steps it
+// was never the fastest path on any shape and was dropped.
 #define CONV3D_IGEMM(BM, BN, BK, STAGES)                                                 \
     extern "C" __global__ void __launch_bounds__(BM) conv3d_igemm_m##BM##_n##BN##_k##BK##_bf16( \
         const ConvGemmParams p) {                                                        \
@@ -373,9 +375,7 @@ CONV3D_IGEMM(128, 128, 64, 3)
 CONV3D_IGEMM(128, 64, 16, 4)
 CONV3D_IGEMM(128, 96, 16, 4)
 CONV3D_IGEMM(128, 128, 16, 4)
-CONV3D_IGEMM(256, 64, 32, 4)
-CONV3D_IGEMM(256, 96, 32, 4)
-CONV3D_IGEMM(256, 128, 32, 4)
+// 256 positions per block: 256 and more input channels.
 CONV3D_IGEMM(256, 64, 64, 3)
 CONV3D_IGEMM(256, 96, 64, 3)
 CONV3D_IGEMM(256, 128, 64, 3)

@@ -20,7 +20,7 @@ use crate::backend::{ConvDims, PadMode, Write};
 const THREADS: u32 = 256;
 /// kernels/conv.cu implicit GEMM, every instantiation: (positions per block = threads per block,
 /// output channels per block, K-step channels, entry point).
-const IGEMM_KERNELS: [(usize, usize, usize, &str); 15] = [
+const IGEMM_KERNELS: [(usize, usize, usize, &str); 12] = [
     (128, 128, 64, "conv3d_igemm_m128_n128_k64_bf16"),
     (128, 96, 64, "conv3d_igemm_m128_n96_k64_bf16"),
     (128, 64, 64, "conv3d_igemm_m128_n64_k64_bf16"),
@@ -33,9 +33,6 @@ const IGEMM_KERNELS: [(usize, usize, usize, &str); 15] = [
     (256, 128, 64, "conv3d_igemm_m256_n128_k64_bf16"),
     (256, 96, 64, "conv3d_igemm_m256_n96_k64_bf16"),
     (256, 64, 64, "conv3d_igemm_m256_n64_k64_bf16"),
-    (256, 128, 32, "conv3d_igemm_m256_n128_k32_bf16"),
-    (256, 96, 32, "conv3d_igemm_m256_n96_k32_bf16"),
-    (256, 64, 32, "conv3d_igemm_m256_n64_k32_bf16"),
 ];
 /// kernels/conv.cu halo-tiled implicit GEMM (3×3 spatial taps, stride 1): (output channels per
 /// block, entry point); 128 positions per block, 32-channel K-steps, 4 weight stages.
@@ -163,13 +160,14 @@ impl Cuda {
 
     /// The path the engine takes for `d`: pointwise when it is a plain product; for C_out ≤ 256,
     /// with the output-channel tile that leaves the fewest padded channels (the widest on a tie):
-    /// - C_in ≥ 256: the 256-position implicit GEMM with 64-channel K-steps, the widest the kernel
-    ///   has (`sana bench conv`, H200, 2026-12-02: LTX-2 decoder 256→256 7.18 ms against the
-    ///   128-position kernel's 7.38, encoder 256→256 13.77 against 14.74);
+    /// - C_in ≥ 256: the 256-position implicit GEMM with 64-channel K-steps (`sana bench conv`,
+    ///   H200, 2026-12-03, `bench-results/run_2026-12-03-s7a`: LTX-2 decoder 256→256 7.10 ms
+    ///   against the 128-position kernel's 7.43 and the halo kernel's 7.29, encoder 256→256 13.73
+    ///   against 14.60 and 14.27);
     /// - otherwise, 3×3 spatial taps at stride 1: the halo-tiled kernel, which stages each input
     ///   position once per temporal tap instead of once per spatial tap (LTX-2 128→128 at
-    ///   83×176×320 14.97 ms against 16.35, 128→48 8.67 against 9.50; Wan 96→96 2.95 against
-    ///   3.35, 192→192 2.84 against 3.24, conv_out 96→3 2.55 against 2.78);
+    ///   83×176×320 14.84 ms against 16.22, 128→48 8.60 against 9.41; Wan 96→96 2.93 against
+    ///   3.41, 192→192 2.82 against 3.21, conv_out 96→3 2.58 against 2.78);
     /// - the rest (the Wan upsampling convs, which read x through nearest ×2; C_in not a multiple
     ///   of 32): the 128-position implicit GEMM, 64-channel K-steps on the 128-wide tile, 32 on
     ///   the narrower ones (128→48 on the 64 tile 10.8 vs 9.7 ms), 16 where C_in allows no wider.
@@ -190,16 +188,12 @@ impl Cuda {
         let Some(bn) = IGEMM_TILES.into_iter().min_by_key(|&bn| padding(bn)) else {
             return ConvPath::Im2col;
         };
-        let preferred: Vec<ConvPath> = if d.c_in >= 256 {
-            vec![ConvPath::ImplicitGemm { bm: 256, bn, bk: 64 }]
-        } else {
-            vec![ConvPath::Halo { bn }]
-        };
+        let preferred =
+            if d.c_in >= 256 { ConvPath::ImplicitGemm { bm: 256, bn, bk: 64 } } else { ConvPath::Halo { bn } };
         // 16-channel K-steps only where C_in allows no wider one: the LTX-2 encoder's conv_in
         // (C_in = 48, 81×176×320 → 128) 7.85 ms against im2col's 11.59 (`sana bench conv`, H200)
         let fallback_k: &[usize] = if bn == 128 { &[64, 32, 16] } else { &[32, 64, 16] };
-        preferred
-            .into_iter()
+        std::iter::once(preferred)
             .chain(fallback_k.iter().map(|&bk| ConvPath::ImplicitGemm { bm: 128, bn, bk }))
             .find(|p| available.contains(p))
             .unwrap_or(ConvPath::Im2col)
@@ -448,6 +442,11 @@ mod tests {
         assert_eq!(halo_tile_w(88, 160), 32);
         assert_eq!(halo_tile_w(240, 416), 32);
         assert_eq!(halo_tile_w(120, 208), 16);
+        // the GPU tests' frames (tests/gpu_backend.rs): a tie taken by the wider patch, a partial
+        // patch at the right edge
+        assert_eq!(halo_tile_w(4, 64), 64);
+        assert_eq!(halo_tile_w(6, 130), 64);
+        assert_eq!(halo_tile_w(20, 26), 32);
         for tw in HALO_TILE_WIDTHS {
             assert!((HALO_BM / tw + 2) * (tw + 2) <= HALO_MAX_POSITIONS, "the halo of width {tw} fits its slot");
         }

@@ -683,6 +683,10 @@ fn conv3d_matches_cpu() {
         ([3, 6, 7, 64], [48, 3, 3, 3, 64], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),
         ([2, 5, 6, 32], [256, 3, 3, 3, 32], same([1; 3])),
         ([2, 5, 6, 32], [20, 3, 3, 3, 32], same([1; 3])),
+        // frames wide enough for the halo kernel's 64-wide patches: exactly 64 (a tie with the
+        // 32-wide patch, the wider taken), and 130 (a partial patch of 2 columns at the right edge)
+        ([2, 4, 64, 32], [64, 3, 3, 3, 32], same([1; 3])),
+        ([1, 6, 130, 32], [96, 3, 3, 3, 32], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),
         // C_in = 48 (the LTX-2 encoder's patchified conv_in): the 16-channel K-steps, and im2col
         (
             [2, 9, 11, 48],

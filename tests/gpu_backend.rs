@@ -1090,8 +1090,8 @@ fn ltx2_released_case(decode: bool) {
 /// bf16-limited at the released width as on the tiny fixture: measured 1.106e-2 and 1.131e-2 from
 /// our CPU on the H200 (two seeds of the input, 2026-12-03), where diffusers' own bf16 decode of the
 /// same architecture and clip size is 1.447e-2 from its f32 one
-/// (tools/bf16_reference_error_released.py). Meeting 1e-2 needs a wider residual stream in the
-/// LTX-2 blocks (issue 5 note); the tolerance stays.
+/// (tools/bf16_reference_error_released.py). A wider residual stream in the LTX-2 blocks is what we
+/// expect would meet 1e-2 (not tried; issue 5 note); the tolerance stays.
 #[test]
 #[ignore = "CUDA LTX-2 decode at the released width is 1.11-1.13e-2 from the CPU (tolerance 1e-2); diffusers' own bf16 decode there is 1.45e-2"]
 fn ltx2_vae_decode_at_released_width_matches_cpu() {

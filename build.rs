@@ -1,7 +1,8 @@
 //! Compiles `kernels/*.cu` into fatbins embedded in the library (DESIGN.md §4).
 //!
 //! With nvcc (`$NVCC`, `$CUDA_HOME/bin/nvcc`, or `nvcc` on PATH): one fatbin per source for
-//! sm_80, sm_86, sm_89 and sm_90 plus compute_90 PTX for newer chips. The `-Xptxas -v` resource
+//! sm_80, sm_86, sm_89 and sm_90 plus compute_90 PTX for newer chips (a source using sm_90a's own
+//! instructions, `ARCH_SPECIFIC`, for sm_90a alone). The `-Xptxas -v` resource
 //! report goes to `$OUT_DIR/ptxas-report.txt`; a kernel that spills registers, or fails to
 //! compile, fails the build. Without nvcc the sources are embedded instead and compiled at run
 //! time with NVRTC for the device at hand. `SANA_REQUIRE_NVCC=1` (set by CI) turns a missing nvcc
@@ -13,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const ARCHES: [&str; 4] = ["80", "86", "89", "90"];
+/// Sources that use one architecture's own instructions (sm_90a's wgmma), built for it alone; the
+/// loader (src/backend/cuda/kernels.rs `ARCH_SPECIFIC`) skips them on other devices.
+const ARCH_SPECIFIC: [(&str, &str); 1] = [("conv_wgmma", "arch=compute_90a,code=sm_90a")];
 
 fn main() {
     println!("cargo:rerun-if-changed=kernels");
@@ -75,7 +79,7 @@ fn main() {
         writeln!(generated, "    (\"{stem}\", include_str!({:?})),", abs.display().to_string()).unwrap();
     }
     generated.push_str("];\n");
-    for header in ["params.h", "common.cuh"] {
+    for header in ["params.h", "common.cuh", "conv.cuh"] {
         let abs = std::fs::canonicalize(Path::new("kernels").join(header)).expect("kernel header");
         let name = header.replace('.', "_").to_uppercase();
         writeln!(generated, "pub const {name}: &str = include_str!({:?});", abs.display().to_string()).unwrap();
@@ -102,10 +106,15 @@ fn find_nvcc() -> Option<PathBuf> {
 fn compile(nvcc: &Path, src: &Path, fatbin: &Path) -> String {
     let mut cmd = Command::new(nvcc);
     cmd.args(["--fatbin", "-O3", "-std=c++17", "-Xptxas", "-v", "-Ikernels"]);
-    for arch in ARCHES {
-        cmd.arg("-gencode").arg(format!("arch=compute_{arch},code=sm_{arch}"));
+    let stem = src.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if let Some(&(_, gencode)) = ARCH_SPECIFIC.iter().find(|(s, _)| *s == stem) {
+        cmd.arg("-gencode").arg(gencode);
+    } else {
+        for arch in ARCHES {
+            cmd.arg("-gencode").arg(format!("arch=compute_{arch},code=sm_{arch}"));
+        }
+        cmd.arg("-gencode").arg("arch=compute_90,code=compute_90");
     }
-    cmd.arg("-gencode").arg("arch=compute_90,code=compute_90");
     cmd.arg("-o").arg(fatbin).arg(src);
     let out = cmd.output().unwrap_or_else(|e| panic!("running {}: {e}", nvcc.display()));
     let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);

@@ -12,16 +12,9 @@
 // residual) without a separate pass: cuBLASLt (im2col's beta = 1) before its one rounding, the
 // implicit GEMM as it stores its bf16 tile (the same two roundings as a separate add).
 #include "common.cuh"
+#include "conv.cuh"
 
 static constexpr int kThreads = 256;
-
-// Input index on one axis for output o and tap k, or -1 for a zero.
-__device__ __forceinline__ int source_index(int o, int k, int stride, int before, int size, int reflect) {
-    int i = o * stride + k - before;
-    if (i >= 0 && i < size) return i;
-    if (!reflect) return -1;
-    return i < 0 ? -i : 2 * (size - 1) - i;
-}
 
 // cols (rows, kt*kh*kw*C_in) for output rows [row0, row0 + rows): zeros where a tap reads padding.
 // One thread per (row, tap, group of `vec` channels): the index arithmetic is paid once per
@@ -73,16 +66,6 @@ extern "C" __global__ void __launch_bounds__(kThreads) im2col_bf16(const ConvPar
 // fastest, so the blocks reading one A tile run together and share it in L2.
 // Needs C_in % BK == 0 (a K-step never straddles two taps, every 16-byte copy is aligned).
 
-// a + b for 8 packed bf16 pairs, in f32, rounded once
-__device__ __forceinline__ uint4 add_bf16x8(uint4 a, uint4 b) {
-    auto add2 = [](uint32_t x, uint32_t y) {
-        const float lo = __uint_as_float(x << 16) + __uint_as_float(y << 16);
-        const float hi = __uint_as_float(x & 0xffff0000u) + __uint_as_float(y & 0xffff0000u);
-        return pack_bf16x2(lo, hi);
-    };
-    return make_uint4(add2(a.x, b.x), add2(a.y, b.y), add2(a.z, b.z), add2(a.w, b.w));
-}
-
 // One K-step of BK channels for one warp's 64 × (8·NT) accumulator tile: A rows from a_rows[i]
 // (this lane's ldmatrix row of m16 tile i, at channel 0 of the step; each kernel maps positions to
 // shared-memory rows its own way), B from b_lane (this lane's ldmatrix row of the warp's first
@@ -130,29 +113,7 @@ __device__ __forceinline__ void store_tile(const ConvGemmParams& p, const float 
         }
     }
     __syncthreads();
-    bf16* out = dptr<bf16>(p.out);
-    const int n_valid = min(BN, p.c_out - n0);
-    if (p.c_out % 8 == 0) {  // 16-byte rows of 8 channels
-        for (int q = tid; q < BM * (BN / 8); q += kThreads) {
-            const int r = q / (BN / 8), c = (q % (BN / 8)) * 8;
-            const int64_t m = out_row(r);
-            if (m >= 0 && c < n_valid) {
-                uint4* dst = reinterpret_cast<uint4*>(out + m * p.c_out + n0 + c);
-                uint4 v = *reinterpret_cast<const uint4*>(c_s + r * kLdc + c);
-                if (p.accumulate) v = add_bf16x8(v, *dst);
-                *dst = v;
-            }
-        }
-    } else {
-        for (int q = tid; q < BM * BN; q += kThreads) {
-            const int r = q / BN, c = q % BN;
-            const int64_t m = out_row(r);
-            if (m >= 0 && c < n_valid) {
-                bf16& o = out[m * p.c_out + n0 + c];
-                o = p.accumulate ? to_bf16(to_f32(c_s[r * kLdc + c]) + to_f32(o)) : c_s[r * kLdc + c];
-            }
-        }
-    }
+    write_staged_tile<BM, BN, kThreads>(p, c_s, n0, out_row);
 }
 
 // One B (weights) tile: BN output channels × BK channels of K from k0, zeros past C_out.

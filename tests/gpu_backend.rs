@@ -724,6 +724,9 @@ fn conv3d_matches_cpu() {
         ([2, 5, 6, 96], [3, 3, 3, 3, 96], same([1; 3])),
         ([2, 5, 6, 32], [16, 1, 1, 1, 32], same([0; 3])),
         ([2, 5, 6, 12], [20, 3, 3, 3, 12], same([1; 3])),
+        // the wgmma kernels (C_in % 64 == 0, sm_90a): a 256-wide tile and a 128-wide one both
+        // partial (320 = 256 + 64 = 2 × 128 + 64), positions past the last block's end
+        ([2, 7, 9, 128], [320, 3, 3, 3, 128], ops::ConvSpec { spatial_pad: ops::PadMode::Reflect, ..same([1; 3]) }),
     ];
     let all = cases.into_iter().map(|c| (c, Write::Overwrite));
     let fused = fused_cases.into_iter().flat_map(|c| [(c, Write::Overwrite), (c, Write::Accumulate)]);

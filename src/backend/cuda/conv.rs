@@ -1,10 +1,12 @@
 //! Launchers for the autoencoder convolutions (kernels/conv.cu; CPU twin backend/cpu/conv.rs).
 //!
-//! conv3d takes one of four paths ([`Cuda::conv_path`]): a 1×1×1 conv is one cuBLASLt product;
-//! a conv with at most 256 output channels (the full-resolution layers, conv_out to RGB) runs one
-//! of our implicit-GEMM kernels, which gather the taps in shared memory: the halo-tiled one where
-//! the taps are 3×3 at stride 1, the plain one otherwise; the rest im2col into a slab of at most
-//! `SLAB_ELEMENTS` + one cuBLASLt product per slab, so scratch stays bounded at any clip size.
+//! conv3d takes one of five paths ([`Cuda::conv_path`]): a 1×1×1 conv is one cuBLASLt product;
+//! on sm_90, a conv with C_in a multiple of 64 runs our wgmma implicit GEMM (kernels/
+//! conv_wgmma.cu); elsewhere a conv with at most 256 output channels (the full-resolution layers,
+//! conv_out to RGB) runs one of our mma.sync implicit-GEMM kernels, which gather the taps in
+//! shared memory: the halo-tiled one where the taps are 3×3 at stride 1, the plain one otherwise;
+//! the rest im2col into a slab of at most `SLAB_ELEMENTS` + one cuBLASLt product per slab, so
+//! scratch stays bounded at any clip size.
 
 use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{CudaSlice, LaunchConfig};
@@ -41,6 +43,22 @@ const HALO_KERNELS: [(usize, &str); 3] = [
     (96, "conv3d_halo_m128_n96_k32_bf16"),
     (64, "conv3d_halo_m128_n64_k32_bf16"),
 ];
+/// kernels/conv_wgmma.cu (sm_90a, where loaded): (positions per block, output channels per block,
+/// pipeline stages, entry point); 256 threads, 64-channel K-steps.
+const WGMMA_KERNELS: [(usize, usize, usize, &str); 3] = [
+    (128, 256, 4, "conv3d_wgmma_m128_n256_bf16"),
+    (256, 128, 4, "conv3d_wgmma_m256_n128_bf16"),
+    (128, 128, 6, "conv3d_wgmma_m128_n128_bf16"),
+];
+const WGMMA_BK: usize = 64;
+/// Below this many blocks (4 waves of the H100/H200's 132 SMs at one block each) a wgmma conv
+/// leaves SMs idle in its last wave and the engine keeps the path it took before (im2col at 1024
+/// output channels on LTX-2's 13×22×40 latent: 1.10 ms against 1.15).
+const WGMMA_MIN_BLOCKS: usize = 4 * 132;
+/// Narrower outputs leave most of a 128-wide tile as padding: LTX-2's conv_out (128 → 48) stays
+/// on the halo kernel, 8.61 ms against 9.77.
+const WGMMA_MIN_COUT: usize = 96;
+const WGMMA_THREADS: u32 = 256;
 const HALO_BM: usize = 128;
 const HALO_BK: usize = 32;
 /// Patch widths (positions per row) the halo kernel takes; its shared halo holds (128 / tile_w + 2)
@@ -81,6 +99,9 @@ pub enum ConvPath {
     /// kernels/conv.cu `conv3d_halo_m128_n{bn}_k32_bf16`: the implicit GEMM over a patch of
     /// output positions, its input halo staged once per temporal tap for the 9 spatial taps.
     Halo { bn: usize },
+    /// kernels/conv_wgmma.cu `conv3d_wgmma_m{bm}_n{bn}_bf16` (sm_90a): the implicit GEMM on
+    /// warpgroup MMA, 64-channel K-steps.
+    Wgmma { bm: usize, bn: usize },
     /// im2col slabs + cuBLASLt.
     Im2col,
 }
@@ -92,6 +113,9 @@ impl ConvPath {
                 IGEMM_KERNELS.iter().find(|&&(m, n, k, _)| (m, n, k) == (bm, bn, bk)).map(|&(.., name)| name)
             }
             ConvPath::Halo { bn } => HALO_KERNELS.iter().find(|&&(n, _)| n == bn).map(|&(_, name)| name),
+            ConvPath::Wgmma { bm, bn } => {
+                WGMMA_KERNELS.iter().find(|&&(m, n, ..)| (m, n) == (bm, bn)).map(|&(.., name)| name)
+            }
             _ => None,
         }
     }
@@ -102,6 +126,12 @@ impl ConvPath {
 /// coordinates (3 × bm i32).
 fn igemm_smem(bm: usize, bn: usize, bk: usize) -> (usize, usize) {
     (igemm_stages(bk) * (bm + bn) * (bk + 8) * 2, 3 * bm * 4)
+}
+
+/// Dynamic shared memory of a wgmma variant: its stages of (bm + bn) rows × 128 bytes, 1024 bytes
+/// to align them to the swizzle atom, the block's decoded row coordinates (3 × bm i32).
+fn wgmma_smem(bm: usize, bn: usize, stages: usize) -> usize {
+    stages * (bm + bn) * WGMMA_BK * 2 + 1024 + 3 * bm * 4
 }
 
 /// Dynamic shared memory of the halo-tiled kernel: two halos and 4 weight stages, rows of
@@ -155,22 +185,34 @@ impl Cuda {
                 paths.push(ConvPath::ImplicitGemm { bm, bn, bk });
             }
         }
+        for (bm, bn, stages, name) in WGMMA_KERNELS {
+            if self.kernels.has(name)
+                && d.c_in.is_multiple_of(WGMMA_BK)
+                && wgmma_smem(bm, bn, stages) <= self.max_block_smem
+            {
+                paths.push(ConvPath::Wgmma { bm, bn });
+            }
+        }
         paths
     }
 
-    /// The path the engine takes for `d`: pointwise when it is a plain product; for C_out ≤ 256,
-    /// with the output-channel tile that leaves the fewest padded channels (the widest on a tie):
-    /// - C_in ≥ 256: the 256-position implicit GEMM with 64-channel K-steps (`sana bench conv`,
-    ///   H200, 2026-12-03, `bench-results/run_2026-12-03-s7a`: LTX-2 decoder 256→256 7.10 ms
-    ///   against the 128-position kernel's 7.43 and the halo kernel's 7.29, encoder 256→256 13.73
-    ///   against 14.60 and 14.27);
+    /// The path the engine takes for `d`: pointwise when it is a plain product; on sm_90 with C_in
+    /// a multiple of 64 and C_out ≥ 96, the wgmma implicit GEMM ([`Self::wgmma_path`]), which was
+    /// the fastest path on 11 of the 16 bench shapes (`sana bench conv`, H200, 2026-12-03,
+    /// `bench-results/run_2026-12-03-s7d`: LTX-2 128→128 at 83×176×320 10.18 ms against the halo
+    /// kernel's 14.94, encoder 512→512 16.25 against im2col's 22.33, 256→256 8.33 against 13.78;
+    /// Wan 384→384 1.59 against 2.44). Otherwise, for C_out ≤ 256, with the output-channel tile
+    /// that leaves the fewest padded channels (the widest on a tie):
+    /// - C_in ≥ 256: the 256-position mma.sync implicit GEMM with 64-channel K-steps (s7a:
+    ///   LTX-2 decoder 256→256 7.10 ms against the 128-position kernel's 7.43 and the halo
+    ///   kernel's 7.29);
     /// - otherwise, 3×3 spatial taps at stride 1: the halo-tiled kernel, which stages each input
-    ///   position once per temporal tap instead of once per spatial tap (LTX-2 128→128 at
+    ///   position once per temporal tap instead of once per spatial tap (s7a: LTX-2 128→128 at
     ///   83×176×320 14.84 ms against 16.22, 128→48 8.60 against 9.41; Wan 96→96 2.93 against
-    ///   3.41, 192→192 2.82 against 3.21, conv_out 96→3 2.58 against 2.78);
-    /// - the rest (the Wan upsampling convs, which read x through nearest ×2; C_in not a multiple
-    ///   of 32): the 128-position implicit GEMM, 64-channel K-steps on the 128-wide tile, 32 on
-    ///   the narrower ones (128→48 on the 64 tile 10.8 vs 9.7 ms), 16 where C_in allows no wider.
+    ///   3.41, conv_out 96→3 2.58 against 2.78);
+    /// - the rest (C_in not a multiple of 32, strided convs on other devices): the 128-position
+    ///   implicit GEMM, 64-channel K-steps on the 128-wide tile, 32 on the narrower ones (128→48
+    ///   on the 64 tile 10.8 vs 9.7 ms), 16 where C_in allows no wider.
     ///
     /// Wan's conv_out to RGB (96→3) is on the 64 tile: 61 of its 64 columns are padding, but the op
     /// is bound by gathering the taps, 2.8 ms per 4-frame chunk on the implicit GEMM against
@@ -179,6 +221,9 @@ impl Cuda {
     pub fn conv_path(&self, d: &ConvDims) -> ConvPath {
         if is_pointwise(d) {
             return ConvPath::Pointwise;
+        }
+        if let Some(path) = self.wgmma_path(d) {
+            return path;
         }
         if d.c_out > IGEMM_MAX_COUT {
             return ConvPath::Im2col;
@@ -197,6 +242,22 @@ impl Cuda {
             .chain(fallback_k.iter().map(|&bk| ConvPath::ImplicitGemm { bm: 128, bn, bk }))
             .find(|p| available.contains(p))
             .unwrap_or(ConvPath::Im2col)
+    }
+
+    /// The wgmma variant for `d` where this device has them and it pays: C_in a multiple of 64,
+    /// C_out ≥ `WGMMA_MIN_COUT`, at least `WGMMA_MIN_BLOCKS` blocks. 128 positions × 256 channels
+    /// when C_out is a multiple of 256 (LTX-2 decoder 512→512 1.88 ms against 2.06 on 256 × 128,
+    /// 256→256 4.30 against 4.39), else 256 × 128 (128→128 10.18 against 19.69, Wan 384→384 1.59
+    /// against 2.09).
+    fn wgmma_path(&self, d: &ConvDims) -> Option<ConvPath> {
+        if d.c_out < WGMMA_MIN_COUT {
+            return None;
+        }
+        let (bm, bn) = if d.c_out.is_multiple_of(256) { (128, 256) } else { (256, 128) };
+        let [t, h, w] = d.output();
+        let path = ConvPath::Wgmma { bm, bn };
+        let blocks = (t * h * w).div_ceil(bm) * d.c_out.div_ceil(bn);
+        (blocks >= WGMMA_MIN_BLOCKS && self.conv_paths(d).contains(&path)).then_some(path)
     }
 
     /// A convolution on a given path (one of [`Self::conv_paths`]): for benchmarks and tests,
@@ -266,7 +327,7 @@ impl Cuda {
                 g.accumulate = write == Write::Accumulate;
                 return self.blas.gemm(&g);
             }
-            ConvPath::ImplicitGemm { .. } | ConvPath::Halo { .. } => {
+            ConvPath::ImplicitGemm { .. } | ConvPath::Halo { .. } | ConvPath::Wgmma { .. } => {
                 return self.launch_conv3d_igemm(out, x, w, bias, d, write, path);
             }
             ConvPath::Im2col => {}
@@ -332,13 +393,22 @@ impl Cuda {
         let name = path.kernel().ok_or_else(|| CudaError::Unsupported(format!("no conv kernel {path:?}")))?;
         let mut p = self.conv_gemm_params(out, x, w, bias, &d, write);
         let [t_out, h_out, w_out] = d.output();
-        let (bm, blocks, smem) = match path {
+        let (threads, blocks, smem) = match path {
             ConvPath::ImplicitGemm { bm, bn, bk } => {
                 if !d.c_in.is_multiple_of(bk) {
                     let msg = format!("{path:?} needs C_in a multiple of {bk}, got {}", d.c_in);
                     return Err(CudaError::Unsupported(msg));
                 }
                 (bm, (t_out * h_out * w_out).div_ceil(bm) * d.c_out.div_ceil(bn), igemm_smem(bm, bn, bk).0)
+            }
+            ConvPath::Wgmma { bm, bn } => {
+                if !d.c_in.is_multiple_of(WGMMA_BK) {
+                    let msg = format!("{path:?} needs C_in a multiple of {WGMMA_BK}, got {}", d.c_in);
+                    return Err(CudaError::Unsupported(msg));
+                }
+                let stages = WGMMA_KERNELS.iter().find(|&&(m, n, ..)| (m, n) == (bm, bn)).map_or(0, |&(_, _, s, _)| s);
+                let blocks = (t_out * h_out * w_out).div_ceil(bm) * d.c_out.div_ceil(bn);
+                (WGMMA_THREADS as usize, blocks, wgmma_smem(bm, bn, stages))
             }
             ConvPath::Halo { bn } => {
                 if !halo_applies(&d) {
@@ -358,7 +428,8 @@ impl Cuda {
             .during("raising the shared-memory limit of the implicit-GEMM conv")?;
         let grid = u32::try_from(blocks)
             .map_err(|_| CudaError::Unsupported(format!("conv3d {d:?} needs {blocks} blocks, over the grid limit")))?;
-        let cfg = LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (bm as u32, 1, 1), shared_mem_bytes: smem as u32 };
+        let cfg =
+            LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (threads as u32, 1, 1), shared_mem_bytes: smem as u32 };
         self.kernels.launch(&self.stream, name, cfg, &p)
     }
 
@@ -431,6 +502,12 @@ mod tests {
         for (bn, name) in HALO_KERNELS {
             assert_eq!(name, format!("conv3d_halo_m{HALO_BM}_n{bn}_k{HALO_BK}_bf16"), "the table names its own kernel");
             assert!(super::super::kernels::ENTRY_POINTS.contains(&name), "{name} is not in ENTRY_POINTS");
+        }
+        for (bm, bn, stages, name) in WGMMA_KERNELS {
+            assert_eq!(name, format!("conv3d_wgmma_m{bm}_n{bn}_bf16"), "the table names its own kernel");
+            assert!(super::super::kernels::SM90_ENTRY_POINTS.contains(&name), "{name} is not in SM90_ENTRY_POINTS");
+            // sm_90's 227 KB per block (kernels/conv_wgmma.cu's instantiations)
+            assert!(wgmma_smem(bm, bn, stages) <= 227 * 1024, "{name}: {} bytes", wgmma_smem(bm, bn, stages));
         }
     }
 

@@ -23,6 +23,14 @@ pub struct Kernels {
     functions: HashMap<&'static str, CudaFunction>,
 }
 
+/// Modules built for one architecture alone (build.rs `ARCH_SPECIFIC`): (module, the compute
+/// capability they run on, NVRTC's architecture for them). Skipped on every other device.
+const ARCH_SPECIFIC: &[(&str, (i32, i32), &str)] = &[("conv_wgmma", (9, 0), "compute_90a")];
+
+/// Entry points of the `ARCH_SPECIFIC` modules: present only on their devices ([`Kernels::has`]).
+pub(super) const SM90_ENTRY_POINTS: &[&str] =
+    &["conv3d_wgmma_m128_n256_bf16", "conv3d_wgmma_m256_n128_bf16", "conv3d_wgmma_m128_n128_bf16"];
+
 pub(super) const ENTRY_POINTS: &[&str] = &[
     "rms_norm_bf16",
     "rms_norm_narrow_bf16",
@@ -77,26 +85,40 @@ pub(super) const ENTRY_POINTS: &[&str] = &[
 
 impl Kernels {
     pub fn load(ctx: &Arc<CudaContext>) -> Result<Self, CudaError> {
+        let (major, minor) = ctx.compute_capability().during("reading compute capability")?;
         let mut modules = Vec::new();
         for (name, image) in KERNEL_IMAGES {
+            let specific = ARCH_SPECIFIC.iter().find(|(m, ..)| m == name);
+            if specific.is_some_and(|&(_, cc, _)| cc != (major, minor)) {
+                continue;
+            }
             let ptx = match image {
                 KernelImage::Fatbin(bytes) => Ptx::from_binary(bytes.to_vec()),
                 KernelImage::Source(src) => {
-                    let (major, minor) = ctx.compute_capability().during("reading compute capability")?;
-                    compile_with_nvrtc(&format!("compute_{major}{minor}"), name, src)?
+                    let arch = specific.map_or(format!("compute_{major}{minor}"), |&(.., arch)| arch.to_string());
+                    compile_with_nvrtc(&arch, name, src)?
                 }
             };
             modules.push(ctx.load_module(ptx).during("loading kernel module")?);
         }
+        let find = |entry: &str| modules.iter().find_map(|m| m.load_function(entry).ok());
         let mut functions = HashMap::new();
         for &entry in ENTRY_POINTS {
-            let f = modules
-                .iter()
-                .find_map(|m| m.load_function(entry).ok())
-                .ok_or_else(|| CudaError::MissingKernel { name: entry.to_string() })?;
+            let f = find(entry).ok_or_else(|| CudaError::MissingKernel { name: entry.to_string() })?;
             functions.insert(entry, f);
         }
+        for &entry in SM90_ENTRY_POINTS {
+            if let Some(f) = find(entry) {
+                functions.insert(entry, f);
+            }
+        }
         Ok(Kernels { functions })
+    }
+
+    /// Whether `name` was loaded: always for [`ENTRY_POINTS`], on their devices for the
+    /// architecture-specific ones.
+    pub fn has(&self, name: &str) -> bool {
+        self.functions.contains_key(name)
     }
 
     pub fn get(&self, name: &'static str) -> Result<&CudaFunction, CudaError> {
@@ -121,13 +143,14 @@ impl Kernels {
     }
 }
 
-/// NVRTC fallback: the headers are inlined (NVRTC has no include path to kernels/); cuda_bf16.h and
-/// mma.h come from the CUDA installation (`CUDA_HOME`, `CUDA_PATH`, /usr/local/cuda).
+/// NVRTC fallback: the headers are inlined (NVRTC has no include path to kernels/), params.h,
+/// common.cuh and conv.cuh in that order; cuda_bf16.h and mma.h come from the CUDA installation
+/// (`CUDA_HOME`, `CUDA_PATH`, /usr/local/cuda).
 fn compile_with_nvrtc(arch: &str, name: &str, src: &str) -> Result<Ptx, CudaError> {
     let strip = |s: &str| -> String {
         s.lines().filter(|l| !l.trim_start().starts_with("#include \"")).collect::<Vec<_>>().join("\n")
     };
-    let full = format!("{}\n{}\n{}", strip(PARAMS_H), strip(COMMON_CUH), strip(src));
+    let full = format!("{}\n{}\n{}\n{}", strip(PARAMS_H), strip(COMMON_CUH), strip(CONV_CUH), strip(src));
     let mut include_paths = Vec::new();
     for var in ["CUDA_HOME", "CUDA_PATH"] {
         if let Ok(home) = std::env::var(var) {
@@ -167,10 +190,11 @@ mod tests {
         }
         let mut ptx = String::new();
         for (name, src) in KERNEL_SOURCES {
-            let p = compile_with_nvrtc("compute_90", name, src).unwrap_or_else(|e| panic!("{e}"));
+            let arch = ARCH_SPECIFIC.iter().find(|(m, ..)| m == name).map_or("compute_90", |&(.., arch)| arch);
+            let p = compile_with_nvrtc(arch, name, src).unwrap_or_else(|e| panic!("{e}"));
             ptx.push_str(&p.to_src());
         }
-        for entry in ENTRY_POINTS {
+        for entry in ENTRY_POINTS.iter().chain(SM90_ENTRY_POINTS) {
             assert!(ptx.contains(&format!(".entry {entry}")), "NVRTC output lacks {entry}");
         }
     }

@@ -134,6 +134,20 @@ fn wgmma_smem(bm: usize, bn: usize, stages: usize) -> usize {
     stages * (bm + bn) * WGMMA_BK * 2 + 1024 + 3 * bm * 4
 }
 
+/// The wgmma variant the engine takes for `d` where it pays: C_in a multiple of 64, C_out ≥
+/// `WGMMA_MIN_COUT`, at least `WGMMA_MIN_BLOCKS` blocks. 128 positions × 256 channels when C_out is
+/// a multiple of 256 (LTX-2 decoder 512→512 1.88 ms against 2.06 on 256 × 128, 256→256 4.30
+/// against 4.39), else 256 × 128 (128→128 10.18 against 19.69, Wan 384→384 1.59 against 2.09).
+fn wgmma_choice(d: &ConvDims) -> Option<ConvPath> {
+    if d.c_out < WGMMA_MIN_COUT || !d.c_in.is_multiple_of(WGMMA_BK) {
+        return None;
+    }
+    let (bm, bn) = if d.c_out.is_multiple_of(256) { (128, 256) } else { (256, 128) };
+    let [t, h, w] = d.output();
+    let blocks = (t * h * w).div_ceil(bm) * d.c_out.div_ceil(bn);
+    (blocks >= WGMMA_MIN_BLOCKS).then_some(ConvPath::Wgmma { bm, bn })
+}
+
 /// Dynamic shared memory of the halo-tiled kernel: two halos and 4 weight stages, rows of
 /// 32 + 8 bf16.
 fn halo_smem(bn: usize) -> usize {
@@ -244,20 +258,9 @@ impl Cuda {
             .unwrap_or(ConvPath::Im2col)
     }
 
-    /// The wgmma variant for `d` where this device has them and it pays: C_in a multiple of 64,
-    /// C_out ≥ `WGMMA_MIN_COUT`, at least `WGMMA_MIN_BLOCKS` blocks. 128 positions × 256 channels
-    /// when C_out is a multiple of 256 (LTX-2 decoder 512→512 1.88 ms against 2.06 on 256 × 128,
-    /// 256→256 4.30 against 4.39), else 256 × 128 (128→128 10.18 against 19.69, Wan 384→384 1.59
-    /// against 2.09).
+    /// [`wgmma_choice`] where this device has that kernel and its shared memory fits.
     fn wgmma_path(&self, d: &ConvDims) -> Option<ConvPath> {
-        if d.c_out < WGMMA_MIN_COUT {
-            return None;
-        }
-        let (bm, bn) = if d.c_out.is_multiple_of(256) { (128, 256) } else { (256, 128) };
-        let [t, h, w] = d.output();
-        let path = ConvPath::Wgmma { bm, bn };
-        let blocks = (t * h * w).div_ceil(bm) * d.c_out.div_ceil(bn);
-        (blocks >= WGMMA_MIN_BLOCKS && self.conv_paths(d).contains(&path)).then_some(path)
+        wgmma_choice(d).filter(|path| self.conv_paths(d).contains(path))
     }
 
     /// A convolution on a given path (one of [`Self::conv_paths`]): for benchmarks and tests,
@@ -509,6 +512,38 @@ mod tests {
             // sm_90's 227 KB per block (kernels/conv_wgmma.cu's instantiations)
             assert!(wgmma_smem(bm, bn, stages) <= 227 * 1024, "{name}: {} bytes", wgmma_smem(bm, bn, stages));
         }
+    }
+
+    /// A 3×3×3 conv with "same" padding over a (t, h, w) clip.
+    fn same_conv(input: [usize; 3], c_in: usize, c_out: usize) -> ConvDims {
+        ConvDims {
+            input,
+            c_in,
+            c_out,
+            kernel: [3; 3],
+            stride: [1; 3],
+            pad_before: [1; 3],
+            pad_after: [1; 3],
+            spatial_pad: PadMode::Zeros,
+            upsample: 1,
+        }
+    }
+
+    /// The rule against the bench shapes it was read from (BENCHMARKS.md "Conv kernels on wgmma").
+    #[test]
+    fn wgmma_takes_the_shapes_it_won() {
+        let wgmma = |bm, bn| Some(ConvPath::Wgmma { bm, bn });
+        assert_eq!(wgmma_choice(&same_conv([83, 176, 320], 128, 128)), wgmma(256, 128));
+        assert_eq!(wgmma_choice(&same_conv([43, 88, 160], 256, 256)), wgmma(128, 256));
+        assert_eq!(wgmma_choice(&same_conv([23, 44, 80], 512, 512)), wgmma(128, 256));
+        assert_eq!(wgmma_choice(&same_conv([6, 120, 208], 384, 384)), wgmma(256, 128));
+        // LTX-2's 13×22×40 latent: 360 blocks, fewer than 4 waves (im2col 1.10 ms against 1.15)
+        assert_eq!(wgmma_choice(&same_conv([13, 22, 40], 1024, 1024)), None);
+        // conv_out to 48 channels (halo 8.61 ms against 9.77), 96 input channels (no 64-channel
+        // K-step), the patchified conv_in's 48
+        assert_eq!(wgmma_choice(&same_conv([83, 176, 320], 128, 48)), None);
+        assert_eq!(wgmma_choice(&same_conv([6, 480, 832], 96, 96)), None);
+        assert_eq!(wgmma_choice(&same_conv([83, 176, 320], 48, 128)), None);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Launchers for the autoencoder convolutions (kernels/conv.cu; CPU twin backend/cpu/conv.rs).
 //!
 //! conv3d takes one of five paths ([`Cuda::conv_path`]): a 1×1×1 conv is one cuBLASLt product;
-//! on sm_90, a conv with C_in a multiple of 64 runs our wgmma implicit GEMM (kernels/
-//! conv_wgmma.cu); elsewhere a conv with at most 256 output channels (the full-resolution layers,
+//! on sm_90, a conv with C_in a multiple of 64 and enough output channels and positions
+//! (`wgmma_choice`) runs our wgmma implicit GEMM (kernels/conv_wgmma.cu); otherwise a conv with at most 256 output channels (the full-resolution layers,
 //! conv_out to RGB) runs one of our mma.sync implicit-GEMM kernels, which gather the taps in
 //! shared memory: the halo-tiled one where the taps are 3×3 at stride 1, the plain one otherwise;
 //! the rest im2col into a slab of at most `SLAB_ELEMENTS` + one cuBLASLt product per slab, so
@@ -224,9 +224,9 @@ impl Cuda {
     ///   position once per temporal tap instead of once per spatial tap (s7a: LTX-2 128→128 at
     ///   83×176×320 14.84 ms against 16.22, 128→48 8.60 against 9.41; Wan 96→96 2.93 against
     ///   3.41, conv_out 96→3 2.58 against 2.78);
-    /// - the rest (C_in not a multiple of 32, strided convs on other devices): the 128-position
-    ///   implicit GEMM, 64-channel K-steps on the 128-wide tile, 32 on the narrower ones (128→48
-    ///   on the 64 tile 10.8 vs 9.7 ms), 16 where C_in allows no wider.
+    /// - the rest (strided or upsampling convs off the wgmma path, C_in not a multiple of 32): the
+    ///   128-position implicit GEMM, 64-channel K-steps on the 128-wide tile, 32 on the narrower
+    ///   ones (128→48 on the 64 tile 10.8 vs 9.7 ms), 16 where C_in allows no wider.
     ///
     /// Wan's conv_out to RGB (96→3) is on the 64 tile: 61 of its 64 columns are padding, but the op
     /// is bound by gathering the taps, 2.8 ms per 4-frame chunk on the implicit GEMM against

@@ -32,7 +32,8 @@ diffusers.utils.logging.set_verbosity_error()
 
 
 def randomise(model, gen):
-    """Every parameter and buffer that is a weight, drawn like src/engine/weights.rs."""
+    """Every parameter (buffers such as the latent statistics are left as the config sets them),
+    drawn like src/engine/weights.rs."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             u = torch.rand(p.shape, generator=gen) * 2 - 1

@@ -2,11 +2,11 @@
 //!
 //! conv3d takes one of five paths ([`Cuda::conv_path`]): a 1×1×1 conv is one cuBLASLt product;
 //! on sm_90, a conv with C_in a multiple of 64 and enough output channels and positions
-//! (`wgmma_choice`) runs our wgmma implicit GEMM (kernels/conv_wgmma.cu); otherwise a conv with at most 256 output channels (the full-resolution layers,
-//! conv_out to RGB) runs one of our mma.sync implicit-GEMM kernels, which gather the taps in
-//! shared memory: the halo-tiled one where the taps are 3×3 at stride 1, the plain one otherwise;
-//! the rest im2col into a slab of at most `SLAB_ELEMENTS` + one cuBLASLt product per slab, so
-//! scratch stays bounded at any clip size.
+//! (`wgmma_choice`) runs our wgmma implicit GEMM (kernels/conv_wgmma.cu); otherwise a conv with
+//! at most 256 output channels (the full-resolution layers, conv_out to RGB) runs one of our
+//! mma.sync implicit-GEMM kernels, which gather the taps in shared memory: the halo-tiled one
+//! where the taps are 3×3 at stride 1, the plain one otherwise; the rest im2col into a slab of at
+//! most `SLAB_ELEMENTS` + one cuBLASLt product per slab, so scratch stays bounded at any clip size.
 
 use cudarc::driver::sys::CUfunction_attribute_enum;
 use cudarc::driver::{CudaSlice, LaunchConfig};
@@ -58,7 +58,7 @@ const WGMMA_MIN_BLOCKS: usize = 4 * 132;
 /// Narrower outputs leave most of a 128-wide tile as padding: LTX-2's conv_out (128 → 48) stays
 /// on the halo kernel, 8.61 ms against 9.77.
 const WGMMA_MIN_COUT: usize = 96;
-const WGMMA_THREADS: u32 = 256;
+const WGMMA_THREADS: usize = 256;
 const HALO_BM: usize = 128;
 const HALO_BK: usize = 32;
 /// Patch widths (positions per row) the halo kernel takes; its shared halo holds (128 / tile_w + 2)
@@ -113,9 +113,7 @@ impl ConvPath {
                 IGEMM_KERNELS.iter().find(|&&(m, n, k, _)| (m, n, k) == (bm, bn, bk)).map(|&(.., name)| name)
             }
             ConvPath::Halo { bn } => HALO_KERNELS.iter().find(|&&(n, _)| n == bn).map(|&(_, name)| name),
-            ConvPath::Wgmma { bm, bn } => {
-                WGMMA_KERNELS.iter().find(|&&(m, n, ..)| (m, n) == (bm, bn)).map(|&(.., name)| name)
-            }
+            ConvPath::Wgmma { bm, bn } => wgmma_variant(bm, bn).map(|(_, name)| name),
             _ => None,
         }
     }
@@ -126,6 +124,11 @@ impl ConvPath {
 /// coordinates (3 × bm i32).
 fn igemm_smem(bm: usize, bn: usize, bk: usize) -> (usize, usize) {
     (igemm_stages(bk) * (bm + bn) * (bk + 8) * 2, 3 * bm * 4)
+}
+
+/// The wgmma variant of `bm` positions × `bn` channels: (its pipeline stages, its entry point).
+fn wgmma_variant(bm: usize, bn: usize) -> Option<(usize, &'static str)> {
+    WGMMA_KERNELS.iter().find(|&&(m, n, ..)| (m, n) == (bm, bn)).map(|&(.., stages, name)| (stages, name))
 }
 
 /// Dynamic shared memory of a wgmma variant: its stages of (bm + bn) rows × 128 bytes, 1024 bytes
@@ -409,9 +412,10 @@ impl Cuda {
                     let msg = format!("{path:?} needs C_in a multiple of {WGMMA_BK}, got {}", d.c_in);
                     return Err(CudaError::Unsupported(msg));
                 }
-                let stages = WGMMA_KERNELS.iter().find(|&&(m, n, ..)| (m, n) == (bm, bn)).map_or(0, |&(_, _, s, _)| s);
+                let (stages, _) = wgmma_variant(bm, bn)
+                    .ok_or_else(|| CudaError::Unsupported(format!("no wgmma conv kernel {path:?}")))?;
                 let blocks = (t_out * h_out * w_out).div_ceil(bm) * d.c_out.div_ceil(bn);
-                (WGMMA_THREADS as usize, blocks, wgmma_smem(bm, bn, stages))
+                (WGMMA_THREADS, blocks, wgmma_smem(bm, bn, stages))
             }
             ConvPath::Halo { bn } => {
                 if !halo_applies(&d) {

@@ -1,5 +1,5 @@
 // Device helpers of the conv kernels (kernels/conv.cu: mma.sync; kernels/conv_wgmma.cu: sm_90a
-// wgmma): tap indexing and the epilogue's write of a staged bf16 tile.
+// wgmma): output-row decoding, tap indexing and the epilogue's write of a staged bf16 tile.
 #pragma once
 #include "common.cuh"
 
@@ -9,6 +9,32 @@ __device__ __forceinline__ int source_index(int o, int k, int stride, int before
     if (i >= 0 && i < size) return i;
     if (!reflect) return -1;
     return i < 0 ? -i : 2 * (size - 1) - i;
+}
+
+// The block's output rows m0 .. m0 + BM − 1 as (t, h, w) in shared memory, t = −1 for a row past
+// the end (its taps then read zeros). The caller synchronises before reading them.
+template <int BM, int kThreads>
+__device__ __forceinline__ void decode_rows(const ConvGemmParams& p, int64_t m0, int* row_t, int* row_h, int* row_w) {
+    const int64_t m_total = (int64_t)p.t_out * p.h_out * p.w_out;
+    for (int r = threadIdx.x; r < BM; r += kThreads) {
+        const int64_t m = m0 + r;
+        const bool valid = m < m_total;
+        const int64_t mm = valid ? m : 0;
+        row_w[r] = (int)(mm % p.w_out);
+        row_h[r] = (int)((mm / p.w_out) % p.h_out);
+        row_t[r] = valid ? (int)(mm / ((int64_t)p.w_out * p.h_out)) : -1;
+    }
+}
+
+// Channel 0 of the x position that tap (it, ih, iw) of output position (t, h, w) reads (through
+// the nearest upsampling of up_shift), or nullptr where it reads padding or t < 0.
+__device__ __forceinline__ const bf16* tap_source(const ConvGemmParams& p, const bf16* x, int t, int h, int w, int it, int ih,
+                                                  int iw) {
+    const int ti = t < 0 ? -1 : source_index(t, it, p.st, p.pt, p.t, 0);
+    const int hi = source_index(h, ih, p.sh, p.ph, p.h << p.up_shift, p.reflect);
+    const int wi = source_index(w, iw, p.sw, p.pw, p.w_in << p.up_shift, p.reflect);
+    if (ti < 0 || hi < 0 || wi < 0) return nullptr;
+    return x + (((int64_t)ti * p.h + (hi >> p.up_shift)) * p.w_in + (wi >> p.up_shift)) * p.c_in;
 }
 
 // a + b for 8 packed bf16 pairs, in f32, rounded once

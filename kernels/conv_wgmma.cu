@@ -136,14 +136,7 @@ __device__ __forceinline__ void conv3d_wgmma(const ConvGemmParams& p) {
     const bf16* x = dptr<const bf16>(p.x);
     const bf16* w = dptr<const bf16>(p.w);
 
-    for (int r = tid; r < BM; r += kThreads) {
-        const int64_t m = m0 + r;
-        const bool valid = m < m_total;
-        const int64_t mm = valid ? m : 0;
-        row_w[r] = (int)(mm % p.w_out);
-        row_h[r] = (int)((mm / p.w_out) % p.h_out);
-        row_t[r] = valid ? (int)(mm / ((int64_t)p.w_out * p.h_out)) : -1;  // -1: a row past the end
-    }
+    decode_rows<BM, kThreads>(p, m0, row_t, row_h, row_w);
     __syncthreads();
 
     // this thread's chunks: rows row0 + 32·i of the A and B tiles, channels chunk·8 .. + 7 of the
@@ -159,11 +152,8 @@ __device__ __forceinline__ void conv3d_wgmma(const ConvGemmParams& p) {
 #pragma unroll
             for (int i = 0; i < kARows; ++i) {
                 const int r = row0 + i * 32;
-                const int ti = row_t[r] < 0 ? -1 : source_index(row_t[r], it, p.st, p.pt, p.t, 0);
-                const int hi = source_index(row_h[r], ih, p.sh, p.ph, p.h << p.up_shift, p.reflect);
-                const int wi = source_index(row_w[r], iw, p.sw, p.pw, p.w_in << p.up_shift, p.reflect);
-                const int64_t px = ((int64_t)ti * p.h + (hi >> p.up_shift)) * p.w_in + (wi >> p.up_shift);
-                a_src[i] = (ti < 0 || hi < 0 || wi < 0) ? nullptr : x + px * p.c_in + chunk * 8;
+                const bf16* src = tap_source(p, x, row_t[r], row_h[r], row_w[r], it, ih, iw);
+                a_src[i] = src ? src + chunk * 8 : nullptr;
             }
         }
         const int c0 = ld_cb * kBK;

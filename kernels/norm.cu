@@ -41,12 +41,13 @@ extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_bf16(const R
 }
 
 // The same for narrow rows (dim ≤ 1024: the autoencoders' 96..512 channels, millions of rows):
-// one warp per row, 8 rows per block, no block-wide barriers.
-extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_narrow_bf16(const RmsNormParams p) {
+// one warp per row, 8 rows per block, no block-wide barriers; x bf16 or f32.
+template <class In>
+__device__ __forceinline__ void rms_norm_narrow_row(const RmsNormParams& p) {
     const int row = blockIdx.x * (kNormThreads / 32) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (row >= p.rows) return;
-    const bf16* x = dptr<const bf16>(p.x) + (int64_t)row * p.dim;
+    const In* x = dptr<const In>(p.x) + (int64_t)row * p.dim;
     bf16* out = dptr<bf16>(p.out) + (int64_t)row * p.dim;
     const bf16* w = dptr<const bf16>(p.w);
     float ss = 0.0f;
@@ -57,6 +58,10 @@ extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_narrow_bf16(
     const float r = rsqrtf(warp_sum(ss) / p.dim + p.eps);
     for (int c = lane; c < p.dim; c += 32)
         out[c] = to_bf16(activate(p.act, to_f32(x[c]) * r * (p.weight_offset + to_f32(w[c]))));
+}
+
+extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_narrow_bf16(const RmsNormParams p) {
+    rms_norm_narrow_row<bf16>(p);
 }
 
 // Rows of 16-byte chunks held in registers, a warp per row (D % 8 = 0, D ≤ 32·kWideChunks·8 =
@@ -124,10 +129,36 @@ extern "C" __global__ void __launch_bounds__(kNormThreads, 3) rms_norm_wide_bf16
     }
 }
 
-// rms_norm reading an f32 residual stream (the text encoder's pre-norms, writing bf16 for the
-// projections). A block per row at any width: the encoder has at most a few thousand rows.
+// rms_norm reading an f32 residual stream, writing bf16 for the next product: a block per row
+// for the text encoder's pre-norms (at most a few thousand rows of 2304), a warp per row for the
+// LTX-2 autoencoder's norm + SiLU (millions of rows of 128..1024 channels).
 extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_f32_input_bf16(const RmsNormParams p) {
     rms_norm_row<float>(p);
+}
+
+extern "C" __global__ void __launch_bounds__(kNormThreads) rms_norm_narrow_f32_input_bf16(const RmsNormParams p) {
+    rms_norm_narrow_row<float>(p);
+}
+
+// x = y or x += y (p.accumulate), x f32, y bf16: 8 elements a step (16 bytes of y, 32 of x)
+// where the length allows, one at a time for the tail. Bound by memory: 6 or 10 bytes an element.
+extern "C" __global__ void __launch_bounds__(kNormThreads) add_f32_bf16(const AddF32Params p) {
+    float* x = dptr<float>(p.x);
+    const bf16* y = dptr<const bf16>(p.y);
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x, first = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t vectors = p.len / 8;
+    for (int64_t i = first; i < vectors; i += stride) {
+        float f[8];
+        unpack8(reinterpret_cast<const uint4*>(y)[i], f);
+        float4* dst = reinterpret_cast<float4*>(x + 8 * i);
+        if (p.accumulate) {
+            const float4 a = dst[0], b = dst[1];
+            f[0] += a.x, f[1] += a.y, f[2] += a.z, f[3] += a.w, f[4] += b.x, f[5] += b.y, f[6] += b.z, f[7] += b.w;
+        }
+        dst[0] = make_float4(f[0], f[1], f[2], f[3]);
+        dst[1] = make_float4(f[4], f[5], f[6], f[7]);
+    }
+    for (int64_t i = 8 * vectors + first; i < p.len; i += stride) x[i] = (p.accumulate ? x[i] : 0.0f) + to_f32(y[i]);
 }
 
 // x += y · rsqrt(mean(y²) + eps) · (weight_offset + w): a post-norm added straight into the f32

@@ -49,6 +49,14 @@ typedef struct {
     float weight_offset;  // 0: ŷ·w; 1: Gemma's ŷ·(1 + w)
 } NormedResidualParams;
 
+// x = y or x += y: an f32 residual stream taking a bf16 value (the LTX-2 autoencoder's resnets).
+typedef struct {
+    uint64_t x, y;       // f32 (len) updated in place; bf16 (len)
+    int64_t len;
+    int32_t accumulate;  // 0: x = y; 1: x += y
+    int32_t pad;
+} AddF32Params;
+
 typedef struct {
     uint64_t out, x;     // bf16 (B, N, D)
     ModParams m;

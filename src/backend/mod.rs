@@ -346,9 +346,10 @@ pub trait Backend: Send + Sync + Sized + 'static {
         eps: f32,
     ) -> Result<()>;
 
-    /// [`Backend::rms_norm`] (no activation) reading an f32 residual stream x (rows, dim) and
-    /// writing the compute dtype: out ← x · rsqrt(mean(x²) + eps) · (offset + w). The pre-norms
-    /// of the text encoder, whose output feeds the projections.
+    /// [`Backend::rms_norm`] reading an f32 residual stream x (rows, dim) and writing the compute
+    /// dtype: out ← act(x · rsqrt(mean(x²) + eps) · (offset + w)). The pre-norms of the text
+    /// encoder (no activation), whose output feeds the projections, and the LTX-2 autoencoder's
+    /// norm + SiLU before each resnet's first conv.
     #[allow(clippy::too_many_arguments)] // mirrors the kernel's parameter struct
     fn rms_norm_f32_input(
         &self,
@@ -359,7 +360,12 @@ pub trait Backend: Send + Sync + Sized + 'static {
         dim: usize,
         eps: f32,
         weight: NormWeight,
+        act: Activation,
     ) -> Result<()>;
+
+    /// x ← y (`Write::Overwrite`) or x + y (`Write::Accumulate`), x an f32 residual stream of
+    /// y's length, y in the compute dtype: the sum in f32, never rounded to the compute dtype.
+    fn add_f32(&self, x: &mut Self::Table, y: &Self::Buf, write: Write) -> Result<()>;
 
     /// x ← x + y · rsqrt(mean(y²) + eps) · (offset + w) over rows of width `dim`: a post-norm
     /// added into an f32 residual stream x (rows, dim), y (rows, dim) in the compute dtype (the

@@ -145,11 +145,31 @@ pub fn rms_norm_f32_input<B: Backend>(
     eps: f32,
     weight: NormWeight,
 ) -> Result<()> {
+    rms_norm_f32_input_act(be, out, x, w, eps, weight, Activation::Identity)
+}
+
+/// [`rms_norm_f32_input`] followed by `act`.
+pub fn rms_norm_f32_input_act<B: Backend>(
+    be: &B,
+    out: &mut Tensor<B>,
+    x: &B::Table,
+    w: &Tensor<B>,
+    eps: f32,
+    weight: NormWeight,
+    act: Activation,
+) -> Result<()> {
     const OP: &str = "rms_norm_f32_input";
     let (rows, dim) = rows_last(OP, "out", out.shape())?;
     expect_len(OP, "x (f32)", x, rows * dim, "out's rows·D")?;
     expect_shape(OP, "weight", w, &[dim])?;
-    be.rms_norm_f32_input(&mut out.buf, x, &w.buf, rows, dim, eps, weight)
+    be.rms_norm_f32_input(&mut out.buf, x, &w.buf, rows, dim, eps, weight, act)
+}
+
+/// x (f32, y's length) ← y or x + y as `write` says: an f32 residual stream taking a value in
+/// the compute dtype.
+pub fn add_f32<B: Backend>(be: &B, x: &mut B::Table, y: &Tensor<B>, write: Write) -> Result<()> {
+    expect_len("add_f32", "x (f32)", x, y.len(), "y's length")?;
+    be.add_f32(x, &y.buf, write)
 }
 
 /// x ← x + RMSNorm(y) (weight applied as `weight` says), y (…, D), x the f32 residual stream

@@ -126,9 +126,18 @@ impl Backend for Cpu {
         dim: usize,
         eps: f32,
         weight: NormWeight,
+        act: Activation,
     ) -> Result<()> {
         // Buf and Table are both f32 here: the plain RMSNorm, so the numbers match it exactly
-        norm::rms_norm(out, x, w, rows, dim, eps, weight.offset(), Activation::Identity);
+        norm::rms_norm(out, x, w, rows, dim, eps, weight.offset(), act);
+        Ok(())
+    }
+
+    fn add_f32(&self, x: &mut Vec<f32>, y: &Vec<f32>, write: Write) -> Result<()> {
+        match write {
+            Write::Overwrite => x.copy_from_slice(y),
+            Write::Accumulate => x.iter_mut().zip(y).for_each(|(x, y)| *x += y),
+        }
         Ok(())
     }
 

@@ -36,6 +36,8 @@ pub(super) const ENTRY_POINTS: &[&str] = &[
     "rms_norm_narrow_bf16",
     "rms_norm_wide_bf16",
     "rms_norm_f32_input_bf16",
+    "rms_norm_narrow_f32_input_bf16",
+    "add_f32_bf16",
     "normed_residual_f32_bf16",
     "group_norm_partials_bf16",
     "group_norm_stats",

@@ -419,11 +419,16 @@ impl Backend for Cuda {
         dim: usize,
         eps: f32,
         weight: NormWeight,
+        act: Activation,
     ) -> Result<()> {
         self.timed(
             || format!("rms_norm_f32_input {rows}x{dim}"),
-            || self.launch_rms_norm_f32_input(out, x, w, rows, dim, eps, weight.offset()).map_err(|e| self.err(e)),
+            || self.launch_rms_norm_f32_input(out, x, w, rows, dim, eps, weight.offset(), act).map_err(|e| self.err(e)),
         )
+    }
+
+    fn add_f32(&self, x: &mut CudaSlice<f32>, y: &CudaSlice<bf16>, write: Write) -> Result<()> {
+        self.timed(|| format!("add_f32 {}", y.len()), || self.launch_add_f32(x, y, write).map_err(|e| self.err(e)))
     }
 
     fn normed_residual_f32(

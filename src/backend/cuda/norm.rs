@@ -1,15 +1,17 @@
 //! Launchers for the norm family (kernels/norm.cu): rms_norm (also reading an f32 residual
-//! stream), normed_residual_f32, ada_layer_norm, gated_residual, group_norm.
+//! stream), normed_residual_f32, add_f32, ada_layer_norm, gated_residual, group_norm.
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 use half::bf16;
 
 use super::error::{CudaError, DriverContext};
+use super::kernels::grid_stride;
 use super::params::{
-    act_code, AdaLayerNormParams, GatedResidualParams, GroupNormParams, ModParams, NormedResidualParams, RmsNormParams,
+    act_code, AdaLayerNormParams, AddF32Params, GatedResidualParams, GroupNormParams, ModParams, NormedResidualParams,
+    RmsNormParams,
 };
 use super::Cuda;
-use crate::backend::{Activation, Modulation, TokenDims};
+use crate::backend::{Activation, Modulation, TokenDims, Write};
 
 /// Threads per block: a block per row (strided passes over it), or 8 rows of a warp each.
 const THREADS: u32 = 256;
@@ -82,8 +84,9 @@ impl Cuda {
         self.kernels.launch(&self.stream, "rms_norm_bf16", per_row(rows), &p)
     }
 
-    /// RMSNorm of an f32 residual stream into bf16: a block per row at every width (the text
-    /// encoder's few thousand rows at most; the warp-per-row variant pays off on millions).
+    /// RMSNorm of an f32 residual stream into bf16: a warp per row up to `NARROW_MAX` channels
+    /// (the LTX-2 autoencoder's millions of rows), a block per row wider (the text encoder's few
+    /// thousand rows of 2304).
     #[allow(clippy::too_many_arguments)] // mirrors Backend::rms_norm_f32_input
     pub(super) fn launch_rms_norm_f32_input(
         &self,
@@ -94,6 +97,7 @@ impl Cuda {
         dim: usize,
         eps: f32,
         weight_offset: f32,
+        act: Activation,
     ) -> Result<(), CudaError> {
         let p = RmsNormParams {
             out: self.ptr(out),
@@ -103,10 +107,30 @@ impl Cuda {
             dim: dim as i32,
             eps,
             weight_offset,
-            act: act_code(Activation::Identity),
+            act: act_code(act),
             pad: 0,
         };
+        if dim <= NARROW_MAX {
+            return self.kernels.launch(&self.stream, "rms_norm_narrow_f32_input_bf16", warp_per_row(rows), &p);
+        }
         self.kernels.launch(&self.stream, "rms_norm_f32_input_bf16", per_row(rows), &p)
+    }
+
+    /// x (f32) ← y or x + y, y bf16 of x's length.
+    pub(super) fn launch_add_f32(
+        &self,
+        x: &mut CudaSlice<f32>,
+        y: &CudaSlice<bf16>,
+        write: Write,
+    ) -> Result<(), CudaError> {
+        let p = AddF32Params {
+            x: self.ptr(x),
+            y: self.ptr(y),
+            len: y.len() as i64,
+            accumulate: i32::from(write == Write::Accumulate),
+            pad: 0,
+        };
+        self.kernels.launch(&self.stream, "add_f32_bf16", grid_stride(y.len().div_ceil(8), THREADS), &p)
     }
 
     /// x (f32) += RMSNorm(y)·(offset + w), a block per row.
@@ -223,11 +247,6 @@ impl Cuda {
             |n: usize| LaunchConfig { grid_dim: (n as u32, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
         self.kernels.launch(&self.stream, "group_norm_partials_bf16", grid(blocks), &p)?;
         self.kernels.launch(&self.stream, "group_norm_stats", grid(1), &p)?;
-        self.kernels.launch(
-            &self.stream,
-            "group_norm_apply_bf16",
-            super::kernels::grid_stride(rows * channels, THREADS),
-            &p,
-        )
+        self.kernels.launch(&self.stream, "group_norm_apply_bf16", grid_stride(rows * channels, THREADS), &p)
     }
 }

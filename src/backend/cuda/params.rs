@@ -222,6 +222,16 @@ pub struct SamplerParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
+pub struct AddF32Params {
+    pub x: DevPtr,
+    pub y: DevPtr,
+    pub len: i64,
+    pub accumulate: i32,
+    pub pad: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct BinaryParams {
     pub out: DevPtr,
     pub a: DevPtr,
@@ -364,6 +374,7 @@ unsafe impl DeviceRepr for GatherParams {}
 unsafe impl DeviceRepr for RopeHalfParams {}
 unsafe impl DeviceRepr for CausalAttnParams {}
 unsafe impl DeviceRepr for BinaryParams {}
+unsafe impl DeviceRepr for AddF32Params {}
 unsafe impl DeviceRepr for SamplerParams {}
 unsafe impl DeviceRepr for ConvParams {}
 unsafe impl DeviceRepr for ShuffleParams {}
@@ -393,6 +404,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<RopeHalfParams>(), 48);
         assert_eq!(std::mem::size_of::<CausalAttnParams>(), 72);
         assert_eq!(std::mem::size_of::<BinaryParams>(), 40);
+        assert_eq!(std::mem::size_of::<AddF32Params>(), 32);
         assert_eq!(std::mem::size_of::<ConvParams>(), 104);
         assert_eq!(std::mem::size_of::<ShuffleParams>(), 56);
         assert_eq!(std::mem::size_of::<SoftmaxParams>(), 40);

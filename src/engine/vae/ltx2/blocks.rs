@@ -3,8 +3,8 @@
 
 use super::config::{Resampling, TimePadding};
 use crate::backend::{
-    add, conv3d, copy_frames, depth_to_space, rms_norm_act, space_to_depth, Activation, Backend, ConvSpec, PadMode,
-    SubpixelOrder, Tensor, Write,
+    add, add_f32, conv3d, copy_frames, depth_to_space, latent_to_model, rms_norm_act, rms_norm_f32_input_act,
+    space_to_depth, Activation, Backend, ConvSpec, NormWeight, PadMode, SubpixelOrder, Tensor, Write,
 };
 use crate::engine::vae::clip::{concat_frames, frames};
 use crate::engine::weights::WeightLoader;
@@ -50,19 +50,6 @@ impl<B: Backend> Conv<B> {
     /// x (T, H, W, C_in) → (T, H, W, C_out).
     pub fn forward(&self, be: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
         let [t, h, w, _] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };
-        let mut out = Tensor::empty(be, &[t, h, w, self.c_out()])?;
-        self.run(be, &mut out, x, Write::Overwrite)?;
-        Ok(out)
-    }
-
-    /// `forward` added into `residual` (same shape) in the conv's epilogue: one rounding, no
-    /// add pass.
-    pub fn forward_onto(&self, be: &B, x: &Tensor<B>, mut residual: Tensor<B>) -> Result<Tensor<B>> {
-        self.run(be, &mut residual, x, Write::Accumulate)?;
-        Ok(residual)
-    }
-
-    fn run(&self, be: &B, out: &mut Tensor<B>, x: &Tensor<B>, write: Write) -> Result<()> {
         // causal: [x₀, x₀, x₀ … x_{T−1}]; centered: [x₀, x₀ … x_{T−1}, x_{T−1}]
         let (before, after) = match self.time {
             TimePadding::Causal => (2, 0),
@@ -75,7 +62,9 @@ impl<B: Backend> Conv<B> {
             spatial_pad: self.spatial,
             ..ConvSpec::same([0; 3])
         };
-        conv3d(be, out, &padded, &self.w, Some(&self.bias), spec, write)
+        let mut out = Tensor::empty(be, &[t, h, w, self.c_out()])?;
+        conv3d(be, &mut out, &padded, &self.w, Some(&self.bias), spec, Write::Overwrite)?;
+        Ok(out)
     }
 }
 
@@ -111,6 +100,13 @@ impl<B: Backend> NormSilu<B> {
         rms_norm_act(be, &mut out, x, &self.ones, NORM_EPS, Activation::Silu)?;
         Ok(out)
     }
+
+    /// `forward` of an f32 residual stream x holding a clip of `shape`.
+    fn forward_f32(&self, be: &B, x: &B::Table, shape: &[usize]) -> Result<Tensor<B>> {
+        let mut out = Tensor::empty(be, shape)?;
+        rms_norm_f32_input_act(be, &mut out, x, &self.ones, NORM_EPS, NormWeight::Plain, Activation::Silu)?;
+        Ok(out)
+    }
 }
 
 /// `LTX2VideoResnetBlock3d` with in = out channels (no norm3 / conv_shortcut: no LTX-2 VAE
@@ -130,11 +126,40 @@ impl<B: Backend> ResBlock<B> {
         })
     }
 
-    /// Takes x by value: conv2 adds its output into x's own memory.
-    pub fn forward(&self, be: &B, x: Tensor<B>) -> Result<Tensor<B>> {
-        let h = self.conv1.forward(be, &self.norm.forward(be, &x)?)?;
-        self.conv2.forward_onto(be, &self.norm.forward(be, &h)?, x)
+    /// x (f32, a clip of `shape`) ← x + conv2(…(x)): the norms read the stream in f32 and conv2's
+    /// output (bf16) is added to it in f32. Each temporary is dropped once the next is made.
+    fn forward_f32(&self, be: &B, x: &mut B::Table, shape: &[usize]) -> Result<()> {
+        let h = self.conv1.forward(be, &self.norm.forward_f32(be, x, shape)?)?;
+        let normed = self.norm.forward(be, &h)?;
+        drop(h);
+        let y = self.conv2.forward(be, &normed)?;
+        drop(normed);
+        add_f32(be, x, &y, Write::Accumulate)
     }
+}
+
+/// `resnets` in order on x, their residual stream held in f32 between them (x comes in and goes
+/// out in the compute dtype). A bf16 stream, rounded after every resnet as diffusers' bf16 run and
+/// our first CUDA version did, was most of the CUDA backend's error on the released VAE:
+/// emulated in tools/ltx2_bf16_error_budget.py (`bf16-stream` → `f32-resnets`), decode
+/// 1.09e-2 → 6.8e-3 and encode 1.09e-2 → 6.9e-3 from f32. Costs a pass over the stream per resnet (an
+/// f32 read-modify-write instead of conv2's epilogue adding into a bf16 one) and one more clip of
+/// memory at each level.
+pub fn resnets_f32<B: Backend>(be: &B, resnets: &[ResBlock<B>], x: Tensor<B>) -> Result<Tensor<B>> {
+    if resnets.is_empty() {
+        return Ok(x);
+    }
+    let shape = x.shape().to_vec();
+    let mut stream = be.alloc_table(x.len())?;
+    add_f32(be, &mut stream, &x, Write::Overwrite)?;
+    drop(x);
+    for res in resnets {
+        res.forward_f32(be, &mut stream, &shape)?;
+    }
+    // the stream rounded back to the compute dtype (the one-copy case of the sampler's batch op)
+    let mut out = Tensor::empty(be, &shape)?;
+    latent_to_model(be, &mut out, &stream)?;
+    Ok(out)
 }
 
 /// `LTX2VideoDownsampler3d`: the first st − 1 frames are repeated in front, then

@@ -20,7 +20,7 @@ pub use tiling::{MemoryBudget, TilePlan, TileSpec, Tiling};
 
 use std::cell::RefCell;
 
-use blocks::{Conv, Downsampler, NormSilu, ResBlock, Upsampler};
+use blocks::{resnets_f32, Conv, Downsampler, NormSilu, ResBlock, Upsampler};
 
 use super::check_frame_count;
 use super::clip::{download_channels_last, sample_to_channels_last, upload_channels_last, write_channels_last};
@@ -118,16 +118,12 @@ impl<B: Backend> Encoder<B> {
         let mut x = self.conv_in.forward(be, &patches)?;
         for (i, block) in self.down_blocks.iter().enumerate() {
             progress(&format!("encoder block {}/{}", i + 1, self.down_blocks.len()))?;
-            for res in &block.resnets {
-                x = res.forward(be, x)?;
-            }
+            x = resnets_f32(be, &block.resnets, x)?;
             if let Some(down) = &block.downsampler {
                 x = down.forward(be, &x)?;
             }
         }
-        for res in &self.mid {
-            x = res.forward(be, x)?;
-        }
+        let x = resnets_f32(be, &self.mid, x)?;
         self.conv_out.forward(be, &self.norm_out.forward(be, &x)?)
     }
 }
@@ -232,18 +228,13 @@ impl<B: Backend> Decoder<B> {
 
     /// Latents (T, h, w, C) → video (1 + 8(T − 1), 32h, 32w, 3).
     fn forward(&self, be: &B, z: &Tensor<B>, progress: &mut dyn FnMut(&str) -> Result<()>) -> Result<Tensor<B>> {
-        let mut x = self.conv_in.forward(be, z)?;
-        for res in &self.mid {
-            x = res.forward(be, x)?;
-        }
+        let mut x = resnets_f32(be, &self.mid, self.conv_in.forward(be, z)?)?;
         for (i, block) in self.up_blocks.iter().enumerate() {
             progress(&format!("decoder block {}/{}", i + 1, self.up_blocks.len()))?;
             if let Some(up) = &block.upsampler {
                 x = up.forward(be, &x)?;
             }
-            for res in &block.resnets {
-                x = res.forward(be, x)?;
-            }
+            x = resnets_f32(be, &block.resnets, x)?;
         }
         let x = self.conv_out.forward(be, &self.norm_out.forward(be, &x)?)?;
         // (T, H, W, 3·p·p) → (T, H·p, W·p, 3), channels (c, p_w, p_h) as the encoder's patches

@@ -7,7 +7,7 @@ mod common;
 use sana::backend::cpu::Cpu;
 use sana::engine::dit::HostTensor;
 use sana::engine::progress::Silent;
-use sana::engine::vae::ltx2::{MemoryBudget, TileSpec, Tiling};
+use sana::engine::vae::ltx2::{Chunking, MemoryBudget, TileSpec, Tiling};
 use sana::engine::vae::{Ltx2Vae, VideoVae, WanVae};
 use sana::io::ModelFolder;
 use sana::testing::{compare, tolerance};
@@ -318,6 +318,36 @@ fn ltx2_tiles_too_thin_for_reflect_padding_are_refused() {
     // width 5 = 2 + 2 + 1: the last column one latent pixel wide
     let err = vae.decode_with(&Cpu, &z, [1, 8, 1, 4, 5], Tiling::Tiles(spec), &Silent).unwrap_err().to_string();
     assert!(err.contains("reflection") && err.contains("wide"), "{err}");
+}
+
+/// The encoder streamed in time (the first frame, then 8 frames at a time: three chunks of the
+/// 17-frame fixture, each causal conv's context carried between them) gives the whole clip's
+/// latents, and so matches diffusers' whole-clip encode; a budget too small for the whole clip
+/// streams it too (`Chunking::Auto`), an ample one does not; a chunk length that is no multiple of
+/// 8 is refused by name.
+#[test]
+fn ltx2_streamed_encode_is_the_whole_clip_encode() {
+    let name = "tiny-ltx2.encode.17x32x32";
+    let (files, _) = fixture(name);
+    let video = tensor(&files, "video");
+    let reference = tensor(&files, "latent_params");
+    let mut vae = ltx2();
+    assert_eq!(vae.chunking, Chunking::default());
+    let (whole, _) = vae.encode_parameters(&Cpu, &video.data, shape5(&video), &Silent).unwrap();
+    for chunking in [Chunking::Frames(8), Chunking::Auto { budget: MemoryBudget::Bytes(1) }] {
+        vae.chunking = chunking;
+        let (streamed, shape) = vae.encode_parameters(&Cpu, &video.data, shape5(&video), &Silent).unwrap();
+        assert_eq!(shape.to_vec(), reference.shape, "{name} {chunking:?}: output shape");
+        assert_close(&format!("{name} {chunking:?}"), &streamed, &reference.data);
+        let diff = streamed.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(diff <= 1e-5, "{name} {chunking:?}: {diff} from the whole-clip encode");
+    }
+    vae.chunking = Chunking::Auto { budget: MemoryBudget::Bytes(usize::MAX) };
+    let (ample, _) = vae.encode_parameters(&Cpu, &video.data, shape5(&video), &Silent).unwrap();
+    assert_eq!(ample, whole, "an ample budget encodes the whole clip");
+    vae.chunking = Chunking::Frames(12);
+    let err = vae.encode_parameters(&Cpu, &video.data, shape5(&video), &Silent).unwrap_err().to_string();
+    assert!(err.contains("encode chunk frames") && err.contains("multiple"), "{err}");
 }
 
 /// 8k + 1 frames only: anything else is refused with the nearest valid counts.

@@ -476,6 +476,10 @@ struct BenchVaeArgs {
     /// that much free memory) instead of the device's available memory; 0: never tile.
     #[arg(long)]
     tile_budget_gib: Option<f64>,
+    /// LTX-2 encode: stream the clip through the encoder this many frames at a time after the
+    /// first (a multiple of 8) instead of as the device's memory decides; 0: the whole clip.
+    #[arg(long)]
+    encode_chunk_frames: Option<usize>,
 }
 
 #[derive(Args)]
@@ -1330,7 +1334,7 @@ fn bench_vae<B: Backend>(
     // the class named in the config picks the autoencoder, as a model folder's vae/ does
     let class: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path)?)?;
     let (vae, z) = if class["_class_name"] == "AutoencoderKLLTX2Video" {
-        use sana::engine::vae::ltx2::{MemoryBudget, TileSpec, Tiling};
+        use sana::engine::vae::ltx2::{Chunking, MemoryBudget, TileSpec, Tiling};
         let mut v = sana::engine::vae::Ltx2Vae::random(be, &config_path, 42)?;
         v.tiling = match args.tile_budget_gib {
             None => Tiling::default(),
@@ -1339,6 +1343,11 @@ fn bench_vae<B: Backend>(
                 budget: MemoryBudget::Bytes((g * (1u64 << 30) as f64) as usize),
                 tiles: TileSpec::DIFFUSERS,
             },
+        };
+        v.chunking = match args.encode_chunk_frames {
+            None => Chunking::default(),
+            Some(0) => Chunking::Off,
+            Some(n) => Chunking::Frames(n),
         };
         let z = v.config.latent_channels;
         (VideoVae::Ltx2(Box::new(v)), z)

@@ -6,7 +6,7 @@ use crate::backend::{
     add, add_f32, conv3d, copy_frames, depth_to_space, latent_to_model, rms_norm_act, rms_norm_f32_input_act,
     space_to_depth, Activation, Backend, ConvSpec, NormWeight, PadMode, SubpixelOrder, Tensor, Write,
 };
-use crate::engine::vae::clip::{concat_frames, frames};
+use crate::engine::vae::clip::{concat_frames, frames, last_frames, TemporalCaches};
 use crate::engine::weights::WeightLoader;
 use crate::error::Result;
 
@@ -47,23 +47,44 @@ impl<B: Backend> Conv<B> {
         self.w.shape()[0]
     }
 
-    /// x (T, H, W, C_in) → (T, H, W, C_out).
+    /// x (T, H, W, C_in) → (T, H, W, C_out), the whole clip: time padded at both ends as the
+    /// causality says.
     pub fn forward(&self, be: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
-        let [t, h, w, _] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };
         // causal: [x₀, x₀, x₀ … x_{T−1}]; centered: [x₀, x₀ … x_{T−1}, x_{T−1}]
         let (before, after) = match self.time {
             TimePadding::Causal => (2, 0),
             TimePadding::Centered => (1, 1),
         };
-        let padded = replicate_edges(be, x, before, after)?;
+        self.conv_padded(be, &replicate_edges(be, x, before, after)?)
+    }
+
+    /// `forward` of one chunk of a causal conv's input streamed in time: its left context is the
+    /// last two frames of the padded input so far (`caches`' next slot; on the first chunk, the
+    /// first frame repeated, as `forward` pads), so the chunks' outputs are the whole clip's.
+    /// `None`: the whole clip.
+    pub fn forward_in(&self, be: &B, x: &Tensor<B>, caches: Option<&mut TemporalCaches<B>>) -> Result<Tensor<B>> {
+        let Some(caches) = caches else { return self.forward(be, x) };
+        debug_assert_eq!(self.time, TimePadding::Causal, "only causal convs stream");
+        let slot = caches.next_slot();
+        let padded = match slot.frames.take() {
+            Some(context) => concat_frames(be, Some(&context), x)?,
+            None => replicate_edges(be, x, 2, 0)?,
+        };
+        slot.frames = Some(last_frames(be, &padded, 2)?);
+        self.conv_padded(be, &padded)
+    }
+
+    /// The conv of a time-padded input (T + 2 frames → T); space padded by the conv itself.
+    fn conv_padded(&self, be: &B, padded: &Tensor<B>) -> Result<Tensor<B>> {
+        let [t, h, w, _] = *padded.shape() else { unreachable!("clips are (T, H, W, C)") };
         let spec = ConvSpec {
             pad_before: [0, 1, 1],
             pad_after: [0, 1, 1],
             spatial_pad: self.spatial,
             ..ConvSpec::same([0; 3])
         };
-        let mut out = Tensor::empty(be, &[t, h, w, self.c_out()])?;
-        conv3d(be, &mut out, &padded, &self.w, Some(&self.bias), spec, Write::Overwrite)?;
+        let mut out = Tensor::empty(be, &[t - 2, h, w, self.c_out()])?;
+        conv3d(be, &mut out, padded, &self.w, Some(&self.bias), spec, Write::Overwrite)?;
         Ok(out)
     }
 }
@@ -128,11 +149,18 @@ impl<B: Backend> ResBlock<B> {
 
     /// x (f32, a clip of `shape`) ← x + conv2(…(x)): the norms read the stream in f32 and conv2's
     /// output (bf16) is added to it in f32. Each temporary is dropped once the next is made.
-    fn forward_f32(&self, be: &B, x: &mut B::Table, shape: &[usize]) -> Result<()> {
-        let h = self.conv1.forward(be, &self.norm.forward_f32(be, x, shape)?)?;
+    /// `caches`: streamed in time (see `Conv::forward_in`).
+    fn forward_f32(
+        &self,
+        be: &B,
+        x: &mut B::Table,
+        shape: &[usize],
+        mut caches: Option<&mut TemporalCaches<B>>,
+    ) -> Result<()> {
+        let h = self.conv1.forward_in(be, &self.norm.forward_f32(be, x, shape)?, caches.as_deref_mut())?;
         let normed = self.norm.forward(be, &h)?;
         drop(h);
-        let y = self.conv2.forward(be, &normed)?;
+        let y = self.conv2.forward_in(be, &normed, caches)?;
         drop(normed);
         add_f32(be, x, &y, Write::Accumulate)
     }
@@ -145,7 +173,14 @@ impl<B: Backend> ResBlock<B> {
 /// 1.09e-2 → 6.8e-3 and encode 1.09e-2 → 6.9e-3 from f32. Costs a pass over the stream per resnet (an
 /// f32 read-modify-write instead of conv2's epilogue adding into a bf16 one) and one more clip of
 /// memory at each level.
-pub fn resnets_f32<B: Backend>(be: &B, resnets: &[ResBlock<B>], x: Tensor<B>) -> Result<Tensor<B>> {
+///
+/// `caches`: the encoder streamed in time (`Conv::forward_in`); `None` for a whole clip.
+pub fn resnets_f32<B: Backend>(
+    be: &B,
+    resnets: &[ResBlock<B>],
+    x: Tensor<B>,
+    mut caches: Option<&mut TemporalCaches<B>>,
+) -> Result<Tensor<B>> {
     if resnets.is_empty() {
         return Ok(x);
     }
@@ -154,7 +189,7 @@ pub fn resnets_f32<B: Backend>(be: &B, resnets: &[ResBlock<B>], x: Tensor<B>) ->
     add_f32(be, &mut stream, &x, Write::Overwrite)?;
     drop(x);
     for res in resnets {
-        res.forward_f32(be, &mut stream, &shape)?;
+        res.forward_f32(be, &mut stream, &shape, caches.as_deref_mut())?;
     }
     // the stream rounded back to the compute dtype (the one-copy case of the sampler's batch op)
     let mut out = Tensor::empty(be, &shape)?;
@@ -190,12 +225,18 @@ impl<B: Backend> Downsampler<B> {
         })
     }
 
-    /// x (T, H, W, C_in) → ((T + st − 1)/st, H/sh, W/sw, C_out).
-    pub fn forward(&self, be: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
+    /// x (T, H, W, C_in) → ((T + st − 1)/st, H/sh, W/sw, C_out). `caches`: one chunk of the
+    /// encoder streamed in time (`Conv::forward_in`): the frames are prepended to the first chunk
+    /// only, and every later chunk holds a multiple of st frames.
+    pub fn forward(&self, be: &B, x: &Tensor<B>, mut caches: Option<&mut TemporalCaches<B>>) -> Result<Tensor<B>> {
         let st = self.stride[0];
+        let first_chunk = caches.as_deref_mut().is_none_or(|c| {
+            let slot = c.next_slot();
+            !std::mem::replace(&mut slot.seen, true)
+        });
         // diffusers prepends x[:, :, :st − 1] so that 1 + st·k frames become 1 + k
         let padded;
-        let x = if st > 1 {
+        let x = if st > 1 && first_chunk {
             padded = concat_frames(be, Some(&frames(be, x, 0, st - 1)?), x)?;
             &padded
         } else {
@@ -208,7 +249,7 @@ impl<B: Backend> Downsampler<B> {
         let c_out = self.conv.c_out() * self.stride.iter().product::<usize>();
         let mut residual = Tensor::empty(be, &coarse(c_out))?;
         space_to_depth(be, &mut residual, x, self.stride, SubpixelOrder::Thw, self.group)?;
-        let h = self.conv.forward(be, x)?;
+        let h = self.conv.forward_in(be, x, caches)?;
         let mut out = Tensor::empty(be, &coarse(c_out))?;
         space_to_depth(be, &mut out, &h, self.stride, SubpixelOrder::Thw, 1)?;
         add(be, &mut out, &residual)?;

@@ -8,22 +8,26 @@
 //! frame sees the next latent frame), so a chunked decode would need overlapping context to be
 //! exact. Large clips decode in overlapping spatial tiles blended as diffusers' `tiled_decode`
 //! (`tiling`), chosen by `Tiling` (by default when the whole clip's estimated activations exceed
-//! the memory budget). The encoder is causal and could stream, but its temporal downsamplers re-pad
-//! each chunk, so it runs whole too for now.
+//! the memory budget). The encoder is causal, so long clips stream through it exactly: the first
+//! frame, then chunks of a multiple of 8 frames, each causal conv's last two padded input frames
+//! carried to the next chunk and the downsamplers' leading frames prepended to the first chunk
+//! only (`Chunking`, by default when the whole clip's estimate exceeds the memory budget).
 
 mod blocks;
 mod config;
 pub mod tiling;
 
 pub use config::{Ltx2Config, Resampling, TimePadding, CLASS_NAME};
-pub use tiling::{MemoryBudget, TilePlan, TileSpec, Tiling};
+pub use tiling::{Chunking, MemoryBudget, TilePlan, TileSpec, Tiling};
 
 use std::cell::RefCell;
 
 use blocks::{resnets_f32, Conv, Downsampler, NormSilu, ResBlock, Upsampler};
 
 use super::check_frame_count;
-use super::clip::{download_channels_last, sample_to_channels_last, upload_channels_last, write_channels_last};
+use super::clip::{
+    download_channels_last, frames, sample_to_channels_last, upload_channels_last, write_channels_last, TemporalCaches,
+};
 use crate::backend::{depth_to_space, space_to_depth, Backend, PadMode, SubpixelOrder, Tensor};
 use crate::engine::progress::Progress;
 use crate::engine::weights::{check_no_unknown_tensors, LoadLog, WeightLoader, WeightSource};
@@ -108,23 +112,31 @@ impl<B: Backend> Encoder<B> {
         })
     }
 
-    /// Video (T, H, W, 3) → (T', H/32, W/32, latent_channels + 1).
-    fn forward(&self, be: &B, x: &Tensor<B>, progress: &mut dyn FnMut(&str) -> Result<()>) -> Result<Tensor<B>> {
+    /// Video (T, H, W, 3) → (T', H/32, W/32, latent_channels + 1). `caches`: x is one chunk of a
+    /// clip streamed in time (the first frame, then multiples of 8 frames), the causal convs'
+    /// context carried in `caches` (see `blocks::Conv::forward_in`); `None`: the whole clip.
+    fn forward(
+        &self,
+        be: &B,
+        x: &Tensor<B>,
+        progress: &mut dyn FnMut(&str) -> Result<()>,
+        mut caches: Option<&mut TemporalCaches<B>>,
+    ) -> Result<Tensor<B>> {
         let [t, h, w, c] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };
         let p = self.patch;
         // (T, H, W, 3) → (T, H/p, W/p, 3·p·p), channels (c, p_w, p_h): diffusers' "weird patching order"
         let mut patches = Tensor::empty(be, &[t, h / p, w / p, c * p * p])?;
         space_to_depth(be, &mut patches, x, [1, p, p], SubpixelOrder::Twh, 1)?;
-        let mut x = self.conv_in.forward(be, &patches)?;
+        let mut x = self.conv_in.forward_in(be, &patches, caches.as_deref_mut())?;
         for (i, block) in self.down_blocks.iter().enumerate() {
             progress(&format!("encoder block {}/{}", i + 1, self.down_blocks.len()))?;
-            x = resnets_f32(be, &block.resnets, x)?;
+            x = resnets_f32(be, &block.resnets, x, caches.as_deref_mut())?;
             if let Some(down) = &block.downsampler {
-                x = down.forward(be, &x)?;
+                x = down.forward(be, &x, caches.as_deref_mut())?;
             }
         }
-        let x = resnets_f32(be, &self.mid, x)?;
-        self.conv_out.forward(be, &self.norm_out.forward(be, &x)?)
+        let x = resnets_f32(be, &self.mid, x, caches.as_deref_mut())?;
+        self.conv_out.forward_in(be, &self.norm_out.forward(be, &x)?, caches)
     }
 }
 
@@ -228,13 +240,13 @@ impl<B: Backend> Decoder<B> {
 
     /// Latents (T, h, w, C) → video (1 + 8(T − 1), 32h, 32w, 3).
     fn forward(&self, be: &B, z: &Tensor<B>, progress: &mut dyn FnMut(&str) -> Result<()>) -> Result<Tensor<B>> {
-        let mut x = resnets_f32(be, &self.mid, self.conv_in.forward(be, z)?)?;
+        let mut x = resnets_f32(be, &self.mid, self.conv_in.forward(be, z)?, None)?;
         for (i, block) in self.up_blocks.iter().enumerate() {
             progress(&format!("decoder block {}/{}", i + 1, self.up_blocks.len()))?;
             if let Some(up) = &block.upsampler {
                 x = up.forward(be, &x)?;
             }
-            x = resnets_f32(be, &block.resnets, x)?;
+            x = resnets_f32(be, &block.resnets, x, None)?;
         }
         let x = self.conv_out.forward(be, &self.norm_out.forward(be, &x)?)?;
         // (T, H, W, 3·p·p) → (T, H·p, W·p, 3), channels (c, p_w, p_h) as the encoder's patches
@@ -256,6 +268,8 @@ pub struct Ltx2Vae<B: Backend> {
     pub parameter_count: usize,
     /// What `decode` does with large clips (`Tiling::default()`: tiles past the memory budget).
     pub tiling: Tiling,
+    /// What `encode` does with long clips (`Chunking::default()`: streams past the memory budget).
+    pub chunking: Chunking,
 }
 
 impl<B: Backend> Ltx2Vae<B> {
@@ -302,6 +316,7 @@ impl<B: Backend> Ltx2Vae<B> {
             latents_std,
             parameter_count: log.parameters,
             tiling: Tiling::default(),
+            chunking: Chunking::default(),
         })
     }
 
@@ -490,21 +505,68 @@ impl<B: Backend> Ltx2Vae<B> {
         let n = self.config.latent_channels;
         let out_shape = [b, 2 * n, 1 + (t - 1) / tf, h / s, w / s];
         let mut out = vec![0.0; out_shape.iter().product()];
-        let stages = self.encoder.down_blocks.len();
+        // (T', h, w, n + 1) → (T', h, w, 2n): the last channel repeated n − 1 more times
+        let params = |enc: Vec<f32>| -> Vec<f32> {
+            enc.chunks(n + 1).flat_map(|px| px.iter().chain(std::iter::repeat_n(&px[n], n - 1)).copied()).collect()
+        };
+        let Some(chunk) = self.encode_chunk_frames(be, [t, h, w])? else {
+            let stages = self.encoder.down_blocks.len();
+            for sample in 0..b {
+                let mut stage = 0;
+                let mut tick = |label: &str| {
+                    stage += 1;
+                    progress.step(sample * stages + stage - 1, b * stages, &format!("sample {}: {label}", sample + 1))
+                };
+                let x = upload_channels_last(be, video, shape, sample)?;
+                let enc = self.encoder.forward(be, &x, &mut tick, None)?.to_host(be)?;
+                write_channels_last(&mut out, out_shape, sample, 0, &params(enc));
+            }
+            return Ok((out, out_shape));
+        };
+        // streamed: the first frame alone (one latent frame), then `chunk` frames at a time
+        let chunks = 1 + (t - 1).div_ceil(chunk);
         for sample in 0..b {
-            let mut stage = 0;
-            let mut tick = |label: &str| {
-                stage += 1;
-                progress.step(sample * stages + stage - 1, b * stages, &format!("sample {}: {label}", sample + 1))
-            };
             let x = upload_channels_last(be, video, shape, sample)?;
-            let enc = self.encoder.forward(be, &x, &mut tick)?.to_host(be)?;
-            // (T', h, w, n + 1) → (T', h, w, 2n): the last channel repeated n − 1 more times
-            let params: Vec<f32> =
-                enc.chunks(n + 1).flat_map(|px| px.iter().chain(std::iter::repeat_n(&px[n], n - 1)).copied()).collect();
-            write_channels_last(&mut out, out_shape, sample, 0, &params);
+            let mut caches = TemporalCaches::default();
+            let (mut start, mut latent_frame) = (0, 0);
+            for i in 0..chunks {
+                let label = format!("sample {}: encoding chunk {}/{chunks}", sample + 1, i + 1);
+                progress.step(sample * chunks + i, b * chunks, &label)?;
+                let len = if i == 0 { 1 } else { chunk.min(t - start) };
+                caches.start_chunk();
+                let piece = frames(be, &x, start, len)?;
+                let enc = self.encoder.forward(be, &piece, &mut |_| Ok(()), Some(&mut caches))?;
+                let encoded_frames = enc.shape()[0];
+                write_channels_last(&mut out, out_shape, sample, latent_frame, &params(enc.to_host(be)?));
+                start += len;
+                latent_frame += encoded_frames;
+            }
         }
         Ok((out, out_shape))
+    }
+
+    /// The frames per streamed chunk of a (t, h, w) encode (`self.chunking`), or `None` for the
+    /// whole clip. A non-causal encoder (`encoder_causal: false`) cannot stream.
+    fn encode_chunk_frames(&self, be: &B, [t, h, w]: [usize; 3]) -> Result<Option<usize>> {
+        if self.config.encoder_time != TimePadding::Causal {
+            return match self.chunking {
+                Chunking::Frames(_) => Err(Error::InputShape {
+                    name: "encode chunk frames".into(),
+                    expected: "a causal encoder (`encoder_causal: true` in the VAE config) to stream".into(),
+                    got: "a non-causal encoder".into(),
+                }),
+                _ => Ok(None),
+            };
+        }
+        let p = self.config.patch_size;
+        let frame_bytes = (h / p) * (w / p) * self.config.latent_channels * be.element_bytes();
+        let available = match self.chunking {
+            Chunking::Auto { budget: MemoryBudget::Bytes(b) } => b,
+            _ => be
+                .available_memory()
+                .map_or(tiling::DEFAULT_BUDGET, |m| (m as f64 * tiling::AVAILABLE_FRACTION) as usize),
+        };
+        tiling::chunk_frames(self.chunking, t, self.config.temporal_factor(), frame_bytes, available)
     }
 
     /// The posterior mean (B, C, T', h, w): what the pipelines encode images and plates to.

@@ -1,3 +1,6 @@
+//! Memory bounds of the LTX-2 autoencoder: the encoder's streaming in time (`Chunking`), and the
+//! decoder's spatial tiles.
+//!
 //! Spatially tiled decode, as diffusers 0.42.1 `AutoencoderKLLTX2Video.tiled_decode` (after
 //! `enable_tiling`): the latent is cut into overlapping tiles of `tile_sample_min_*` / 32 latent
 //! pixels every `tile_sample_stride_*` / 32, each tile decoded alone, and each tile's first
@@ -61,6 +64,60 @@ impl Default for Tiling {
     fn default() -> Self {
         Tiling::Auto { budget: MemoryBudget::Available, tiles: TileSpec::DIFFUSERS }
     }
+}
+
+/// How an LTX-2 encode runs long clips. The encoder is causal, so it streams in time exactly:
+/// the first frame, then chunks of frames, each causal conv's left context carried from the
+/// previous chunk (`blocks::Conv::forward_in`); the chunks' latents are the whole clip's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chunking {
+    /// The whole clip at once, whatever its length.
+    Off,
+    /// The first frame, then this many frames at a time (a multiple of the encoder's temporal
+    /// factor, 8).
+    Frames(usize),
+    /// Whole when the estimate (`ACTIVATION_FACTOR` × the widest level's time-padded clip) fits
+    /// `budget`, else the longest chunks that fit (at least one latent frame's).
+    Auto { budget: MemoryBudget },
+}
+
+impl Default for Chunking {
+    fn default() -> Self {
+        Chunking::Auto { budget: MemoryBudget::Available }
+    }
+}
+
+/// The frames per chunk `chunking` gives an encode of `frames` (1 + 8k) frames whose widest
+/// level holds `frame_bytes` per frame (activations of one frame at the first level, before
+/// `ACTIVATION_FACTOR`), or `None` for the whole clip. `available`: the budget's bytes.
+pub fn chunk_frames(
+    chunking: Chunking,
+    frames: usize,
+    temporal_factor: usize,
+    frame_bytes: usize,
+    available: usize,
+) -> Result<Option<usize>> {
+    let n = match chunking {
+        Chunking::Off => return Ok(None),
+        Chunking::Frames(n) if n == 0 || !n.is_multiple_of(temporal_factor) => {
+            return Err(Error::InputShape {
+                name: "encode chunk frames".into(),
+                expected: format!("a positive multiple of the encoder's temporal factor {temporal_factor}"),
+                got: n.to_string(),
+            })
+        }
+        Chunking::Frames(n) => n,
+        Chunking::Auto { .. } => {
+            // the conv inputs are time-padded by 2 frames
+            let per_frame = frame_bytes.saturating_mul(ACTIVATION_FACTOR).max(1);
+            if (frames + 2).saturating_mul(per_frame) <= available {
+                return Ok(None);
+            }
+            let fit = (available / per_frame).saturating_sub(2) / temporal_factor * temporal_factor;
+            fit.max(temporal_factor)
+        }
+    };
+    Ok((n + 1 < frames).then_some(n))
 }
 
 /// The budget where the backend cannot report its memory.

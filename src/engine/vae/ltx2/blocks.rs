@@ -172,7 +172,8 @@ impl<B: Backend> ResBlock<B> {
 /// emulated in tools/ltx2_bf16_error_budget.py (`bf16-stream` → `f32-resnets`), decode
 /// 1.09e-2 → 6.8e-3 and encode 1.09e-2 → 6.9e-3 from f32. Costs a pass over the stream per resnet (an
 /// f32 read-modify-write instead of conv2's epilogue adding into a bf16 one) and one more clip of
-/// memory at each level.
+/// memory at each level: +15 ms (2.6%) on the 704×1280×81 encode, the decode unchanged
+/// (BENCHMARKS.md; fusing the add into conv2's epilogue measured no gain).
 ///
 /// `caches`: the encoder streamed in time (`Conv::forward_in`); `None` for a whole clip.
 pub fn resnets_f32<B: Backend>(

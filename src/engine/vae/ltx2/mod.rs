@@ -415,11 +415,7 @@ impl<B: Backend> Ltx2Vae<B> {
         }
         let stages = self.decoder.up_blocks.len();
         for sample in 0..b {
-            let mut stage = 0;
-            let mut tick = |label: &str| {
-                stage += 1;
-                progress.step(sample * stages + stage - 1, b * stages, &format!("sample {}: {label}", sample + 1))
-            };
+            let mut tick = stage_ticker(progress, sample, b, stages);
             let x = Tensor::from_vec(be, &[t, h, w, c], sample_to_channels_last(z, shape, sample))?;
             let video = self.decoder.forward(be, &x, &mut tick)?;
             download_channels_last(be, &video, &mut out, out_shape, sample, 0)?;
@@ -512,11 +508,7 @@ impl<B: Backend> Ltx2Vae<B> {
         let Some(chunk) = self.encode_chunk_frames(be, [t, h, w])? else {
             let stages = self.encoder.down_blocks.len();
             for sample in 0..b {
-                let mut stage = 0;
-                let mut tick = |label: &str| {
-                    stage += 1;
-                    progress.step(sample * stages + stage - 1, b * stages, &format!("sample {}: {label}", sample + 1))
-                };
+                let mut tick = stage_ticker(progress, sample, b, stages);
                 let x = upload_channels_last(be, video, shape, sample)?;
                 let enc = self.encoder.forward(be, &x, &mut tick, None)?.to_host(be)?;
                 write_channels_last(&mut out, out_shape, sample, 0, &params(enc));
@@ -581,5 +573,20 @@ impl<B: Backend> Ltx2Vae<B> {
         let n = n2 / 2;
         let mean: Vec<f32> = params.chunks(n2 * t * h * w).flat_map(|p| p[..n * t * h * w].iter().copied()).collect();
         Ok((mean, [b, n, t, h, w]))
+    }
+}
+
+/// The progress callback a whole-clip encode or decode of sample `sample` (of `b`) hands its
+/// model, which reports each of its `stages` blocks by label.
+fn stage_ticker(
+    progress: &dyn Progress,
+    sample: usize,
+    b: usize,
+    stages: usize,
+) -> impl FnMut(&str) -> Result<()> + '_ {
+    let mut stage = 0;
+    move |label: &str| {
+        stage += 1;
+        progress.step(sample * stages + stage - 1, b * stages, &format!("sample {}: {label}", sample + 1))
     }
 }

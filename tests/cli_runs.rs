@@ -135,3 +135,52 @@ fn refine_on_generated_frames_reuses_their_latents() {
     let log = refine(&plate);
     assert!(log.contains("encoded by the VAE"), "{log}");
 }
+
+/// `sana encode --vae-memory-gib`: a budget too small for the whole clip streams the LTX-2
+/// encoder in time, which gives the whole-clip latents (the encoder is causal); a budget that is
+/// no positive number is refused by name.
+#[test]
+fn encode_with_a_small_vae_memory_budget_gives_the_same_latents() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = common::open(&common::fixtures().join("vae/tiny-ltx2.encode.9x32x32.safetensors"));
+    let video = sana::engine::dit::HostTensor::read(&files, "video").unwrap().unwrap();
+    let [_, _, t, h, w] = video.shape[..] else { panic!("video is (1, 3, T, H, W)") };
+    let plate = dir.path().join("p.%04d.png");
+    let seq = sana::io::frames::SequencePattern::parse(plate.to_str().unwrap()).unwrap();
+    for f in 0..t {
+        // (1, 3, T, H, W) in [−1, 1] → interleaved RGB in [0, 1]
+        let rgb = (0..h * w * 3).map(|i| 0.5 + 0.5 * video.data[((i % 3) * t + f) * h * w + i / 3]).collect();
+        let frame = sana::io::frames::Frame { width: w, height: h, rgb };
+        sana::io::frames::write_frame(&seq.path(1 + f), &frame, sana::io::frames::PngDepth::Sixteen).unwrap();
+    }
+    let encode = |name: &str, budget: Option<&str>| {
+        let out = dir.path().join(name);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sana"));
+        cmd.args(["encode", "--model"])
+            .arg(common::fixtures().join("vae/tiny-ltx2"))
+            .arg("--input")
+            .arg(&plate)
+            .args(["--frames", &t.to_string(), "--out"])
+            .arg(&out);
+        if let Some(b) = budget {
+            cmd.args(["--vae-memory-gib", b]);
+        }
+        (cmd.output().unwrap(), out)
+    };
+    let read = |path: &Path| {
+        let files = sana::io::TensorFiles::open(path).unwrap();
+        sana::engine::dit::HostTensor::read(&files, "latents").unwrap().unwrap().data
+    };
+    let (whole, whole_path) = encode("whole.safetensors", None);
+    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+    let (streamed, streamed_path) = encode("streamed.safetensors", Some("1e-9"));
+    assert!(streamed.status.success(), "{}", String::from_utf8_lossy(&streamed.stderr));
+    let (a, b) = (read(&whole_path), read(&streamed_path));
+    assert_eq!(a.len(), b.len());
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff <= 1e-4, "streamed latents {diff} from the whole clip's");
+    let (refused, _) = encode("refused.safetensors", Some("0"));
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--vae-memory-gib") && err.contains("positive number of GiB"), "{err}");
+}

@@ -1154,7 +1154,8 @@ fn ltx2_vae_decode_at_released_width_matches_cpu() {
 }
 
 /// The posterior mean, whole and streamed: 7.84–8.13e-3 from our CPU over eight input draws on the
-/// H200 (2026-12-04, the resnets' residual stream in f32), the streamed encode equal to the whole.
+/// H200 (2026-12-04, the resnets' residual stream in f32). The streamed case (the first frame,
+/// then 8) had not run streamed on a GPU yet when this was written (see BENCHMARKS.md).
 #[test]
 fn ltx2_vae_encode_at_released_width_matches_cpu() {
     ltx2_released_case(Ltx2Released::EncodeMean);

@@ -358,6 +358,10 @@ struct DecodeArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 1)]
     first_frame: usize,
+    /// Plan the LTX-2 VAE's memory (decode tiles, encode time chunks) for this many GiB instead
+    /// of 80% of the device's free memory, e.g. on a GPU shared with other jobs.
+    #[arg(long, value_parser = parse_gib)]
+    vae_memory_gib: Option<f64>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
@@ -383,6 +387,10 @@ struct EncodeArgs {
     /// safetensors file to write `latents` (1, C, T, H, W) to, transformer-space.
     #[arg(long)]
     out: PathBuf,
+    /// Plan the LTX-2 VAE's memory (decode tiles, encode time chunks) for this many GiB instead
+    /// of 80% of the device's free memory, e.g. on a GPU shared with other jobs.
+    #[arg(long, value_parser = parse_gib)]
+    vae_memory_gib: Option<f64>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
@@ -930,7 +938,8 @@ fn decode_command<B: Backend>(be: &B, args: &DecodeArgs) -> Result<()> {
     let shape: [usize; 5] = tensor.shape.clone().try_into().map_err(|_| {
         anyhow::anyhow!("`{}`: latents have shape {:?}, expected (1, C, T, H, W)", args.latents.display(), tensor.shape)
     })?;
-    let vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)?;
+    let mut vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)?;
+    set_vae_memory(&mut vae, args.vae_memory_gib);
     let (tf, sf) = vae.factors();
     eprintln!(
         "decode: {} with {}'s VAE on {}: {} frames of {}x{}",
@@ -950,11 +959,28 @@ fn decode_command<B: Backend>(be: &B, args: &DecodeArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--vae-memory-gib`, where given, as the VAE's memory budget.
+fn set_vae_memory<B: Backend>(vae: &mut VideoVae<B>, gib: Option<f64>) {
+    if let Some(g) = gib {
+        let bytes = (g * (1u64 << 30) as f64) as usize;
+        vae.set_memory_budget(sana::engine::vae::ltx2::MemoryBudget::Bytes(bytes));
+    }
+}
+
+/// A positive, finite number of GiB.
+fn parse_gib(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(g) if g.is_finite() && g > 0.0 => Ok(g),
+        _ => Err(format!("`{s}`: expected a positive number of GiB")),
+    }
+}
+
 /// `sana encode`: an image sequence → transformer-space latents.
 fn encode_command<B: Backend>(be: &B, args: &EncodeArgs) -> Result<()> {
     let mut written = Written::new("encode", &args.model, be.name());
     let plate = read_plate(&args.input, args.first_frame, args.frames)?;
-    let vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)?;
+    let mut vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)?;
+    set_vae_memory(&mut vae, args.vae_memory_gib);
     let [_, _, t, h, w] = plate.shape;
     eprintln!("encode: {} frames of {w}x{h} from {} on {}", t, args.input.display(), be.name());
     let progress = StepLog(Instant::now().into());

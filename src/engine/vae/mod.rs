@@ -1,6 +1,7 @@
 //! Video autoencoders (MODEL.md §3): latents ↔ frames. The Wan2.1 VAE (480p model) and the
 //! LTX-2 VAE (720p model). Clips are channels-last on the backend; the Wan VAE streams them over
-//! time (see `clip`), the LTX-2 VAE runs whole clips (see `ltx2`).
+//! time (see `clip`), the LTX-2 VAE tiles its decode in space and streams its encode in time
+//! past a memory budget (see `ltx2`).
 
 pub mod clip;
 pub mod ltx2;
@@ -39,6 +40,16 @@ impl<B: Backend> VideoVae<B> {
         match self {
             VideoVae::Wan(v) => (&v.config.latents_mean, &v.config.latents_std),
             VideoVae::Ltx2(v) => (&v.latents_mean, &v.latents_std),
+        }
+    }
+
+    /// Plan the LTX-2 VAE's memory bounds (decode tiles, encode chunks) for `budget` instead of the
+    /// device's free memory (a GPU shared with other jobs). The Wan VAE always streams in
+    /// 4-frame chunks and has no such choice.
+    pub fn set_memory_budget(&mut self, budget: ltx2::MemoryBudget) {
+        if let VideoVae::Ltx2(v) = self {
+            v.tiling = ltx2::Tiling::Auto { budget, tiles: ltx2::TileSpec::DIFFUSERS };
+            v.chunking = ltx2::Chunking::Auto { budget };
         }
     }
 

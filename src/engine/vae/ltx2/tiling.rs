@@ -117,7 +117,7 @@ pub fn chunk_frames(
             fit.max(temporal_factor)
         }
     };
-    Ok((n + 1 < frames).then_some(n))
+    Ok(Some(n))
 }
 
 /// The budget where the backend cannot report its memory.

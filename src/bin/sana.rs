@@ -962,9 +962,12 @@ fn decode_command<B: Backend>(be: &B, args: &DecodeArgs) -> Result<()> {
 /// `--vae-memory-gib`, where given, as the VAE's memory budget.
 fn set_vae_memory<B: Backend>(vae: &mut VideoVae<B>, gib: Option<f64>) {
     if let Some(g) = gib {
-        let bytes = (g * (1u64 << 30) as f64) as usize;
-        vae.set_memory_budget(sana::engine::vae::ltx2::MemoryBudget::Bytes(bytes));
+        vae.set_memory_budget(sana::engine::vae::ltx2::MemoryBudget::Bytes(gib_to_bytes(g)));
     }
+}
+
+fn gib_to_bytes(gib: f64) -> usize {
+    (gib * (1u64 << 30) as f64) as usize
 }
 
 /// A positive, finite number of GiB.
@@ -1365,10 +1368,7 @@ fn bench_vae<B: Backend>(
         v.tiling = match args.tile_budget_gib {
             None => Tiling::default(),
             Some(g) if g <= 0.0 => Tiling::Off,
-            Some(g) => Tiling::Auto {
-                budget: MemoryBudget::Bytes((g * (1u64 << 30) as f64) as usize),
-                tiles: TileSpec::DIFFUSERS,
-            },
+            Some(g) => Tiling::Auto { budget: MemoryBudget::Bytes(gib_to_bytes(g)), tiles: TileSpec::DIFFUSERS },
         };
         v.chunking = match args.encode_chunk_frames {
             None => Chunking::default(),

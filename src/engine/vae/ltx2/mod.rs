@@ -364,12 +364,7 @@ impl<B: Backend> Ltx2Vae<B> {
             Tiling::Off => Ok(None),
             Tiling::Tiles(spec) => tiling::plan(spec, h, w, s, thin),
             Tiling::Auto { budget, tiles } => {
-                let budget = match budget {
-                    MemoryBudget::Bytes(b) => b,
-                    MemoryBudget::Available => be
-                        .available_memory()
-                        .map_or(tiling::DEFAULT_BUDGET, |m| (m as f64 * tiling::AVAILABLE_FRACTION) as usize),
-                };
+                let budget = budget.bytes(be.available_memory());
                 let (largest, bytes) = self.decode_estimate(be, [t, h, w]);
                 if bytes <= budget && largest <= i32::MAX as usize {
                     Ok(None)
@@ -552,12 +547,7 @@ impl<B: Backend> Ltx2Vae<B> {
         }
         let p = self.config.patch_size;
         let frame_bytes = (h / p) * (w / p) * self.config.latent_channels * be.element_bytes();
-        let available = match self.chunking {
-            Chunking::Auto { budget: MemoryBudget::Bytes(b) } => b,
-            _ => be
-                .available_memory()
-                .map_or(tiling::DEFAULT_BUDGET, |m| (m as f64 * tiling::AVAILABLE_FRACTION) as usize),
-        };
+        let available = be.available_memory();
         tiling::chunk_frames(self.chunking, t, self.config.temporal_factor(), frame_bytes, available)
     }
 

@@ -47,6 +47,16 @@ pub enum MemoryBudget {
     Bytes(usize),
 }
 
+impl MemoryBudget {
+    /// The budget in bytes, `available` being the backend's available memory where it can say.
+    pub fn bytes(self, available: Option<usize>) -> usize {
+        match self {
+            MemoryBudget::Bytes(b) => b,
+            MemoryBudget::Available => available.map_or(DEFAULT_BUDGET, |m| (m as f64 * AVAILABLE_FRACTION) as usize),
+        }
+    }
+}
+
 /// How an LTX-2 decode treats large clips.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tiling {
@@ -89,13 +99,14 @@ impl Default for Chunking {
 
 /// The frames per chunk `chunking` gives an encode of `frames` (1 + 8k) frames whose widest
 /// level holds `frame_bytes` per frame (activations of one frame at the first level, before
-/// `ACTIVATION_FACTOR`), or `None` for the whole clip. `available`: the budget's bytes.
+/// `ACTIVATION_FACTOR`), or `None` for the whole clip. `available`: the backend's available
+/// memory where it can say (see [`MemoryBudget::bytes`]).
 pub fn chunk_frames(
     chunking: Chunking,
     frames: usize,
     temporal_factor: usize,
     frame_bytes: usize,
-    available: usize,
+    available: Option<usize>,
 ) -> Result<Option<usize>> {
     let n = match chunking {
         Chunking::Off => return Ok(None),
@@ -107,7 +118,8 @@ pub fn chunk_frames(
             })
         }
         Chunking::Frames(n) => n,
-        Chunking::Auto { .. } => {
+        Chunking::Auto { budget } => {
+            let available = budget.bytes(available);
             // the conv inputs are time-padded by 2 frames
             let per_frame = frame_bytes.saturating_mul(ACTIVATION_FACTOR).max(1);
             if (frames + 2).saturating_mul(per_frame) <= available {

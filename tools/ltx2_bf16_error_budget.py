@@ -24,12 +24,12 @@ Weights and inputs are drawn like tools/bf16_reference_error_released.py. CPU is
 """
 
 import argparse
-import contextlib
 
 import torch
 from diffusers import AutoencoderKLLTX2Video
 from diffusers.models.autoencoders import autoencoder_kl_ltx2 as ltx2
 
+from bf16_emulation import bf16, rounded
 from bf16_reference_error_released import load, randomise, rel
 
 # variant: (resnet sums rounded, conv2's output rounded before its resnet's sum, up/downsampler
@@ -42,33 +42,18 @@ VARIANTS = {
 }
 
 
-def bf16(x):
-    return x.to(torch.bfloat16).to(torch.float32)
-
-
-@contextlib.contextmanager
 def emulated(model, variant):
-    """Hooks rounding to bf16 where the variant says (see the module docstring)."""
+    """Our roundings as the variant says (see the module docstring)."""
     resnet_sums, conv2_rounded, resampler_sums = VARIANTS[variant]
-    round_output = lambda _module, _inputs, out: bf16(out)  # noqa: E731
-    round_inputs = lambda _module, inputs: tuple(bf16(x) if torch.is_tensor(x) else x for x in inputs)  # noqa: E731
-    resnets = [m for m in model.modules() if isinstance(m, ltx2.LTX2VideoResnetBlock3d)]
+    modules = list(model.modules())
+    convs = [m for m in modules if isinstance(m, torch.nn.Conv3d)]
+    resnets = [m for m in modules if isinstance(m, ltx2.LTX2VideoResnetBlock3d)]
     unrounded = set() if conv2_rounded else {id(r.conv2.conv) for r in resnets}
-    hooks = []
-    for module in model.modules():
-        if isinstance(module, torch.nn.Conv3d):
-            hooks.append(module.register_forward_pre_hook(round_inputs))
-            if id(module) not in unrounded:
-                hooks.append(module.register_forward_hook(round_output))
-        if isinstance(module, ltx2.LTX2VideoResnetBlock3d) and resnet_sums:
-            hooks.append(module.register_forward_hook(round_output))
-        if isinstance(module, (ltx2.LTX2VideoUpsampler3d, ltx2.LTX2VideoDownsampler3d)) and resampler_sums:
-            hooks.append(module.register_forward_hook(round_output))
-    try:
-        yield
-    finally:
-        for h in hooks:
-            h.remove()
+    outputs = [c for c in convs if id(c) not in unrounded]
+    outputs += resnets if resnet_sums else []
+    if resampler_sums:
+        outputs += [m for m in modules if isinstance(m, (ltx2.LTX2VideoUpsampler3d, ltx2.LTX2VideoDownsampler3d))]
+    return rounded(inputs_of=convs, outputs_of=outputs)
 
 
 def main():

@@ -20,13 +20,14 @@ CPU, a few seconds:
     python3 tools/wan_bf16_error_budget.py
 """
 
-import contextlib
 import os
 
 import torch
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders import autoencoder_kl_wan as wan
 from safetensors.torch import load_file
+
+from bf16_emulation import bf16, rounded
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "vae")
 SUMS = (wan.WanResidualBlock, wan.WanAttentionBlock, wan.WanResample)
@@ -41,29 +42,13 @@ VARIANTS = {
 }
 
 
-def bf16(x):
-    return x.to(torch.bfloat16).to(torch.float32)
-
-
-@contextlib.contextmanager
 def emulated(model, variant):
+    """Our roundings as the variant says (see the module docstring)."""
     conv_in, conv_out, sums = VARIANTS[variant]
-    round_output = lambda _module, _inputs, out: bf16(out)  # noqa: E731
-    round_inputs = lambda _module, inputs: tuple(bf16(x) if torch.is_tensor(x) else x for x in inputs)  # noqa: E731
-    hooks = []
-    for module in model.modules():
-        if isinstance(module, (torch.nn.Conv3d, torch.nn.Conv2d)):
-            if conv_in:
-                hooks.append(module.register_forward_pre_hook(round_inputs))
-            if conv_out:
-                hooks.append(module.register_forward_hook(round_output))
-        if sums and isinstance(module, sums):
-            hooks.append(module.register_forward_hook(round_output))
-    try:
-        yield
-    finally:
-        for h in hooks:
-            h.remove()
+    modules = list(model.modules())
+    convs = [m for m in modules if isinstance(m, (torch.nn.Conv3d, torch.nn.Conv2d))]
+    outputs = (convs if conv_out else []) + [m for m in modules if sums and isinstance(m, sums)]
+    return rounded(inputs_of=convs if conv_in else [], outputs_of=outputs)
 
 
 def main():

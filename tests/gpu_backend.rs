@@ -951,9 +951,14 @@ fn ltx2_vae_case(case: &str) {
     let Some(gpu) = gpu() else { return };
     let dir = common::fixtures().join("vae");
     let folder = ModelFolder::new(&dir.join("tiny-ltx2")).unwrap();
-    let (cpu_vae, gpu_vae) =
+    let (cpu_vae, mut gpu_vae) =
         (Ltx2Vae::from_folder(&Cpu, &folder).unwrap(), Ltx2Vae::from_folder(&gpu, &folder).unwrap());
-    let decode = case.starts_with("decode");
+    // the long fixture streams on the GPU two latent frames at a time (the CPU decodes it whole)
+    let streamed = case.starts_with("long");
+    if streamed {
+        gpu_vae.decode_chunking = sana::engine::vae::ltx2::Chunking::Frames(16);
+    }
+    let decode = case.starts_with("decode") || streamed;
     let files = common::open(&dir.join(format!("tiny-ltx2.{case}.safetensors")));
     let input = files.get(if decode { "latents" } else { "video" }).unwrap().unwrap();
     let shape: [usize; 5] = input.shape.to_vec().try_into().unwrap();
@@ -966,7 +971,8 @@ fn ltx2_vae_case(case: &str) {
             cpu_vae.encode_parameters(&Cpu, &data, shape, &Silent).unwrap().0,
         )
     };
-    check(&format!("ltx2 vae {case}"), &ours, &theirs, tolerance::CUDA_END_TO_END);
+    let how = if streamed { " (GPU streamed in time)" } else { "" };
+    check(&format!("ltx2 vae {case}{how}"), &ours, &theirs, tolerance::CUDA_END_TO_END);
 }
 
 #[test]
@@ -979,6 +985,7 @@ fn ltx2_vae_encode_matches_cpu() {
 fn ltx2_vae_decode_matches_cpu() {
     ltx2_vae_case("decode.2x2x2");
     ltx2_vae_case("decode.b2.1x2x2");
+    ltx2_vae_case("long.9x2x2");
 }
 
 fn group_norm_case<B: Backend>(
@@ -1109,11 +1116,22 @@ fn ltx2_released_case(case: Ltx2Released) {
     let config = released_config("ltx2_vae.json");
     let (cpu_vae, gpu_vae) = (Ltx2Vae::random(&Cpu, &config, 5).unwrap(), Ltx2Vae::random(&gpu, &config, 5).unwrap());
     if case == Ltx2Released::Decode {
-        let shape = [1, 128, 2, 2, 3];
+        let shape = [1, 128, 3, 2, 3];
         let z = random(shape.iter().product(), 2.0, &mut s);
-        let (ours, out_shape) = gpu_vae.decode(&gpu, &z, shape, &Silent).unwrap();
         let theirs = cpu_vae.decode(&Cpu, &z, shape, &Silent).unwrap().0;
-        released_width_case("ltx2 vae decode, released width, 2x2x3", ours, theirs, out_shape);
+        let mut gpu_vae = gpu_vae;
+        // whole, then streamed in time a latent frame at a time (all 17 frames come out of the
+        // last chunk's flush: the released decoder sees 22 latent frames ahead), against the CPU's
+        for (chunking, how) in [(Chunking::Off, ""), (Chunking::Frames(8), " streamed")] {
+            gpu_vae.decode_chunking = chunking;
+            let (ours, out_shape) = gpu_vae.decode(&gpu, &z, shape, &Silent).unwrap();
+            released_width_case(
+                &format!("ltx2 vae decode{how}, released width, 3x2x3"),
+                ours,
+                theirs.clone(),
+                out_shape,
+            );
+        }
     } else {
         let shape = [1, 3, 9, 64, 96];
         let video = random(shape.iter().product(), 1.0, &mut s);
@@ -1121,7 +1139,7 @@ fn ltx2_released_case(case: Ltx2Released) {
         let mut gpu_vae = gpu_vae;
         // whole, then streamed in time (the first frame, then 8), both against the CPU's whole clip
         for (chunking, how) in [(Chunking::Off, ""), (Chunking::Frames(8), " streamed")] {
-            gpu_vae.chunking = chunking;
+            gpu_vae.encode_chunking = chunking;
             let (ours, out_shape) = gpu_vae.encode_parameters(&gpu, &video, shape, &Silent).unwrap();
             assert_eq!(ours.len(), out_shape.iter().product::<usize>(), "encode{how}: output shape {out_shape:?}");
             let name = format!("ltx2 vae encode{how}, released width, 9x64x96");

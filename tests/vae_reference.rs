@@ -116,6 +116,7 @@ fn every_vae_fixture_has_a_test() {
         "tiny-ltx2.encode.17x32x32",
         "tiny-ltx2.tiled.4x6",
         "tiny-ltx2.tiled.b2.6x8",
+        "tiny-ltx2.long.9x2x2",
     ];
     let dir = common::fixtures().join("vae");
     let on_disk: Vec<String> = std::fs::read_dir(&dir)
@@ -272,6 +273,12 @@ fn ltx2_tiled_case(case: &str) {
     let (ours, shape) = vae.decode_with(&Cpu, &c.z.data, shape5(&c.z), Tiling::Tiles(c.spec), &Silent).unwrap();
     assert_eq!(shape.to_vec(), c.tiled.shape, "{}: output shape", c.name);
     assert_close(&format!("{} tiled", c.name), &ours, &c.tiled.data);
+    // each tile through the streamed decode (one chunk here: the fixture has one latent frame)
+    let mut streamed = ltx2();
+    streamed.decode_chunking = Chunking::Frames(8);
+    let (ours_streamed, _) =
+        streamed.decode_with(&Cpu, &c.z.data, shape5(&c.z), Tiling::Tiles(c.spec), &Silent).unwrap();
+    assert!(max_diff(&ours_streamed, &ours) <= 1e-5, "{}: tiles streamed in time differ", c.name);
     let (whole, _) = vae.decode_with(&Cpu, &c.z.data, shape5(&c.z), Tiling::Off, &Silent).unwrap();
     assert_close(&format!("{} untiled", c.name), &whole, &c.untiled.data);
     let gap = compare(&c.tiled.data, &c.untiled.data);
@@ -332,22 +339,97 @@ fn ltx2_streamed_encode_is_the_whole_clip_encode() {
     let video = tensor(&files, "video");
     let reference = tensor(&files, "latent_params");
     let mut vae = ltx2();
-    assert_eq!(vae.chunking, Chunking::default());
+    assert_eq!(vae.encode_chunking, Chunking::default());
     let (whole, _) = vae.encode_parameters(&Cpu, &video.data, shape5(&video), &Silent).unwrap();
     for chunking in [Chunking::Frames(8), Chunking::Auto { budget: MemoryBudget::Bytes(1) }] {
-        vae.chunking = chunking;
+        vae.encode_chunking = chunking;
         let (streamed, shape) = vae.encode_parameters(&Cpu, &video.data, shape5(&video), &Silent).unwrap();
         assert_eq!(shape.to_vec(), reference.shape, "{name} {chunking:?}: output shape");
         assert_close(&format!("{name} {chunking:?}"), &streamed, &reference.data);
         let diff = streamed.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(diff <= 1e-5, "{name} {chunking:?}: {diff} from the whole-clip encode");
     }
-    vae.chunking = Chunking::Auto { budget: MemoryBudget::Bytes(usize::MAX) };
+    vae.encode_chunking = Chunking::Auto { budget: MemoryBudget::Bytes(usize::MAX) };
     let (ample, _) = vae.encode_parameters(&Cpu, &video.data, shape5(&video), &Silent).unwrap();
     assert_eq!(ample, whole, "an ample budget encodes the whole clip");
-    vae.chunking = Chunking::Frames(12);
+    vae.encode_chunking = Chunking::Frames(12);
     let err = vae.encode_parameters(&Cpu, &video.data, shape5(&video), &Silent).unwrap_err().to_string();
     assert!(err.contains("encode chunk frames") && err.contains("multiple"), "{err}");
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
+}
+
+/// The decoder is non-causal: every video frame depends on latent frames ahead of it (about 7
+/// here, 22 in the released decoder). Streamed in time — chunks of 8, 16 and 24 video frames
+/// (1, 2 and 3 latent frames), one chunk as long as the clip, and a budget too small for the
+/// whole clip — each centered conv lagging a frame behind its input and each stage's output
+/// passed on in pieces, the decode of the 9-latent-frame fixture matches diffusers' whole-clip
+/// decode and ours within 1e-5. A batch of two streams each sample from fresh caches; an ample
+/// budget decodes whole; a chunk that is no multiple of 8 is refused by name.
+#[test]
+fn ltx2_streamed_decode_is_the_whole_clip_decode() {
+    let name = "tiny-ltx2.long.9x2x2";
+    let (files, _) = fixture(name);
+    let z = tensor(&files, "latents");
+    let reference = tensor(&files, "sample");
+    let shape = shape5(&z);
+    let [_, _, t, h, w] = shape;
+    let mut vae = ltx2();
+    assert_eq!(vae.decode_chunking, Chunking::default());
+    let (whole, _) = vae.decode_with(&Cpu, &z.data, shape, Tiling::Off, &Silent).unwrap();
+    assert_close(&format!("{name} whole"), &whole, &reference.data);
+    let tiny_budget = Chunking::Auto { budget: MemoryBudget::Bytes(1) };
+    for chunking in [Chunking::Frames(8), Chunking::Frames(16), Chunking::Frames(24), Chunking::Frames(72), tiny_budget]
+    {
+        vae.decode_chunking = chunking;
+        assert!(vae.decode_chunk_latents(&Cpu, [t, h, w]).unwrap().is_some(), "{chunking:?} should stream");
+        let (streamed, out_shape) = vae.decode_with(&Cpu, &z.data, shape, Tiling::Off, &Silent).unwrap();
+        assert_eq!(out_shape.to_vec(), reference.shape, "{name} {chunking:?}: output shape");
+        assert_close(&format!("{name} {chunking:?}"), &streamed, &reference.data);
+        let diff = max_diff(&streamed, &whole);
+        assert!(diff <= 1e-5, "{name} {chunking:?}: {diff} from the whole-clip decode");
+    }
+    // a batch of two: the fixture, then the fixture scaled by −½
+    let batch: Vec<f32> = z.data.iter().copied().chain(z.data.iter().map(|v| -0.5 * v)).collect();
+    let batch_shape = [2, shape[1], t, h, w];
+    vae.decode_chunking = Chunking::Off;
+    let (whole2, _) = vae.decode_with(&Cpu, &batch, batch_shape, Tiling::Off, &Silent).unwrap();
+    vae.decode_chunking = Chunking::Frames(16);
+    let (streamed2, _) = vae.decode_with(&Cpu, &batch, batch_shape, Tiling::Off, &Silent).unwrap();
+    let diff = max_diff(&streamed2, &whole2);
+    assert!(diff <= 1e-5, "{name} batch of two streamed: {diff} from the whole-clip decode");
+    assert!(max_diff(&streamed2[..whole.len()], &whole) <= 1e-5, "{name}: the batch's first sample");
+    vae.decode_chunking = Chunking::Auto { budget: MemoryBudget::Bytes(usize::MAX) };
+    assert_eq!(vae.decode_chunk_latents(&Cpu, [t, h, w]).unwrap(), None, "an ample budget decodes whole");
+    vae.decode_chunking = Chunking::Frames(12);
+    let err = vae.decode_with(&Cpu, &z.data, shape, Tiling::Off, &Silent).unwrap_err().to_string();
+    assert!(err.contains("decode chunk frames") && err.contains("multiple"), "{err}");
+}
+
+/// Under one budget for tiles and chunks (as `--vae-memory-gib` sets them), a clip too long for
+/// it whole streams in time, untiled and exact, once a chunk of one latent frame fits; the
+/// longest chunks that fit are taken.
+#[test]
+fn ltx2_auto_decode_streams_rather_than_tiles() {
+    let (files, _) = fixture("tiny-ltx2.long.9x2x2");
+    let z = tensor(&files, "latents");
+    let reference = tensor(&files, "sample");
+    let shape = shape5(&z);
+    let [_, _, t, h, w] = shape;
+    let mut vae = ltx2();
+    let (_, whole) = vae.decode_estimate(&Cpu, [t, h, w]);
+    let (_, one) = vae.stream_estimate(&Cpu, 1, [h, w]);
+    let (_, two) = vae.stream_estimate(&Cpu, 2, [h, w]);
+    assert!(one < two && two < whole, "estimates: one latent frame {one}, two {two}, whole {whole}");
+    let budget = MemoryBudget::Bytes(two);
+    let tiling = Tiling::Auto { budget, tiles: TileSpec::DIFFUSERS };
+    vae.decode_chunking = Chunking::Auto { budget };
+    assert_eq!(vae.tile_plan(&Cpu, shape, tiling).unwrap(), None, "streaming fits: no tiles");
+    assert_eq!(vae.decode_chunk_latents(&Cpu, [t, h, w]).unwrap(), Some(2));
+    let (ours, _) = vae.decode_with(&Cpu, &z.data, shape, tiling, &Silent).unwrap();
+    assert_close("tiny-ltx2.long.9x2x2 auto, streamed", &ours, &reference.data);
 }
 
 /// 8k + 1 frames only: anything else is refused with the nearest valid counts.

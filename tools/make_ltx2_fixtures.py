@@ -21,6 +21,7 @@ Run from the repository root, on a CPU machine:
     python3 -m venv /tmp/sana-tools && /tmp/sana-tools/bin/pip install -r tools/requirements.txt
     /tmp/sana-tools/bin/python tools/make_ltx2_fixtures.py
     /tmp/sana-tools/bin/python tools/make_ltx2_fixtures.py --tiled-only   # only tiny-ltx2.tiled.*
+    /tmp/sana-tools/bin/python tools/make_ltx2_fixtures.py --long-only    # only tiny-ltx2.long.*
 """
 
 import glob
@@ -94,6 +95,13 @@ DECODE = {"1x2x2": (1, 1, 2, 2), "2x2x2": (1, 2, 2, 2), "b2.1x2x2": (2, 1, 2, 2)
 TILED = {"4x6": ((1, 1, 4, 6), (96, 96, 64, 64)), "b2.6x8": ((2, 1, 6, 8), (128, 96, 88, 72))}
 
 
+# A decode longer than the decoder's reach in time (`long_fixtures`): (batch, latent frames, h, w).
+# The tiny decoder's centered convs see about 7 latent frames ahead (conv_in and the mid resnet's
+# two convs at the latent rate, the rest at 2×, 4× and 8× it), so 9 latent frames stream with
+# chunks that emit nothing at first, then some, then flush at the end.
+LONG = {"9x2x2": (1, 9, 2, 2)}
+
+
 def randomise(model, gen):
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -145,7 +153,30 @@ def tiled_fixtures(model, gen, meta):
               f"{stride_h}x{stride_w}; diffusers tiled vs untiled relative L2 {gap:.3e}")
 
 
+def long_fixtures(model, gen, meta):
+    """`tiny-ltx2.long.*`: latents longer than the decoder's reach in time and diffusers' whole-clip
+    decode of them (what our decode streamed in time must reproduce)."""
+    for old in glob.glob(os.path.join(OUT, f"{NAME}.long.*.safetensors")):
+        os.remove(old)
+    for case, (b, t, h, w) in LONG.items():
+        z = torch.randn((b, TINY["latent_channels"], t, h, w), generator=gen)
+        with torch.no_grad():
+            sample = model.decode(z).sample
+        path = os.path.join(OUT, f"{NAME}.long.{case}.safetensors")
+        save_file({"latents": z.contiguous(), "sample": sample.contiguous()}, path,
+                  metadata=dict(meta, model=NAME, case=f"long.{case}"))
+        print(f"{NAME}.long.{case}: {tuple(z.shape)} -> {tuple(sample.shape)}")
+
+
 def main():
+    if sys.argv[1:] == ["--long-only"]:
+        # the long decode fixtures alone, from the committed tiny model
+        gen = torch.Generator().manual_seed(SEED + 2)
+        meta = dict(script=f"{COMMAND} --long-only", diffusers=diffusers.__version__, torch=torch.__version__,
+                    seed=str(SEED + 2))
+        model = AutoencoderKLLTX2Video.from_pretrained(os.path.join(OUT, NAME, "vae")).eval()
+        long_fixtures(model, gen, meta)
+        return
     if sys.argv[1:] == ["--tiled-only"]:
         # the tiled fixtures alone, from the committed tiny model (leaves every other file as it is)
         gen = torch.Generator().manual_seed(SEED + 1)
@@ -185,7 +216,10 @@ def main():
     # from the saved model, as --tiled-only does, so the two ways give the same files
     gen = torch.Generator().manual_seed(SEED + 1)
     meta = dict(meta, script=f"{COMMAND} --tiled-only", seed=str(SEED + 1))
-    tiled_fixtures(AutoencoderKLLTX2Video.from_pretrained(os.path.join(OUT, NAME, "vae")).eval(), gen, meta)
+    saved = AutoencoderKLLTX2Video.from_pretrained(os.path.join(OUT, NAME, "vae")).eval()
+    tiled_fixtures(saved, gen, meta)
+    gen = torch.Generator().manual_seed(SEED + 2)
+    long_fixtures(saved, gen, dict(meta, script=f"{COMMAND} --long-only", seed=str(SEED + 2)))
 
 
 if __name__ == "__main__":

@@ -488,6 +488,10 @@ struct BenchVaeArgs {
     /// first (a multiple of 8) instead of as the device's memory decides; 0: the whole clip.
     #[arg(long)]
     encode_chunk_frames: Option<usize>,
+    /// LTX-2 decode: stream the latents through the decoder this many video frames at a time (a
+    /// multiple of 8) instead of as the device's memory decides; 0: the whole clip.
+    #[arg(long)]
+    decode_chunk_frames: Option<usize>,
 }
 
 #[derive(Args)]
@@ -1370,11 +1374,13 @@ fn bench_vae<B: Backend>(
             Some(g) if g <= 0.0 => Tiling::Off,
             Some(g) => Tiling::Auto { budget: MemoryBudget::Bytes(gib_to_bytes(g)), tiles: TileSpec::DIFFUSERS },
         };
-        v.chunking = match args.encode_chunk_frames {
+        let chunking = |frames: Option<usize>| match frames {
             None => Chunking::default(),
             Some(0) => Chunking::Off,
             Some(n) => Chunking::Frames(n),
         };
+        v.encode_chunking = chunking(args.encode_chunk_frames);
+        v.decode_chunking = chunking(args.decode_chunk_frames);
         let z = v.config.latent_channels;
         (VideoVae::Ltx2(Box::new(v)), z)
     } else {
@@ -1426,6 +1432,8 @@ fn bench_vae<B: Backend>(
             "frames": args.frames,
             "height": args.height,
             "width": args.width,
+            "encode_chunk_frames": args.encode_chunk_frames,
+            "decode_chunk_frames": args.decode_chunk_frames,
             "median_ms": times[times.len() / 2],
             "min_ms": times[0],
             "peak_gib": gib(peak_memory()?),

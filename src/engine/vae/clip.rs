@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::backend::{copy_frames, Backend, Tensor};
+use crate::backend::{copy_frames, copy_table_range, Backend, Tensor};
 use crate::error::Result;
 
 /// `a` followed by `b` along time (both (T, H, W, C)); `a` absent = `b` itself, copied.
@@ -36,38 +36,96 @@ pub fn frames<B: Backend>(be: &B, x: &Tensor<B>, first: usize, count: usize) -> 
     Ok(out)
 }
 
-/// What one causal temporal layer remembers between chunks: whether it has seen a chunk yet,
-/// and the last input frames it needs as left context.
+/// What one temporal layer remembers between chunks: whether it has emitted yet, the last input
+/// frames it needs as context, and (a residual around a branch that lags its input) the f32 frames
+/// of the stream its branch has not yet caught up with.
 pub struct TemporalSlot<B: Backend> {
     pub seen: bool,
     pub frames: Option<Tensor<B>>,
+    pub stream: Option<F32Frames<B>>,
 }
 
-/// The temporal state of one streamed encode or decode: one slot per causal layer, handed out in
+/// The temporal state of one streamed encode or decode: one slot per temporal layer, handed out in
 /// call order; `start_chunk` rewinds the cursor, so the i-th layer a chunk calls always gets the
-/// i-th slot.
+/// i-th slot (every layer is called on every chunk, whether or not it has frames to take).
 pub struct TemporalCaches<B: Backend> {
     slots: Vec<TemporalSlot<B>>,
     next: usize,
+    last: bool,
 }
 
 impl<B: Backend> Default for TemporalCaches<B> {
     fn default() -> Self {
-        TemporalCaches { slots: Vec::new(), next: 0 }
+        TemporalCaches { slots: Vec::new(), next: 0, last: false }
     }
 }
 
 impl<B: Backend> TemporalCaches<B> {
-    pub fn start_chunk(&mut self) {
+    /// The next chunk begins; `last`: it ends the clip (a non-causal layer then pads its end).
+    pub fn start_chunk(&mut self, last: bool) {
         self.next = 0;
+        self.last = last;
+    }
+
+    pub fn last_chunk(&self) -> bool {
+        self.last
     }
 
     pub fn next_slot(&mut self) -> &mut TemporalSlot<B> {
         if self.next == self.slots.len() {
-            self.slots.push(TemporalSlot { seen: false, frames: None });
+            self.slots.push(TemporalSlot { seen: false, frames: None, stream: None });
         }
         self.next += 1;
         &mut self.slots[self.next - 1]
+    }
+}
+
+/// Frames of an f32 residual stream: a channels-last clip of `shape` (T, H, W, C) in a table.
+pub struct F32Frames<B: Backend> {
+    pub table: B::Table,
+    pub shape: Vec<usize>,
+}
+
+impl<B: Backend> F32Frames<B> {
+    fn frame_len(&self) -> usize {
+        self.shape[1..].iter().product()
+    }
+
+    /// `a` followed by `b` along time; either absent = the other, uncopied.
+    pub fn concat(be: &B, a: Option<Self>, b: Option<Self>) -> Result<Option<Self>> {
+        let (a, b) = match (a, b) {
+            (Some(a), Some(b)) => (a, b),
+            (a, b) => return Ok(a.or(b)),
+        };
+        let mut shape = b.shape.clone();
+        shape[0] += a.shape[0];
+        let mut table = be.alloc_table(shape.iter().product())?;
+        let split = a.shape[0] * a.frame_len();
+        copy_table_range(be, &mut table, 0, &a.table, 0, split)?;
+        copy_table_range(be, &mut table, split, &b.table, 0, b.shape[0] * b.frame_len())?;
+        Ok(Some(F32Frames { table, shape }))
+    }
+
+    /// (the first `n` frames, the rest): a part without frames is `None`, and a part that is the
+    /// whole is not copied.
+    pub fn split(be: &B, x: Option<Self>, n: usize) -> Result<(Option<Self>, Option<Self>)> {
+        let Some(x) = x else { return Ok((None, None)) };
+        let t = x.shape[0];
+        if n == 0 {
+            return Ok((None, Some(x)));
+        }
+        if n >= t {
+            return Ok((Some(x), None));
+        }
+        let frame = x.frame_len();
+        let part = |first: usize, count: usize| -> Result<Self> {
+            let mut shape = x.shape.clone();
+            shape[0] = count;
+            let mut table = be.alloc_table(count * frame)?;
+            copy_table_range(be, &mut table, 0, &x.table, first * frame, count * frame)?;
+            Ok(F32Frames { table, shape })
+        };
+        Ok((Some(part(0, n)?), Some(part(n, t - n)?)))
     }
 }
 

@@ -43,13 +43,14 @@ impl<B: Backend> VideoVae<B> {
         }
     }
 
-    /// Plan the LTX-2 VAE's memory bounds (decode tiles, encode chunks) for `budget` instead of the
+    /// Plan the LTX-2 VAE's memory bounds (decode chunks and tiles, encode chunks) for `budget` instead of the
     /// device's free memory (a GPU shared with other jobs). The Wan VAE always streams in
     /// 4-frame chunks and has no such choice.
     pub fn set_memory_budget(&mut self, budget: ltx2::MemoryBudget) {
         if let VideoVae::Ltx2(v) = self {
             v.tiling = ltx2::Tiling::Auto { budget, tiles: ltx2::TileSpec::DIFFUSERS };
-            v.chunking = ltx2::Chunking::Auto { budget };
+            v.encode_chunking = ltx2::Chunking::Auto { budget };
+            v.decode_chunking = ltx2::Chunking::Auto { budget };
         }
     }
 

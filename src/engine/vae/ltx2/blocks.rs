@@ -6,9 +6,9 @@ use crate::backend::{
     add, add_f32, conv3d, copy_frames, depth_to_space, latent_to_model, rms_norm_act, rms_norm_f32_input_act,
     space_to_depth, Activation, Backend, ConvSpec, NormWeight, PadMode, SubpixelOrder, Tensor, Write,
 };
-use crate::engine::vae::clip::{concat_frames, frames, last_frames, TemporalCaches};
+use crate::engine::vae::clip::{concat_frames, frames, last_frames, F32Frames, TemporalCaches};
 use crate::engine::weights::WeightLoader;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// `PerChannelRMSNorm` has no weight and eps 1e-8: x / sqrt(mean_c(x²) + 1e-8).
 const NORM_EPS: f32 = 1e-8;
@@ -47,31 +47,45 @@ impl<B: Backend> Conv<B> {
         self.w.shape()[0]
     }
 
-    /// x (T, H, W, C_in) → (T, H, W, C_out), the whole clip: time padded at both ends as the
-    /// causality says.
-    pub fn forward(&self, be: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
-        // causal: [x₀, x₀, x₀ … x_{T−1}]; centered: [x₀, x₀ … x_{T−1}, x_{T−1}]
-        let (before, after) = match self.time {
-            TimePadding::Causal => (2, 0),
-            TimePadding::Centered => (1, 1),
-        };
-        self.conv_padded(be, &replicate_edges(be, x, before, after)?)
+    pub fn c_in(&self) -> usize {
+        self.w.shape()[4]
     }
 
-    /// `forward` of one chunk of a causal conv's input streamed in time: its left context is the
-    /// last two frames of the padded input so far (`caches`' next slot; on the first chunk, the
-    /// first frame repeated, as `forward` pads), so the chunks' outputs are the whole clip's.
-    /// `None`: the whole clip.
-    pub fn forward_in(&self, be: &B, x: &Tensor<B>, caches: Option<&mut TemporalCaches<B>>) -> Result<Tensor<B>> {
-        let Some(caches) = caches else { return self.forward(be, x) };
-        debug_assert_eq!(self.time, TimePadding::Causal, "only causal convs stream");
-        let slot = caches.next_slot();
-        let padded = match slot.frames.take() {
-            Some(context) => concat_frames(be, Some(&context), x)?,
-            None => replicate_edges(be, x, 2, 0)?,
-        };
-        slot.frames = Some(last_frames(be, &padded, 2)?);
+    /// x (T, H, W, C_in) → (T, H, W, C_out), the whole clip: time padded at both ends as the
+    /// causality says (causal: [x₀, x₀, x₀ … x_{T−1}]; centered: [x₀, x₀ … x_{T−1}, x_{T−1}]).
+    pub fn forward(&self, be: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
+        let (before, after) = self.time.frames();
+        let padded = pad_frames(be, None, Some(x), before, after)?.expect("x has frames");
         self.conv_padded(be, &padded)
+    }
+
+    /// `forward` of one chunk of an input streamed in time (`caches`; `None`: x is the whole
+    /// clip). The conv keeps the last two frames of its padded input as the next chunk's left
+    /// context; the clip's first frames are padded on the first chunk and its last on the last
+    /// (`TemporalCaches::last_chunk`), so the chunks' outputs, concatenated, are the whole clip's.
+    /// A causal conv emits as many frames as it takes; a centered one lags a frame behind (its
+    /// output t needs input t + 1): one fewer on the first chunk, one more on the last, and
+    /// nothing (`None`) while it has seen fewer than two frames.
+    pub fn forward_in(
+        &self,
+        be: &B,
+        x: Option<&Tensor<B>>,
+        caches: Option<&mut TemporalCaches<B>>,
+    ) -> Result<Option<Tensor<B>>> {
+        let Some(caches) = caches else { return x.map(|x| self.forward(be, x)).transpose() };
+        let (before, after) = self.time.frames();
+        let last = caches.last_chunk();
+        let slot = caches.next_slot();
+        let context = slot.frames.take();
+        let before = if context.is_none() { before } else { 0 };
+        let after = if last { after } else { 0 };
+        let Some(padded) = pad_frames(be, context.as_ref(), x, before, after)? else { return Ok(None) };
+        if padded.shape()[0] < 3 {
+            slot.frames = Some(padded);
+            return Ok(None);
+        }
+        slot.frames = Some(last_frames(be, &padded, 2)?);
+        Ok(Some(self.conv_padded(be, &padded)?))
     }
 
     /// The conv of a time-padded input (T + 2 frames → T); space padded by the conv itself.
@@ -89,20 +103,69 @@ impl<B: Backend> Conv<B> {
     }
 }
 
-/// x with its first frame repeated `before` times in front and its last `after` times behind.
-fn replicate_edges<B: Backend>(be: &B, x: &Tensor<B>, before: usize, after: usize) -> Result<Tensor<B>> {
-    let t = x.shape()[0];
-    let mut shape = x.shape().to_vec();
-    shape[0] = before + t + after;
+/// The frames a causal layer emitted for a chunk it was given: always some (only a centered conv
+/// lags its input).
+pub fn emitted<B: Backend>(x: Option<Tensor<B>>) -> Result<Tensor<B>> {
+    x.ok_or_else(|| Error::shape("ltx2 encoder", "a causal layer emitted no frames for a chunk it was given (a bug)"))
+}
+
+/// [context, x₀ × `before`, x, x_last × `after`] in one copy, x₀ being x's first frame and x_last
+/// the last frame of context and x; `None` when neither has frames.
+fn pad_frames<B: Backend>(
+    be: &B,
+    context: Option<&Tensor<B>>,
+    x: Option<&Tensor<B>>,
+    before: usize,
+    after: usize,
+) -> Result<Option<Tensor<B>>> {
+    let Some(like) = x.or(context) else { return Ok(None) };
+    let (c, t) = (context.map_or(0, |c| c.shape()[0]), x.map_or(0, |x| x.shape()[0]));
+    let before = if x.is_some() { before } else { 0 };
+    let mut shape = like.shape().to_vec();
+    shape[0] = c + before + t + after;
     let mut out = Tensor::empty(be, &shape)?;
-    for i in 0..before {
-        copy_frames(be, &mut out, i, x, 0, 1)?;
+    if let Some(context) = context {
+        copy_frames(be, &mut out, 0, context, 0, c)?;
     }
-    copy_frames(be, &mut out, before, x, 0, t)?;
+    if let Some(x) = x {
+        for i in 0..before {
+            copy_frames(be, &mut out, c + i, x, 0, 1)?;
+        }
+        copy_frames(be, &mut out, c + before, x, 0, t)?;
+    }
+    let (tail, tail_frame) = match x {
+        Some(x) => (x, t - 1),
+        None => (like, c - 1),
+    };
     for i in 0..after {
-        copy_frames(be, &mut out, before + t + i, x, t - 1, 1)?;
+        copy_frames(be, &mut out, c + before + t + i, tail, tail_frame, 1)?;
     }
-    Ok(out)
+    Ok(Some(out))
+}
+
+/// The first `n` frames of [pending, x] (`None` if n = 0), the rest kept in `pending` for the next
+/// chunk: the frames of a residual path that its lagging branch's `n` new output frames line up
+/// with.
+fn aligned_frames<B: Backend>(
+    be: &B,
+    pending: &mut Option<Tensor<B>>,
+    x: Option<&Tensor<B>>,
+    n: usize,
+) -> Result<Option<Tensor<B>>> {
+    let joined = match (pending.take(), x) {
+        (None, None) => return Ok(None),
+        (Some(p), None) => p,
+        (p, Some(x)) => concat_frames(be, p.as_ref(), x)?,
+    };
+    let t = joined.shape()[0];
+    if n < t {
+        *pending = Some(frames(be, &joined, n, t - n)?);
+    }
+    Ok(match n {
+        0 => None,
+        _ if n >= t => Some(joined),
+        _ => Some(frames(be, &joined, 0, n)?),
+    })
 }
 
 /// `PerChannelRMSNorm` followed by SiLU, as every LTX-2 conv is preceded. The backend's norm
@@ -147,55 +210,81 @@ impl<B: Backend> ResBlock<B> {
         })
     }
 
-    /// x (f32, a clip of `shape`) ← x + conv2(…(x)): the norms read the stream in f32 and conv2's
-    /// output (bf16) is added to it in f32. Each temporary is dropped once the next is made.
-    /// `caches`: streamed in time (see `Conv::forward_in`).
-    fn forward_f32(
+    /// conv2(silu(norm(conv1(silu(norm(x)))))) of the f32 residual stream's new frames `x` (the
+    /// norm reads them in f32), streamed in time as `Conv::forward_in` says: a centered branch
+    /// lags its input by two frames. Each temporary is dropped once the next is made.
+    fn branch(
         &self,
         be: &B,
-        x: &mut B::Table,
-        shape: &[usize],
+        x: Option<&F32Frames<B>>,
         mut caches: Option<&mut TemporalCaches<B>>,
-    ) -> Result<()> {
-        let h = self.conv1.forward_in(be, &self.norm.forward_f32(be, x, shape)?, caches.as_deref_mut())?;
-        let normed = self.norm.forward(be, &h)?;
-        drop(h);
-        let y = self.conv2.forward_in(be, &normed, caches)?;
+    ) -> Result<Option<Tensor<B>>> {
+        let normed = x.map(|x| self.norm.forward_f32(be, &x.table, &x.shape)).transpose()?;
+        let h = self.conv1.forward_in(be, normed.as_ref(), caches.as_deref_mut())?;
         drop(normed);
-        add_f32(be, x, &y, Write::Accumulate)
+        let normed = h.as_ref().map(|h| self.norm.forward(be, h)).transpose()?;
+        drop(h);
+        self.conv2.forward_in(be, normed.as_ref(), caches)
     }
 }
 
 /// `resnets` in order on x, their residual stream held in f32 between them (x comes in and goes
-/// out in the compute dtype). A bf16 stream, rounded after every resnet as diffusers' bf16 run and
-/// our first CUDA version did, was most of the CUDA backend's error on the released VAE:
-/// emulated in tools/ltx2_bf16_error_budget.py (`bf16-stream` → `f32-resnets`), decode
-/// 1.09e-2 → 6.8e-3 and encode 1.09e-2 → 6.9e-3 from f32. Costs a pass over the stream per resnet (an
-/// f32 read-modify-write instead of conv2's epilogue adding into a bf16 one) and one more clip of
+/// out in the compute dtype): each adds its conv2's bf16 output to the stream in f32. A bf16
+/// stream, rounded after every resnet as diffusers' bf16 run and our first CUDA version did, was
+/// most of the CUDA backend's error on the released VAE: emulated in
+/// tools/ltx2_bf16_error_budget.py (`bf16-stream` → `f32-resnets`), decode 1.09e-2 → 6.8e-3 and
+/// encode 1.09e-2 → 6.9e-3 from f32. Costs a pass over the stream per resnet (an f32
+/// read-modify-write instead of conv2's epilogue adding into a bf16 one) and one more clip of
 /// memory at each level: +15 ms (2.6%) on the 704×1280×81 encode, the decode unchanged
 /// (BENCHMARKS.md; fusing the add into conv2's epilogue measured no gain).
 ///
-/// `caches`: the encoder streamed in time (`Conv::forward_in`); `None` for a whole clip.
+/// `caches`: one chunk of a clip streamed in time (`Conv::forward_in`); `None` for a whole clip.
+/// Each resnet's stream frames wait in its slot until its branch, which lags them, emits theirs;
+/// x and the result are `None` when a chunk has no frames at this point yet.
 pub fn resnets_f32<B: Backend>(
     be: &B,
     resnets: &[ResBlock<B>],
-    x: Tensor<B>,
+    x: Option<Tensor<B>>,
     mut caches: Option<&mut TemporalCaches<B>>,
-) -> Result<Tensor<B>> {
+) -> Result<Option<Tensor<B>>> {
     if resnets.is_empty() {
         return Ok(x);
     }
-    let shape = x.shape().to_vec();
-    let mut stream = be.alloc_table(x.len())?;
-    add_f32(be, &mut stream, &x, Write::Overwrite)?;
-    drop(x);
+    let mut stream = match x {
+        Some(x) => {
+            let mut table = be.alloc_table(x.len())?;
+            add_f32(be, &mut table, &x, Write::Overwrite)?;
+            Some(F32Frames { table, shape: x.shape().to_vec() })
+        }
+        None => None,
+    };
     for res in resnets {
-        res.forward_f32(be, &mut stream, &shape, caches.as_deref_mut())?;
+        let y = res.branch(be, stream.as_ref(), caches.as_deref_mut())?;
+        let n = y.as_ref().map_or(0, |y| y.shape()[0]);
+        let mut head = match caches.as_deref_mut() {
+            // whole clip: the branch gives every frame
+            None => stream.take(),
+            Some(caches) => {
+                let slot = caches.next_slot();
+                let joined = F32Frames::concat(be, slot.stream.take(), stream.take())?;
+                let (head, rest) = F32Frames::split(be, joined, n)?;
+                slot.stream = rest;
+                head
+            }
+        };
+        if let (Some(head), Some(y)) = (head.as_mut(), &y) {
+            add_f32(be, &mut head.table, y, Write::Accumulate)?;
+        }
+        stream = head;
     }
     // the stream rounded back to the compute dtype (the one-copy case of the sampler's batch op)
-    let mut out = Tensor::empty(be, &shape)?;
-    latent_to_model(be, &mut out, &stream)?;
-    Ok(out)
+    stream
+        .map(|s| {
+            let mut out = Tensor::empty(be, &s.shape)?;
+            latent_to_model(be, &mut out, &s.table)?;
+            Ok(out)
+        })
+        .transpose()
 }
 
 /// `LTX2VideoDownsampler3d`: the first st − 1 frames are repeated in front, then
@@ -250,7 +339,7 @@ impl<B: Backend> Downsampler<B> {
         let c_out = self.conv.c_out() * self.stride.iter().product::<usize>();
         let mut residual = Tensor::empty(be, &coarse(c_out))?;
         space_to_depth(be, &mut residual, x, self.stride, SubpixelOrder::Thw, self.group)?;
-        let h = self.conv.forward_in(be, x, caches)?;
+        let h = emitted(self.conv.forward_in(be, Some(x), caches)?)?;
         let mut out = Tensor::empty(be, &coarse(c_out))?;
         space_to_depth(be, &mut out, &h, self.stride, SubpixelOrder::Thw, 1)?;
         add(be, &mut out, &residual)?;
@@ -298,23 +387,60 @@ impl<B: Backend> Upsampler<B> {
         self.conv.c_out()
     }
 
-    /// x (T, H, W, C) → (st·T − st + 1, sh·H, sw·W, C / factor).
-    pub fn forward(&self, be: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
-        let [t, h, w, c] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };
+    /// Channels of its input.
+    pub fn channels_in(&self) -> usize {
+        self.conv.c_in()
+    }
+
+    /// x (T, H, W, C) → (st·T − st + 1, sh·H, sw·W, C / factor) for a whole clip (`caches`
+    /// `None`). Streamed in time (`caches`: one chunk, see `Conv::forward_in`), the conv lags its
+    /// input by a frame, so the residual path takes the input frames that line up with the
+    /// conv's output (the rest wait in a slot), and the first st − 1 frames are dropped from the
+    /// first output only.
+    pub fn forward(
+        &self,
+        be: &B,
+        x: Option<&Tensor<B>>,
+        mut caches: Option<&mut TemporalCaches<B>>,
+    ) -> Result<Option<Tensor<B>>> {
         let [st, sh, sw] = self.stride;
         let p = st * sh * sw;
+        let streamed = caches.is_some();
+        let y = self.conv.forward_in(be, x, caches.as_deref_mut())?;
+        let n = y.as_ref().map_or(0, |y| y.shape()[0]);
+        // every slot is taken on every chunk, whether or not this one has frames to emit
+        let (aligned, first) = match caches {
+            None => (None, true),
+            Some(caches) => {
+                let aligned =
+                    if self.residual { aligned_frames(be, &mut caches.next_slot().frames, x, n)? } else { None };
+                let slot = caches.next_slot();
+                let first = !slot.seen;
+                slot.seen |= n > 0;
+                (aligned, first)
+            }
+        };
+        let Some(y) = y else { return Ok(None) };
+        let residual_in = match (self.residual, streamed) {
+            (false, _) => None,
+            (true, true) => aligned.as_ref(),
+            (true, false) => x,
+        };
+        let [t, h, w, c] = *y.shape() else { unreachable!("clips are (T, H, W, C)") };
         let fine = |c: usize| [st * t, sh * h, sw * w, c];
-        let y = self.conv.forward(be, x)?;
-        let mut up = Tensor::empty(be, &fine(y.shape()[3] / p))?;
-        depth_to_space(be, &mut up, &y, self.stride, SubpixelOrder::Thw, 1)?;
         // diffusers drops the first st − 1 frames (the causal-time convention: T latent frames
         // decode to 1 + st·(T − 1))
-        let mut out = frames(be, &up, st - 1, st * t - (st - 1))?;
-        if self.residual {
-            let mut r = Tensor::empty(be, &fine(c / p * self.repeat))?;
+        let dropped = if first { st - 1 } else { 0 };
+        let keep = |be: &B, x: Tensor<B>| if dropped > 0 { frames(be, &x, dropped, st * t - dropped) } else { Ok(x) };
+        let mut up = Tensor::empty(be, &fine(c / p))?;
+        depth_to_space(be, &mut up, &y, self.stride, SubpixelOrder::Thw, 1)?;
+        drop(y);
+        let mut out = keep(be, up)?;
+        if let Some(x) = residual_in {
+            let mut r = Tensor::empty(be, &fine(x.shape()[3] / p * self.repeat))?;
             depth_to_space(be, &mut r, x, self.stride, SubpixelOrder::Thw, self.repeat)?;
-            add(be, &mut out, &frames(be, &r, st - 1, st * t - (st - 1))?)?;
+            add(be, &mut out, &keep(be, r)?)?;
         }
-        Ok(out)
+        Ok(Some(out))
     }
 }

@@ -57,6 +57,16 @@ pub enum TimePadding {
     Centered,
 }
 
+impl TimePadding {
+    /// Frames a kernel-3 conv's input is padded with (before the clip's first, after its last).
+    pub fn frames(self) -> (usize, usize) {
+        match self {
+            TimePadding::Causal => (2, 0),
+            TimePadding::Centered => (1, 1),
+        }
+    }
+}
+
 /// One of diffusers' `bool | tuple[bool, ...]` keys.
 #[derive(Deserialize)]
 #[serde(untagged)]

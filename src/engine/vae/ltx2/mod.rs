@@ -4,14 +4,17 @@
 //! a non-causal decoder (first and last frames repeated, reflect padding in space) with residual
 //! depth-to-space upsamplers, and the latent statistics stored as buffers in the checkpoint.
 //!
-//! Whole clips at once, not streamed like the Wan VAE: the decoder is non-causal (every output
-//! frame sees the next latent frame), so a chunked decode would need overlapping context to be
-//! exact. Large clips decode in overlapping spatial tiles blended as diffusers' `tiled_decode`
-//! (`tiling`), chosen by `Tiling` (by default when the whole clip's estimated activations exceed
-//! the memory budget). The encoder is causal, so long clips stream through it exactly: the first
-//! frame, then chunks of a multiple of 8 frames, each causal conv's last two padded input frames
-//! carried to the next chunk and the downsamplers' leading frames prepended to the first chunk
-//! only (`Chunking`, by default when the whole clip's estimate exceeds the memory budget).
+//! Long clips stream through both halves in time, exactly (`Chunking`, by default when the whole
+//! clip's estimate exceeds the memory budget). The encoder is causal: the first frame, then chunks
+//! of a multiple of 8 frames, each causal conv's last two padded input frames carried to the next
+//! chunk and the downsamplers' leading frames prepended to the first chunk only. The decoder is
+//! not (every output frame sees the next frame of each conv's input): each centered conv carries
+//! the same two frames but lags its input by one, so a chunk's video frames are the next ones of
+//! the whole clip's — none from the first chunks (the released decoder sees 22 latent frames
+//! ahead), the rest in the last chunk's flush, which runs stage by stage in pieces of a chunk's
+//! length so the peak does not grow with the clip. Large frames (2K and up) may also decode in
+//! overlapping spatial tiles blended as diffusers' `tiled_decode` (`tiling`): when asked for, or
+//! by default when neither the whole clip nor a streamed chunk fits the budget.
 
 mod blocks;
 mod config;
@@ -22,7 +25,7 @@ pub use tiling::{Chunking, MemoryBudget, TilePlan, TileSpec, Tiling};
 
 use std::cell::RefCell;
 
-use blocks::{resnets_f32, Conv, Downsampler, NormSilu, ResBlock, Upsampler};
+use blocks::{emitted, resnets_f32, Conv, Downsampler, NormSilu, ResBlock, Upsampler};
 
 use super::check_frame_count;
 use super::clip::{
@@ -127,16 +130,16 @@ impl<B: Backend> Encoder<B> {
         // (T, H, W, 3) → (T, H/p, W/p, 3·p·p), channels (c, p_w, p_h): diffusers' "weird patching order"
         let mut patches = Tensor::empty(be, &[t, h / p, w / p, c * p * p])?;
         space_to_depth(be, &mut patches, x, [1, p, p], SubpixelOrder::Twh, 1)?;
-        let mut x = self.conv_in.forward_in(be, &patches, caches.as_deref_mut())?;
+        let mut x = self.conv_in.forward_in(be, Some(&patches), caches.as_deref_mut())?;
         for (i, block) in self.down_blocks.iter().enumerate() {
             progress(&format!("encoder block {}/{}", i + 1, self.down_blocks.len()))?;
             x = resnets_f32(be, &block.resnets, x, caches.as_deref_mut())?;
             if let Some(down) = &block.downsampler {
-                x = down.forward(be, &x, caches.as_deref_mut())?;
+                x = Some(down.forward(be, &emitted(x)?, caches.as_deref_mut())?);
             }
         }
-        let x = resnets_f32(be, &self.mid, x, caches.as_deref_mut())?;
-        self.conv_out.forward_in(be, &self.norm_out.forward(be, &x)?, caches)
+        let x = emitted(resnets_f32(be, &self.mid, x, caches.as_deref_mut())?)?;
+        emitted(self.conv_out.forward_in(be, Some(&self.norm_out.forward(be, &x)?), caches)?)
     }
 }
 
@@ -238,23 +241,128 @@ impl<B: Backend> Decoder<B> {
         largest.max(dims.iter().product::<usize>() * self.conv_out.c_out())
     }
 
-    /// Latents (T, h, w, C) → video (1 + 8(T − 1), 32h, 32w, 3).
-    fn forward(&self, be: &B, z: &Tensor<B>, progress: &mut dyn FnMut(&str) -> Result<()>) -> Result<Tensor<B>> {
-        let mut x = resnets_f32(be, &self.mid, self.conv_in.forward(be, z)?, None)?;
-        for (i, block) in self.up_blocks.iter().enumerate() {
-            progress(&format!("decoder block {}/{}", i + 1, self.up_blocks.len()))?;
+    /// Latent frames' worth a stage may take beyond a streamed chunk's share at the finest rate:
+    /// in the last chunk's flush a run of resnets emits two frames per resnet more than it took, and
+    /// conv_out one (18 + 1 frames at 8× the latent rate for the released decoder: 2 latent frames).
+    fn stream_burst_latents(&self) -> usize {
+        let last_run = self.up_blocks.last().map_or(self.mid.len(), |b| b.resnets.len());
+        (2 * last_run + 1).div_ceil(self.stage_rate(self.stage_count() - 1))
+    }
+
+    /// The most bytes the temporal caches of a decode streamed in time hold for an (h, w) latent,
+    /// at `element_bytes` per activation: two input frames of every conv, two f32 frames of every
+    /// resnet's residual stream waiting for its branch, one input frame of every upsampler's
+    /// residual path.
+    fn stream_cache_bytes(&self, [h, w]: [usize; 2], element_bytes: usize) -> usize {
+        let resnets = |pixels: usize, c: usize, n: usize| n * pixels * c * (2 * 2 * element_bytes + 2 * 4);
+        let (mut pixels, mut c) = (h * w, self.conv_in.c_out());
+        let mut total = 2 * pixels * self.conv_in.c_in() * element_bytes + resnets(pixels, c, self.mid.len());
+        for block in &self.up_blocks {
             if let Some(up) = &block.upsampler {
-                x = up.forward(be, &x)?;
+                let [st, sh, sw] = up.stride();
+                total += 3 * pixels * up.channels_in() * element_bytes;
+                pixels *= sh * sw;
+                c = up.conv_channels() / (st * sh * sw);
             }
-            x = resnets_f32(be, &block.resnets, x, None)?;
+            total += resnets(pixels, c, block.resnets.len());
         }
-        let x = self.conv_out.forward(be, &self.norm_out.forward(be, &x)?)?;
-        // (T, H, W, 3·p·p) → (T, H·p, W·p, 3), channels (c, p_w, p_h) as the encoder's patches
-        let [t, h, w, _] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };
-        let p = self.patch;
-        let mut out = Tensor::empty(be, &[t, h * p, w * p, self.out_channels])?;
-        depth_to_space(be, &mut out, &x, [1, p, p], SubpixelOrder::Twh, 1)?;
-        Ok(out)
+        total + 2 * pixels * c * element_bytes
+    }
+
+    /// The decoder as a sequence of stages a clip passes through in order: conv_in, the mid
+    /// block's resnets, each up block's upsampler and resnets, then norm_out, conv_out and the
+    /// patch shuffle.
+    fn stage_count(&self) -> usize {
+        2 + 2 * self.up_blocks.len() + 1
+    }
+
+    /// Stage `i` on x, the whole clip (`caches` `None`) or one chunk of it streamed in time (the
+    /// stage's own caches): its centered convs lag their inputs (see `blocks::Conv::forward_in`),
+    /// so a chunk's output is the next frames of the whole clip's, fewer than it took at first
+    /// (`None` while none is ready), more on the last chunk.
+    fn stage(
+        &self,
+        be: &B,
+        i: usize,
+        x: Option<Tensor<B>>,
+        caches: Option<&mut TemporalCaches<B>>,
+    ) -> Result<Option<Tensor<B>>> {
+        let ups = self.up_blocks.len();
+        match i {
+            0 => self.conv_in.forward_in(be, x.as_ref(), caches),
+            1 => resnets_f32(be, &self.mid, x, caches),
+            i if i < 2 + 2 * ups => {
+                let block = &self.up_blocks[(i - 2) / 2];
+                match (&block.upsampler, i % 2 == 0) {
+                    (Some(up), true) => up.forward(be, x.as_ref(), caches),
+                    (None, true) => Ok(x),
+                    (_, false) => resnets_f32(be, &block.resnets, x, caches),
+                }
+            }
+            _ => {
+                let normed = x.map(|x| self.norm_out.forward(be, &x)).transpose()?;
+                let Some(x) = self.conv_out.forward_in(be, normed.as_ref(), caches)? else { return Ok(None) };
+                // (T, H, W, 3·p·p) → (T, H·p, W·p, 3), channels (c, p_w, p_h) as the encoder's patches
+                let [t, h, w, _] = *x.shape() else { unreachable!("clips are (T, H, W, C)") };
+                let p = self.patch;
+                let mut out = Tensor::empty(be, &[t, h * p, w * p, self.out_channels])?;
+                depth_to_space(be, &mut out, &x, [1, p, p], SubpixelOrder::Twh, 1)?;
+                Ok(Some(out))
+            }
+        }
+    }
+
+    /// Frames stage `i` emits per latent frame (the upsamplers' temporal strides up to it).
+    fn stage_rate(&self, i: usize) -> usize {
+        // stages 2 and 3 run at the first upsampler's rate, 4 and 5 at the second's…
+        self.up_blocks.iter().take(i / 2).filter_map(|b| b.upsampler.as_ref()).map(|u| u.stride()[0]).product()
+    }
+
+    /// Latents (T, h, w, C) → video (1 + 8(T − 1), 32h, 32w, 3), the whole clip at once.
+    fn forward(&self, be: &B, z: &Tensor<B>, progress: &mut dyn FnMut(&str) -> Result<()>) -> Result<Tensor<B>> {
+        let mut x = Some(self.conv_in.forward(be, z)?);
+        for i in 1..self.stage_count() {
+            if i >= 2 && i % 2 == 0 && i < 2 + 2 * self.up_blocks.len() {
+                progress(&format!("decoder block {}/{}", i / 2, self.up_blocks.len()))?;
+            }
+            x = self.stage(be, i, x, None)?;
+        }
+        x.ok_or_else(|| Error::shape("ltx2 decode", "a whole clip decoded to no frames"))
+    }
+
+    /// `x`, the output of the stage before `i` for one chunk of a clip streamed in time (`last`:
+    /// the clip's end), through stages i.. (`caches`: one per stage), the video frames that come
+    /// out handed to `emit` in order. Each stage's output goes on in pieces of at most `piece`
+    /// latent frames' worth at its rate, so no stage takes more than that plus its lag at once,
+    /// not even when the last chunk flushes what the lagging convs held back (about 22 latent
+    /// frames at the released widths: the whole of an 81-frame clip).
+    #[allow(clippy::too_many_arguments)] // the recursion's state; one caller, `Ltx2Vae::decode_clip`
+    fn stream_from(
+        &self,
+        be: &B,
+        i: usize,
+        x: Option<Tensor<B>>,
+        last: bool,
+        piece: usize,
+        caches: &mut [TemporalCaches<B>],
+        emit: &mut dyn FnMut(&Tensor<B>) -> Result<()>,
+    ) -> Result<()> {
+        if i == self.stage_count() {
+            return x.map_or(Ok(()), |x| emit(&x));
+        }
+        caches[i].start_chunk(last);
+        let Some(y) = self.stage(be, i, x, Some(&mut caches[i]))? else {
+            return if last { self.stream_from(be, i + 1, None, true, piece, caches, emit) } else { Ok(()) };
+        };
+        let (t, step) = (y.shape()[0], piece * self.stage_rate(i));
+        if t <= step {
+            return self.stream_from(be, i + 1, Some(y), last, piece, caches, emit);
+        }
+        for start in (0..t).step_by(step) {
+            let part = frames(be, &y, start, step.min(t - start))?;
+            self.stream_from(be, i + 1, Some(part), last && start + step >= t, piece, caches, emit)?;
+        }
+        Ok(())
     }
 }
 
@@ -269,7 +377,10 @@ pub struct Ltx2Vae<B: Backend> {
     /// What `decode` does with large clips (`Tiling::default()`: tiles past the memory budget).
     pub tiling: Tiling,
     /// What `encode` does with long clips (`Chunking::default()`: streams past the memory budget).
-    pub chunking: Chunking,
+    pub encode_chunking: Chunking,
+    /// What `decode` does with long clips, within each tile if it tiles (`Chunking::default()`:
+    /// streams past the memory budget).
+    pub decode_chunking: Chunking,
 }
 
 impl<B: Backend> Ltx2Vae<B> {
@@ -316,7 +427,8 @@ impl<B: Backend> Ltx2Vae<B> {
             latents_std,
             parameter_count: log.parameters,
             tiling: Tiling::default(),
-            chunking: Chunking::default(),
+            encode_chunking: Chunking::default(),
+            decode_chunking: Chunking::default(),
         })
     }
 
@@ -355,8 +467,17 @@ impl<B: Backend> Ltx2Vae<B> {
         (largest, largest.saturating_mul(be.element_bytes()).saturating_mul(tiling::ACTIVATION_FACTOR))
     }
 
-    /// The tile grid `tiling` gives a (B, C, T, h, w) latent on `be`, or `None` for a whole-clip
-    /// decode.
+    /// A (t, h, w) latent's decode streamed `k` latent frames at a time on `be`: (the largest
+    /// activation tensor of a chunk in elements, the estimated peak bytes: a chunk's activations
+    /// as those of a clip of k + 1 latent frames and the flush's burst, plus the temporal caches).
+    pub fn stream_estimate(&self, be: &B, k: usize, [h, w]: [usize; 2]) -> (usize, usize) {
+        let (largest, bytes) = self.decode_estimate(be, [k + 1 + self.decoder.stream_burst_latents(), h, w]);
+        (largest, bytes.saturating_add(self.decoder.stream_cache_bytes([h, w], be.element_bytes())))
+    }
+
+    /// The tile grid `tiling` gives a (B, C, T, h, w) latent on `be`, or `None` for whole frames.
+    /// `Tiling::Auto` tiles only what fits its budget neither whole nor streamed in time as
+    /// `decode_chunking` says: streaming is exact, tiles blend.
     pub fn tile_plan(&self, be: &B, shape: [usize; 5], tiling: Tiling) -> Result<Option<TilePlan>> {
         let [_, _, t, h, w] = shape;
         let (s, thin) = (self.config.spatial_factor(), self.thinnest());
@@ -365,12 +486,41 @@ impl<B: Backend> Ltx2Vae<B> {
             Tiling::Tiles(spec) => tiling::plan(spec, h, w, s, thin),
             Tiling::Auto { budget, tiles } => {
                 let budget = budget.bytes(be.available_memory());
-                let (largest, bytes) = self.decode_estimate(be, [t, h, w]);
-                if bytes <= budget && largest <= i32::MAX as usize {
+                let fits = |(largest, bytes): (usize, usize)| bytes <= budget && largest <= i32::MAX as usize;
+                let streamed_fits = match self.decode_chunk_latents(be, [t, h, w])? {
+                    Some(k) => fits(self.stream_estimate(be, k, [h, w])),
+                    None => false,
+                };
+                if fits(self.decode_estimate(be, [t, h, w])) || streamed_fits {
                     Ok(None)
                 } else {
                     tiling::fitted_plan(tiles, h, w, s, thin)
                 }
+            }
+        }
+    }
+
+    /// The latent frames per chunk `decode_chunking` gives a (t, h, w) decode (whole frames or
+    /// one tile), or `None` for the whole clip at once.
+    pub fn decode_chunk_latents(&self, be: &B, [t, h, w]: [usize; 3]) -> Result<Option<usize>> {
+        let tf = self.config.temporal_factor();
+        match self.decode_chunking {
+            Chunking::Off => Ok(None),
+            Chunking::Frames(n) if n == 0 || !n.is_multiple_of(tf) => Err(Error::InputShape {
+                name: "decode chunk frames".into(),
+                expected: format!("a positive multiple of the decoder's temporal factor {tf}"),
+                got: n.to_string(),
+            }),
+            Chunking::Frames(n) => Ok(Some(n / tf)),
+            Chunking::Auto { budget } => {
+                let budget = budget.bytes(be.available_memory());
+                let fits = |(largest, bytes): (usize, usize)| bytes <= budget && largest <= i32::MAX as usize;
+                if t == 1 || fits(self.decode_estimate(be, [t, h, w])) {
+                    return Ok(None);
+                }
+                // the longest chunks that fit, at least one latent frame (8 video frames)
+                let k = (1..t).rev().find(|&k| fits(self.stream_estimate(be, k, [h, w]))).unwrap_or(1);
+                Ok(Some(k))
             }
         }
     }
@@ -408,14 +558,57 @@ impl<B: Backend> Ltx2Vae<B> {
             self.decode_tiles(be, z, shape, &plan, &mut out, out_shape, progress)?;
             return Ok((out, out_shape));
         }
-        let stages = self.decoder.up_blocks.len();
+        let chunk = self.decode_chunk_latents(be, [t, h, w])?;
+        let stages = chunk.map_or(self.decoder.up_blocks.len(), |k| t.div_ceil(k));
         for sample in 0..b {
             let mut tick = stage_ticker(progress, sample, b, stages);
             let x = Tensor::from_vec(be, &[t, h, w, c], sample_to_channels_last(z, shape, sample))?;
-            let video = self.decoder.forward(be, &x, &mut tick)?;
-            download_channels_last(be, &video, &mut out, out_shape, sample, 0)?;
+            let mut written = 0;
+            self.decode_clip(be, &x, chunk, &mut tick, &mut |video| {
+                download_channels_last(be, video, &mut out, out_shape, sample, written)?;
+                written += video.shape()[0];
+                Ok(())
+            })?;
+            self.check_decoded_frames(written, t)?;
         }
         Ok((out, out_shape))
+    }
+
+    /// One sample's latents (T, h, w, C) through the decoder, the whole clip at once (`chunk`
+    /// `None`) or streamed in time `chunk` latent frames at a time; `emit` gets the video's frames
+    /// in order, all at once or a run per chunk (none from the first chunks: the decoder sees
+    /// about 22 latent frames ahead at the released widths).
+    fn decode_clip(
+        &self,
+        be: &B,
+        z: &Tensor<B>,
+        chunk: Option<usize>,
+        progress: &mut dyn FnMut(&str) -> Result<()>,
+        emit: &mut dyn FnMut(&Tensor<B>) -> Result<()>,
+    ) -> Result<()> {
+        let Some(k) = chunk else { return emit(&self.decoder.forward(be, z, progress)?) };
+        let t = z.shape()[0];
+        let chunks = t.div_ceil(k);
+        let mut caches: Vec<_> = (0..self.decoder.stage_count()).map(|_| TemporalCaches::default()).collect();
+        for i in 0..chunks {
+            progress(&format!("decoding chunk {}/{chunks}", i + 1))?;
+            let piece = frames(be, z, i * k, k.min(t - i * k))?;
+            self.decoder.stream_from(be, 0, Some(piece), i + 1 == chunks, k, &mut caches, emit)?;
+        }
+        Ok(())
+    }
+
+    /// A decode of `latent_frames` gave `written` video frames: a streamed decode whose chunks did
+    /// not add up is a bug, said rather than written out short.
+    fn check_decoded_frames(&self, written: usize, latent_frames: usize) -> Result<()> {
+        let expected = self.decoded_frames(latent_frames);
+        if written != expected {
+            return Err(Error::shape(
+                "ltx2 decode",
+                format!("{latent_frames} latent frames decoded to {written} video frames, not {expected}"),
+            ));
+        }
+        Ok(())
     }
 
     /// diffusers' `tiled_decode` over `plan`, sample by sample, into `out` (see `tiling`). Keeps
@@ -453,9 +646,17 @@ impl<B: Backend> Ltx2Vae<B> {
                     )?;
                     let x =
                         Tensor::from_vec(be, &[t, rows.1, cols.1, c], tiling::window(&zs, [t, h, w, c], rows, cols))?;
-                    let video = self.decoder.forward(be, &x, &mut |_| Ok(()))?;
-                    let [frames, th, tw, tc] = *video.shape() else { unreachable!("clips are (T, H, W, C)") };
-                    let mut tile = tiling::Tile { data: video.to_host(be)?, frames, h: th, w: tw, c: tc };
+                    let chunk = self.decode_chunk_latents(be, [t, rows.1, cols.1])?;
+                    let (mut data, mut frames, mut size) = (Vec::new(), 0, [0; 3]);
+                    self.decode_clip(be, &x, chunk, &mut |_| Ok(()), &mut |video| {
+                        let [f, th, tw, tc] = *video.shape() else { unreachable!("clips are (T, H, W, C)") };
+                        data.extend(video.to_host(be)?);
+                        (frames, size) = (frames + f, [th, tw, tc]);
+                        Ok(())
+                    })?;
+                    self.check_decoded_frames(frames, t)?;
+                    let [th, tw, tc] = size;
+                    let mut tile = tiling::Tile { data, frames, h: th, w: tw, c: tc };
                     if let Some(up) = above.get_mut(j).and_then(Option::take) {
                         tiling::blend_v(&up, &mut tile, blend.0);
                     }
@@ -520,7 +721,7 @@ impl<B: Backend> Ltx2Vae<B> {
                 let label = format!("sample {}: encoding chunk {}/{chunks}", sample + 1, i + 1);
                 progress.step(sample * chunks + i, b * chunks, &label)?;
                 let len = if i == 0 { 1 } else { chunk.min(t - start) };
-                caches.start_chunk();
+                caches.start_chunk(i + 1 == chunks);
                 let piece = frames(be, &x, start, len)?;
                 let enc = self.encoder.forward(be, &piece, &mut |_| Ok(()), Some(&mut caches))?;
                 let encoded_frames = enc.shape()[0];
@@ -532,11 +733,11 @@ impl<B: Backend> Ltx2Vae<B> {
         Ok((out, out_shape))
     }
 
-    /// The frames per streamed chunk of a (t, h, w) encode (`self.chunking`), or `None` for the
+    /// The frames per streamed chunk of a (t, h, w) encode (`self.encode_chunking`), or `None` for the
     /// whole clip. A non-causal encoder (`encoder_causal: false`) cannot stream.
     fn encode_chunk_frames(&self, be: &B, [t, h, w]: [usize; 3]) -> Result<Option<usize>> {
         if self.config.encoder_time != TimePadding::Causal {
-            return match self.chunking {
+            return match self.encode_chunking {
                 Chunking::Frames(_) => Err(Error::InputShape {
                     name: "encode chunk frames".into(),
                     expected: "a causal encoder (`encoder_causal: true` in the VAE config) to stream".into(),
@@ -548,7 +749,7 @@ impl<B: Backend> Ltx2Vae<B> {
         let p = self.config.patch_size;
         let frame_bytes = (h / p) * (w / p) * self.config.latent_channels * be.element_bytes();
         let available = be.available_memory();
-        tiling::chunk_frames(self.chunking, t, self.config.temporal_factor(), frame_bytes, available)
+        tiling::chunk_frames(self.encode_chunking, t, self.config.temporal_factor(), frame_bytes, available)
     }
 
     /// The posterior mean (B, C, T', h, w): what the pipelines encode images and plates to.

@@ -1,5 +1,5 @@
-//! Memory bounds of the LTX-2 autoencoder: the encoder's streaming in time (`Chunking`), and the
-//! decoder's spatial tiles.
+//! Memory bounds of the LTX-2 autoencoder: streaming in time (`Chunking`, the encoder's and the
+//! decoder's), and the decoder's spatial tiles.
 //!
 //! Spatially tiled decode, as diffusers 0.42.1 `AutoencoderKLLTX2Video.tiled_decode` (after
 //! `enable_tiling`): the latent is cut into overlapping tiles of `tile_sample_min_*` / 32 latent
@@ -76,17 +76,19 @@ impl Default for Tiling {
     }
 }
 
-/// How an LTX-2 encode runs long clips. The encoder is causal, so it streams in time exactly:
-/// the first frame, then chunks of frames, each causal conv's left context carried from the
-/// previous chunk (`blocks::Conv::forward_in`); the chunks' latents are the whole clip's.
+/// How an LTX-2 encode or decode runs long clips: streamed in time exactly, each conv's context
+/// carried from the previous chunk (`blocks::Conv::forward_in`; the decoder's centered convs lag
+/// their input by a frame), so the chunks' outputs are the whole clip's. The encoder takes the
+/// first frame, then chunks of `Frames` video frames; the decoder chunks of `Frames` / 8 latent
+/// frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Chunking {
     /// The whole clip at once, whatever its length.
     Off,
-    /// The first frame, then this many frames at a time (a multiple of the encoder's temporal
-    /// factor, 8).
+    /// This many video frames at a time (a multiple of the temporal factor, 8; the encoder's
+    /// first frame alone before them).
     Frames(usize),
-    /// Whole when the estimate (`ACTIVATION_FACTOR` × the widest level's time-padded clip) fits
+    /// Whole when the estimate (`ACTIVATION_FACTOR` × the largest time-padded tensor) fits
     /// `budget`, else the longest chunks that fit (at least one latent frame's).
     Auto { budget: MemoryBudget },
 }

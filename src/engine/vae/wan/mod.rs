@@ -247,7 +247,7 @@ impl<B: Backend> WanVae<B> {
             let mut written = 0;
             for i in 0..t {
                 progress.step(sample * t + i, b * t, &format!("decoding latent frame {}/{t}", i + 1))?;
-                caches.start_chunk();
+                caches.start_chunk(i + 1 == t);
                 let chunk = self.decoder.forward(be, &frames(be, &x, i, 1)?, &mut caches)?;
                 download_channels_last(be, &chunk, &mut out, out_shape, sample, written)?;
                 written += chunk.shape()[0];
@@ -301,7 +301,7 @@ impl<B: Backend> WanVae<B> {
             for i in 0..latent_t {
                 progress.step(sample * latent_t + i, b * latent_t, &format!("encoding chunk {}/{latent_t}", i + 1))?;
                 let len = if i == 0 { 1 } else { tf };
-                caches.start_chunk();
+                caches.start_chunk(i + 1 == latent_t);
                 let enc = self.encoder.forward(be, &frames(be, &x, start, len)?, &mut caches)?;
                 let enc = self.quant_conv.forward(be, &enc)?;
                 write_channels_last(&mut out, out_shape, sample, i, &enc.to_host(be)?);

@@ -168,22 +168,21 @@ def long_fixtures(model, gen, meta):
         print(f"{NAME}.long.{case}: {tuple(z.shape)} -> {tuple(sample.shape)}")
 
 
+# The fixture sets made from the committed tiny model alone: flag → (seed offset, writer).
+FROM_SAVED = {"--tiled-only": (1, tiled_fixtures), "--long-only": (2, long_fixtures)}
+
+
+def from_saved(flag, model, meta):
+    offset, write = FROM_SAVED[flag]
+    gen = torch.Generator().manual_seed(SEED + offset)
+    write(model, gen, dict(meta, script=f"{COMMAND} {flag}", seed=str(SEED + offset)))
+
+
 def main():
-    if sys.argv[1:] == ["--long-only"]:
-        # the long decode fixtures alone, from the committed tiny model
-        gen = torch.Generator().manual_seed(SEED + 2)
-        meta = dict(script=f"{COMMAND} --long-only", diffusers=diffusers.__version__, torch=torch.__version__,
-                    seed=str(SEED + 2))
+    if len(sys.argv) == 2 and sys.argv[1] in FROM_SAVED:
+        # one set alone, from the committed tiny model (leaves every other file as it is)
         model = AutoencoderKLLTX2Video.from_pretrained(os.path.join(OUT, NAME, "vae")).eval()
-        long_fixtures(model, gen, meta)
-        return
-    if sys.argv[1:] == ["--tiled-only"]:
-        # the tiled fixtures alone, from the committed tiny model (leaves every other file as it is)
-        gen = torch.Generator().manual_seed(SEED + 1)
-        meta = dict(script=f"{COMMAND} --tiled-only", diffusers=diffusers.__version__, torch=torch.__version__,
-                    seed=str(SEED + 1))
-        model = AutoencoderKLLTX2Video.from_pretrained(os.path.join(OUT, NAME, "vae")).eval()
-        tiled_fixtures(model, gen, meta)
+        from_saved(sys.argv[1], model, dict(diffusers=diffusers.__version__, torch=torch.__version__))
         return
     write_released_config()
     torch.manual_seed(SEED)
@@ -213,13 +212,10 @@ def main():
                   metadata=dict(meta, model=NAME, case=f"decode.{case}"))
         print(f"{NAME}.decode.{case}: {tuple(z.shape)} -> {tuple(sample.shape)}, "
               f"|x| max {float(sample.abs().max()):.2f}")
-    # from the saved model, as --tiled-only does, so the two ways give the same files
-    gen = torch.Generator().manual_seed(SEED + 1)
-    meta = dict(meta, script=f"{COMMAND} --tiled-only", seed=str(SEED + 1))
+    # from the saved model, as --tiled-only and --long-only do, so the two ways give the same files
     saved = AutoencoderKLLTX2Video.from_pretrained(os.path.join(OUT, NAME, "vae")).eval()
-    tiled_fixtures(saved, gen, meta)
-    gen = torch.Generator().manual_seed(SEED + 2)
-    long_fixtures(saved, gen, dict(meta, script=f"{COMMAND} --long-only", seed=str(SEED + 2)))
+    for flag in FROM_SAVED:
+        from_saved(flag, saved, meta)
 
 
 if __name__ == "__main__":

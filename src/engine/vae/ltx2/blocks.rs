@@ -55,7 +55,8 @@ impl<B: Backend> Conv<B> {
     /// causality says (causal: [x₀, x₀, x₀ … x_{T−1}]; centered: [x₀, x₀ … x_{T−1}, x_{T−1}]).
     pub fn forward(&self, be: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
         let (before, after) = self.time.frames();
-        let padded = pad_frames(be, None, Some(x), before, after)?.expect("x has frames");
+        let padded = pad_frames(be, None, Some(x), before, after)?
+            .ok_or_else(|| Error::shape("ltx2 conv", "a whole clip without frames"))?;
         self.conv_padded(be, &padded)
     }
 

@@ -25,24 +25,29 @@ pub fn timestep_sinusoid(timesteps: &[f32]) -> Vec<f32> {
 pub fn rope_tables(head_dim: usize, grid: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
     let hw_dim = 2 * (head_dim / 6);
     let axis_dims = [head_dim - 2 * hw_dim, hw_dim, hw_dim];
-    // (axis, frequency) for each of the head_dim/2 channel pairs
-    let pairs: Vec<(usize, f64)> = axis_dims
+    // A token's row is [t pairs | h pairs | w pairs], each part depending on one axis position
+    // only: every axis's (position, pair) angles are computed once and the rows assembled from
+    // them (the per-token f64 cos/sin took 12 ms at 720p and 48 at 480p on the host).
+    let axis_tables: Vec<(Vec<f32>, Vec<f32>)> = axis_dims
         .iter()
-        .enumerate()
-        .flat_map(|(axis, &dim)| (0..dim / 2).map(move |k| (axis, 1.0 / 10000f64.powf((2 * k) as f64 / dim as f64))))
+        .zip(grid)
+        .map(|(&dim, len)| {
+            let freqs: Vec<f64> = (0..dim / 2).map(|k| 1.0 / 10000f64.powf((2 * k) as f64 / dim as f64)).collect();
+            let angles = (0..len).flat_map(|pos| freqs.iter().map(move |f| pos as f64 * f));
+            (angles.clone().map(|a| a.cos() as f32).collect(), angles.map(|a| a.sin() as f32).collect())
+        })
         .collect();
     let [gt, gh, gw] = grid;
-    let n = gt * gh * gw;
-    let mut cos = Vec::with_capacity(n * pairs.len());
-    let mut sin = Vec::with_capacity(n * pairs.len());
+    let row = head_dim / 2;
+    let (mut cos, mut sin) = (Vec::with_capacity(gt * gh * gw * row), Vec::with_capacity(gt * gh * gw * row));
     for t in 0..gt {
         for h in 0..gh {
             for w in 0..gw {
-                let pos = [t, h, w];
-                for &(axis, freq) in &pairs {
-                    let angle = pos[axis] as f64 * freq;
-                    cos.push(angle.cos() as f32);
-                    sin.push(angle.sin() as f32);
+                for (axis, pos) in [t, h, w].into_iter().enumerate() {
+                    let width = axis_dims[axis] / 2;
+                    let (c, s) = &axis_tables[axis];
+                    cos.extend_from_slice(&c[pos * width..][..width]);
+                    sin.extend_from_slice(&s[pos * width..][..width]);
                 }
             }
         }
@@ -76,5 +81,42 @@ mod tests {
         let row = &sin[56..112];
         assert!(row[..38].iter().all(|&s| s == 0.0));
         assert_eq!(row[38], 1f64.sin() as f32);
+    }
+
+    /// The tables as the definition reads, a token and a pair at a time: the assembled rows
+    /// must hold exactly these values.
+    fn rope_per_token(head_dim: usize, [gt, gh, gw]: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
+        let hw_dim = 2 * (head_dim / 6);
+        let axis_dims = [head_dim - 2 * hw_dim, hw_dim, hw_dim];
+        let pairs: Vec<(usize, f64)> = (0..3)
+            .flat_map(|axis| {
+                let dim = axis_dims[axis];
+                (0..dim / 2).map(move |k| (axis, 1.0 / 10000f64.powf((2 * k) as f64 / dim as f64)))
+            })
+            .collect();
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        for t in 0..gt {
+            for h in 0..gh {
+                for w in 0..gw {
+                    for &(axis, freq) in &pairs {
+                        let angle = [t, h, w][axis] as f64 * freq;
+                        cos.push(angle.cos() as f32);
+                        sin.push(angle.sin() as f32);
+                    }
+                }
+            }
+        }
+        (cos, sin)
+    }
+
+    #[test]
+    fn rope_rows_are_the_per_token_definition() {
+        for (head_dim, grid) in [(112, [3, 5, 7]), (64, [2, 4, 3]), (112, [11, 22, 40])] {
+            assert_eq!(
+                rope_tables(head_dim, grid),
+                rope_per_token(head_dim, grid),
+                "head_dim {head_dim}, grid {grid:?}"
+            );
+        }
     }
 }

@@ -63,8 +63,11 @@ pub struct SanaVideoTransformer<B: Backend> {
     pub parameter_count: usize,
     /// The uploaded RoPE tables of the last token grid: a sampler runs every step on one grid,
     /// and building them per forward kept the GPU waiting on the host (see `rope`).
-    rope_cache: parking_lot::Mutex<Option<([usize; 3], Arc<RopeTables<B>>)>>,
+    rope_cache: parking_lot::Mutex<Option<GridRope<B>>>,
 }
+
+/// A token grid (T', H', W') and its uploaded RoPE tables.
+type GridRope<B> = ([usize; 3], Arc<RopeTables<B>>);
 
 impl<B: Backend> SanaVideoTransformer<B> {
     /// Loads `transformer/` of a model folder (or a bare transformer folder).

@@ -153,19 +153,26 @@ def tiled_fixtures(model, gen, meta):
               f"{stride_h}x{stride_w}; diffusers tiled vs untiled relative L2 {gap:.3e}")
 
 
+def decode_fixtures(model, gen, meta, kind, cases):
+    """`tiny-ltx2.<kind>.<case>`: random latents of each case's (batch, latent frames, h, w) and
+    diffusers' whole-clip decode of them."""
+    for case, (b, t, h, w) in cases.items():
+        z = torch.randn((b, TINY["latent_channels"], t, h, w), generator=gen)
+        with torch.no_grad():
+            sample = model.decode(z).sample
+        path = os.path.join(OUT, f"{NAME}.{kind}.{case}.safetensors")
+        save_file({"latents": z.contiguous(), "sample": sample.contiguous()}, path,
+                  metadata=dict(meta, model=NAME, case=f"{kind}.{case}"))
+        print(f"{NAME}.{kind}.{case}: {tuple(z.shape)} -> {tuple(sample.shape)}, "
+              f"|x| max {float(sample.abs().max()):.2f}")
+
+
 def long_fixtures(model, gen, meta):
     """`tiny-ltx2.long.*`: latents longer than the decoder's reach in time and diffusers' whole-clip
     decode of them (what our decode streamed in time must reproduce)."""
     for old in glob.glob(os.path.join(OUT, f"{NAME}.long.*.safetensors")):
         os.remove(old)
-    for case, (b, t, h, w) in LONG.items():
-        z = torch.randn((b, TINY["latent_channels"], t, h, w), generator=gen)
-        with torch.no_grad():
-            sample = model.decode(z).sample
-        path = os.path.join(OUT, f"{NAME}.long.{case}.safetensors")
-        save_file({"latents": z.contiguous(), "sample": sample.contiguous()}, path,
-                  metadata=dict(meta, model=NAME, case=f"long.{case}"))
-        print(f"{NAME}.long.{case}: {tuple(z.shape)} -> {tuple(sample.shape)}")
+    decode_fixtures(model, gen, meta, "long", LONG)
 
 
 # The fixture sets made from the committed tiny model alone: flag → (seed offset, writer).
@@ -203,15 +210,7 @@ def main():
         save_file({"video": video.contiguous(), "latent_params": params.contiguous()}, path,
                   metadata=dict(meta, model=NAME, case=f"encode.{case}"))
         print(f"{NAME}.encode.{case}: video {tuple(video.shape)} -> {tuple(params.shape)}")
-    for case, (b, t, h, w) in DECODE.items():
-        z = torch.randn((b, TINY["latent_channels"], t, h, w), generator=gen)
-        with torch.no_grad():
-            sample = model.decode(z).sample
-        path = os.path.join(OUT, f"{NAME}.decode.{case}.safetensors")
-        save_file({"latents": z.contiguous(), "sample": sample.contiguous()}, path,
-                  metadata=dict(meta, model=NAME, case=f"decode.{case}"))
-        print(f"{NAME}.decode.{case}: {tuple(z.shape)} -> {tuple(sample.shape)}, "
-              f"|x| max {float(sample.abs().max()):.2f}")
+    decode_fixtures(model, gen, meta, "decode", DECODE)
     # from the saved model, as --tiled-only and --long-only do, so the two ways give the same files
     saved = AutoencoderKLLTX2Video.from_pretrained(os.path.join(OUT, NAME, "vae")).eval()
     for flag in FROM_SAVED:

@@ -6,7 +6,7 @@
 static constexpr int kThreads = 256;
 
 // out (bf16, len) = x (f32, n) repeated: the model batch [x, x] of classifier-free guidance.
-extern "C" __global__ void __launch_bounds__(kThreads) latent_to_model_bf16(const SamplerParams p) {
+extern "C" __global__ void __launch_bounds__(kThreads) table_to_tensor_bf16(const SamplerParams p) {
     const float* x = dptr<const float>(p.a);
     bf16* out = dptr<bf16>(p.out);
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < p.len; i += (int64_t)gridDim.x * blockDim.x)

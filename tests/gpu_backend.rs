@@ -797,7 +797,7 @@ fn sampler_ops_match_cpu() {
             let n = x.len();
             let xt = be.upload_table(x.to_vec()).unwrap();
             let mut batch = poisoned(be, &[2, n]);
-            ops::latent_to_model(be, &mut batch, &xt).unwrap();
+            ops::table_to_tensor(be, &mut batch, &xt).unwrap();
             let model_out = t(be, &[2, n], model);
             let mut v = be.upload_table(vec![f32::NAN; n]).unwrap();
             ops::guided_velocity(be, &mut v, &model_out, 6.0).unwrap();
@@ -820,7 +820,7 @@ fn sampler_ops_match_cpu() {
         // the model batch rounds to bf16 on the GPU; the rest is f32 arithmetic on both sides
         let tolerances = [tolerance::CUDA_KERNEL, tolerance::TRANSFORMER_F32, 0.0, tolerance::TRANSFORMER_F32, 0.0];
         for (k, name) in
-            ["latent_to_model", "guided_velocity", "guided_velocity (one copy)", "lincomb_tables", "copy_table_range"]
+            ["table_to_tensor", "guided_velocity", "guided_velocity (one copy)", "lincomb_tables", "copy_table_range"]
                 .iter()
                 .enumerate()
         {

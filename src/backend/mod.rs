@@ -518,9 +518,10 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// called: its fences are already passed.
     fn fence(&self) -> Result<Self::Fence>;
     fn wait(&self, fence: &Self::Fence) -> Result<()>;
-    /// The sampler's model batch: out (a multiple of x's length) = x repeated, in the buffer's
-    /// precision (the [x, x] batch of classifier-free guidance, or x alone).
-    fn latent_to_model(&self, out: &mut Self::Buf, x: &Self::Table) -> Result<()>;
+    /// An f32 table into a buffer in the compute precision: out (a multiple of x's length) = x
+    /// repeated (the sampler's [x, x] batch of classifier-free guidance or x alone; one copy where
+    /// a resnet run's f32 residual stream rounds back).
+    fn table_to_tensor(&self, out: &mut Self::Buf, x: &Self::Table) -> Result<()>;
     /// out (n) ← the model output: itself when it holds one batch of n (no guidance), else
     /// u + scale·(c − u) of its two halves [u; c] (classifier-free guidance).
     fn guided_velocity(&self, out: &mut Self::Table, model_out: &Self::Buf, scale: f32) -> Result<()>;

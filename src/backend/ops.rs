@@ -661,15 +661,16 @@ pub fn group_norm<B: Backend>(
 
 // ---- the sampler's device-side steps (engine/sampler): latents as f32 tables ----------------
 
-/// The model batch: `out` (a whole number of copies of x) ← x repeated, in the buffer's precision.
-pub fn latent_to_model<B: Backend>(be: &B, out: &mut Tensor<B>, x: &B::Table) -> Result<()> {
+/// An f32 table into a tensor in the compute precision: `out` (a whole number of copies of x) ← x
+/// repeated (the sampler's model batch; one copy where a resnet run's f32 stream rounds back).
+pub fn table_to_tensor<B: Backend>(be: &B, out: &mut Tensor<B>, x: &B::Table) -> Result<()> {
     if x.is_empty() || !out.len().is_multiple_of(x.len()) {
         return Err(Error::shape(
-            "latent_to_model",
+            "table_to_tensor",
             format!("a model batch of {} values is no whole number of {}-value latents", out.len(), x.len()),
         ));
     }
-    be.latent_to_model(&mut out.buf, x)
+    be.table_to_tensor(&mut out.buf, x)
 }
 
 /// `out` (n) ← the model output itself (n values) or u + scale·(c − u) of its halves (2n).

@@ -291,8 +291,8 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn latent_to_model(&self, out: &mut Vec<f32>, x: &Vec<f32>) -> Result<()> {
-        sampler::latent_to_model(out, x);
+    fn table_to_tensor(&self, out: &mut Vec<f32>, x: &Vec<f32>) -> Result<()> {
+        sampler::table_to_tensor(out, x);
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 /// Values per rayon task (a 720p latent pair is 2.5 M values).
 const MIN_VALUES_PER_TASK: usize = 1 << 15;
 
-pub fn latent_to_model(out: &mut [f32], x: &[f32]) {
+pub fn table_to_tensor(out: &mut [f32], x: &[f32]) {
     out.par_chunks_mut(x.len().max(1)).for_each(|copy| copy.copy_from_slice(&x[..copy.len()]));
 }
 

@@ -59,7 +59,7 @@ pub(super) const ENTRY_POINTS: &[&str] = &[
     "rope_rotate_half_bf16",
     "causal_attention_bf16",
     "binary_bf16",
-    "latent_to_model_bf16",
+    "table_to_tensor_bf16",
     "guided_velocity_f32",
     "lincomb_f32",
     "patchify_bf16",

@@ -640,8 +640,8 @@ impl Backend for Cuda {
         fence.synchronize().during("waiting for a fence").map_err(|e| self.err(e))
     }
 
-    fn latent_to_model(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<f32>) -> Result<()> {
-        self.timed(|| "latent_to_model".into(), || self.launch_latent_to_model(out, x).map_err(|e| self.err(e)))
+    fn table_to_tensor(&self, out: &mut CudaSlice<bf16>, x: &CudaSlice<f32>) -> Result<()> {
+        self.timed(|| "table_to_tensor".into(), || self.launch_table_to_tensor(out, x).map_err(|e| self.err(e)))
     }
 
     fn guided_velocity(&self, out: &mut CudaSlice<f32>, model_out: &CudaSlice<bf16>, scale: f32) -> Result<()> {

@@ -11,7 +11,7 @@ use super::Cuda;
 const THREADS: u32 = 256;
 
 impl Cuda {
-    pub(super) fn launch_latent_to_model(
+    pub(super) fn launch_table_to_tensor(
         &self,
         out: &mut CudaSlice<bf16>,
         x: &CudaSlice<f32>,
@@ -23,7 +23,7 @@ impl Cuda {
             n: x.len() as i64,
             ..Default::default()
         };
-        self.kernels.launch(&self.stream, "latent_to_model_bf16", grid_stride(out.len(), THREADS), &p)
+        self.kernels.launch(&self.stream, "table_to_tensor_bf16", grid_stride(out.len(), THREADS), &p)
     }
 
     pub(super) fn launch_guided_velocity(

@@ -5,7 +5,7 @@
 //! in f32 between steps; decoding is the VAE's job.
 
 use super::LatentVideo;
-use crate::backend::{copy_table_range, guided_velocity, latent_to_model, Backend, Tensor};
+use crate::backend::{copy_table_range, guided_velocity, table_to_tensor, Backend, Tensor};
 use crate::engine::dit::{DitInput, SanaVideoTransformer, Timesteps};
 use crate::engine::progress::Progress;
 use crate::engine::sampler::{flow_dpm_schedule, DpmSolverPP, Sampler};
@@ -131,7 +131,7 @@ pub(super) fn denoise<B: Backend>(
     for i in 0..steps {
         progress.step(i, steps, &format!("denoising {}/{steps}", i + 1))?;
         let step_t = solver.timesteps()[i];
-        latent_to_model(be, &mut latent, &x_dev)?;
+        table_to_tensor(be, &mut latent, &x_dev)?;
         let timesteps = if image_dev.is_some() {
             // t·(1 − mask), the mask 1 on latent frame 0's tokens
             let per_token: Vec<f32> =

@@ -3,8 +3,8 @@
 
 use super::config::{Resampling, TimePadding};
 use crate::backend::{
-    add, add_f32, conv3d, copy_frames, depth_to_space, latent_to_model, rms_norm_act, rms_norm_f32_input_act,
-    space_to_depth, Activation, Backend, ConvSpec, NormWeight, PadMode, SubpixelOrder, Tensor, Write,
+    add, add_f32, conv3d, copy_frames, depth_to_space, rms_norm_act, rms_norm_f32_input_act, space_to_depth,
+    table_to_tensor, Activation, Backend, ConvSpec, NormWeight, PadMode, SubpixelOrder, Tensor, Write,
 };
 use crate::engine::vae::clip::{concat_frames, frames, last_frames, F32Frames, TemporalCaches};
 use crate::engine::weights::WeightLoader;
@@ -278,11 +278,11 @@ pub fn resnets_f32<B: Backend>(
         }
         stream = head;
     }
-    // the stream rounded back to the compute dtype (the one-copy case of the sampler's batch op)
+    // the stream rounded back to the compute dtype
     stream
         .map(|s| {
             let mut out = Tensor::empty(be, &s.shape)?;
-            latent_to_model(be, &mut out, &s.table)?;
+            table_to_tensor(be, &mut out, &s.table)?;
             Ok(out)
         })
         .transpose()

@@ -346,7 +346,7 @@ fn ltx2_streamed_encode_is_the_whole_clip_encode() {
         let (streamed, shape) = vae.encode_parameters(&Cpu, &video.data, shape5(&video), &Silent).unwrap();
         assert_eq!(shape.to_vec(), reference.shape, "{name} {chunking:?}: output shape");
         assert_close(&format!("{name} {chunking:?}"), &streamed, &reference.data);
-        let diff = streamed.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let diff = max_diff(&streamed, &whole);
         assert!(diff <= 1e-5, "{name} {chunking:?}: {diff} from the whole-clip encode");
     }
     vae.encode_chunking = Chunking::Auto { budget: MemoryBudget::Bytes(usize::MAX) };

@@ -464,3 +464,89 @@ fn ltx2_released_config_and_unsupported_variants() {
     let err = Ltx2Config::from_file(&ConfigFile::parse(&path, &conditioned).unwrap()).unwrap_err().to_string();
     assert!(err.contains("timestep_conditioning") && err.contains("not implement"), "{err}");
 }
+
+/// `sana run vae-decode | vae-encode` on `input` through the fixture folder `model`: (the process's
+/// output, the tensors it wrote, if any). The temporary folder lives as long as the caller needs
+/// the file.
+fn run_cli_vae(
+    op: &str,
+    model: &str,
+    input: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Output, Option<sana::io::TensorFiles>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.safetensors");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sana"))
+        .args(["run", op, "--model"])
+        .arg(common::fixtures().join("vae").join(model))
+        .arg("--inputs")
+        .arg(input)
+        .arg("--out")
+        .arg(&out)
+        .args(extra)
+        .output()
+        .unwrap();
+    let files = out.exists().then(|| common::open(&out));
+    (output, files)
+}
+
+/// The CLI's decode writes diffusers' `vae.decode(latents).sample` (Wan clamped, LTX-2 not), for
+/// both autoencoders, a batch of two included.
+#[test]
+fn cli_run_vae_decode_matches_reference() {
+    for (model, case, extra) in
+        [("tiny-wan", "decode.3x4x6", &[][..]), ("tiny-ltx2", "decode.b2.1x2x2", &["--vae", "ltx2"][..])]
+    {
+        let name = format!("{model}.{case}");
+        let (files, path) = fixture(&name);
+        let (output, written) = run_cli_vae("vae-decode", model, &path, extra);
+        assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        let sample = tensor(&written.expect("an output file"), "sample");
+        let reference = tensor(&files, "sample");
+        assert_eq!(sample.shape, reference.shape, "{name}: output shape");
+        assert_close(&format!("cli {name}"), &sample.data, &reference.data);
+    }
+}
+
+/// The CLI's encode writes `latent_dist.parameters` as diffusers does and `latent_mean`, the
+/// mean half of each sample's parameters.
+#[test]
+fn cli_run_vae_encode_matches_reference() {
+    for (model, case, extra) in
+        [("tiny-wan", "encode.5x32x48", &["--vae", "wan"][..]), ("tiny-ltx2", "encode.9x32x32", &[][..])]
+    {
+        let name = format!("{model}.{case}");
+        let (files, path) = fixture(&name);
+        let (output, written) = run_cli_vae("vae-encode", model, &path, extra);
+        assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        let written = written.expect("an output file");
+        let params = tensor(&written, "latent_params");
+        let reference = tensor(&files, "latent_params");
+        assert_eq!(params.shape, reference.shape, "{name}: output shape");
+        assert_close(&format!("cli {name} mean | logvar"), &params.data, &reference.data);
+        let mean = tensor(&written, "latent_mean");
+        let [b, c2, t, h, w] = shape5(&params);
+        assert_eq!(mean.shape, vec![b, c2 / 2, t, h, w], "{name}: mean shape");
+        let half = c2 / 2 * t * h * w;
+        for s in 0..b {
+            assert_eq!(&mean.data[s * half..][..half], &params.data[s * 2 * half..][..half], "{name}: sample {s}");
+        }
+    }
+}
+
+/// A folder holding the other autoencoder than --vae names, and an input file without the
+/// tensor the op reads, are errors that say so (naming the VAEs, the tensor and the file), and
+/// nothing is written.
+#[test]
+fn cli_run_vae_refuses_the_wrong_vae_and_a_missing_tensor() {
+    let (_, decode_input) = fixture("tiny-wan.decode.1x4x6");
+    let (output, written) = run_cli_vae("vae-decode", "tiny-wan", &decode_input, &["--vae", "ltx2"]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && written.is_none(), "{err}");
+    assert!(err.contains("Wan2.1 VAE") && err.contains("LTX-2") && err.contains("tiny-wan"), "{err}");
+
+    let (output, written) = run_cli_vae("vae-encode", "tiny-wan", &decode_input, &[]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && written.is_none(), "{err}");
+    assert!(err.contains("video") && err.contains("tiny-wan.decode.1x4x6"), "{err}");
+}

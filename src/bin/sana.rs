@@ -106,6 +106,52 @@ enum RunCommand {
     /// The text encoder (Gemma-2 + SANA-Video prompt handling): writes `prompt_embeds`,
     /// `prompt_attention_mask`, `negative_prompt_embeds`, `negative_prompt_attention_mask`.
     TextEncoder(RunTextArgs),
+    /// A model folder's autoencoder decode, as diffusers' `vae.decode`: input `latents` (B, C, T,
+    /// H, W) in the VAE's own latent space (not normalised); output `sample` (B, 3, F, H·s, W·s).
+    VaeDecode(RunVaeArgs),
+    /// A model folder's autoencoder encode, as diffusers' `vae.encode`: input `video` (B, 3, F,
+    /// H, W) in [−1, 1]; outputs `latent_params` (`latent_dist.parameters`: mean | log-variance)
+    /// and `latent_mean` (`latent_dist.mean`, what the pipelines use).
+    VaeEncode(RunVaeArgs),
+}
+
+#[derive(Args)]
+struct RunVaeArgs {
+    /// A diffusers model folder with vae/ (Wan2.1's `AutoencoderKLWan` or LTX-2's
+    /// `AutoencoderKLLTX2Video`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Which autoencoder the folder must hold: an error otherwise (default: whichever it holds).
+    #[arg(long, value_enum)]
+    vae: Option<VaeKind>,
+    /// safetensors file with the input tensor.
+    #[arg(long)]
+    inputs: PathBuf,
+    /// safetensors file to write the outputs to.
+    #[arg(long)]
+    out: PathBuf,
+    /// Plan the LTX-2 VAE's memory (time chunks, decode tiles) for this many GiB instead of 80%
+    /// of the device's free memory.
+    #[arg(long, value_parser = parse_gib)]
+    vae_memory_gib: Option<f64>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum VaeKind {
+    Ltx2,
+    Wan,
+}
+
+impl std::fmt::Display for VaeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VaeKind::Ltx2 => "LTX-2",
+            VaeKind::Wan => "Wan2.1",
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -537,6 +583,14 @@ fn run_cli() -> Result<()> {
             Device::Cpu => run_text_encoder(&Cpu, &args),
             Device::Cuda(n) => run_text_encoder(&Cuda::new(n)?, &args),
         },
+        Command::Run(RunCommand::VaeDecode(args)) => match args.device {
+            Device::Cpu => run_vae(&Cpu, &args, VaeOp::Decode),
+            Device::Cuda(n) => run_vae(&Cuda::new(n)?, &args, VaeOp::Decode),
+        },
+        Command::Run(RunCommand::VaeEncode(args)) => match args.device {
+            Device::Cpu => run_vae(&Cpu, &args, VaeOp::Encode),
+            Device::Cuda(n) => run_vae(&Cuda::new(n)?, &args, VaeOp::Encode),
+        },
         Command::Generate(args) => match args.device {
             Device::Cpu => generate(&Cpu, &args),
             Device::Cuda(n) => generate(&Cuda::new(n)?, &args),
@@ -629,6 +683,74 @@ fn run_dit<B: Backend>(be: &B, args: &RunDitArgs) -> Result<()> {
     write_f32(&args.out, &[("sample", out.shape(), &sample)])?;
     println!("{}", args.out.display());
     Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum VaeOp {
+    Decode,
+    Encode,
+}
+
+/// `sana run vae-decode | vae-encode`: one tensor file through the folder's autoencoder.
+fn run_vae<B: Backend>(be: &B, args: &RunVaeArgs, op: VaeOp) -> Result<()> {
+    let mut vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)
+        .with_context(|| format!("loading the VAE from `{}`", args.model.display()))?;
+    let found = match vae {
+        VideoVae::Wan(_) => VaeKind::Wan,
+        VideoVae::Ltx2(_) => VaeKind::Ltx2,
+    };
+    if let Some(asked) = args.vae.filter(|&asked| asked != found) {
+        bail!("`{}`: its vae/ is the {found} VAE, not the {asked} one --vae asks for", args.model.display());
+    }
+    set_vae_memory(&mut vae, args.vae_memory_gib);
+    let progress = StepLog(Instant::now().into());
+    let started = Instant::now();
+    let outputs = match op {
+        VaeOp::Decode => {
+            let (shape, z) = read_clip_tensor(&args.inputs, "latents", "(B, C, T, H, W) VAE latents")?;
+            let (sample, out_shape) = vae.decode(be, &z, shape, &progress)?;
+            vec![("sample", out_shape, sample)]
+        }
+        VaeOp::Encode => {
+            let (shape, video) = read_clip_tensor(&args.inputs, "video", "(B, 3, F, H, W) video in [-1, 1]")?;
+            let (params, [b, c2, t, h, w]) = vae.encode_parameters(be, &video, shape, &progress)?;
+            let mean = latent_mean(&params, [b, c2, t, h, w]);
+            vec![("latent_params", [b, c2, t, h, w], params), ("latent_mean", [b, c2 / 2, t, h, w], mean)]
+        }
+    };
+    let described: Vec<_> = outputs.iter().map(|(name, shape, _)| format!("`{name}` {shape:?}")).collect();
+    eprintln!(
+        "{found} VAE on {}: `{}` -> {} in {:.3} s",
+        be.name(),
+        args.inputs.display(),
+        described.join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some((name, ..)) = outputs.iter().find(|(_, _, v)| v.iter().any(|x| !x.is_finite())) {
+        bail!("the VAE produced non-finite values in `{name}`; not writing `{}`", args.out.display());
+    }
+    let tensors: Vec<_> = outputs.iter().map(|(name, shape, v)| (*name, &shape[..], &v[..])).collect();
+    write_f32(&args.out, &tensors)?;
+    println!("{}", args.out.display());
+    Ok(())
+}
+
+/// The mean half (the first C/2 channels of each sample) of a posterior's parameters (B, C, …).
+fn latent_mean(params: &[f32], [b, c2, t, h, w]: [usize; 5]) -> Vec<f32> {
+    let half = c2 / 2 * t * h * w;
+    params.chunks(2 * half).take(b).flat_map(|sample| &sample[..half]).copied().collect()
+}
+
+/// A five-axis tensor `name` of a safetensors file, as (shape, values); `what` says what it
+/// should be in the errors.
+fn read_clip_tensor(path: &Path, name: &str, what: &str) -> Result<([usize; 5], Vec<f32>)> {
+    let t = HostTensor::read_required(&sana::io::TensorFiles::open(path)?, name, what)?;
+    let shape: [usize; 5] = t
+        .shape
+        .clone()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("`{}`: `{name}` has shape {:?}, expected {what}", path.display(), t.shape))?;
+    Ok((shape, t.data))
 }
 
 fn run_text_encoder<B: Backend>(be: &B, args: &RunTextArgs) -> Result<()> {
@@ -832,12 +954,8 @@ fn refine_command<B: Backend>(be: &B, args: &RefineArgs) -> Result<()> {
     let progress = StepLog(Instant::now().into());
     let source = match (&args.latents, &args.input) {
         (Some(path), _) => {
-            let t =
-                HostTensor::read_required(&sana::io::TensorFiles::open(path)?, "latents", "(1, C, T, H, W) latents")?;
-            let shape: [usize; 5] = t.shape.clone().try_into().map_err(|_| {
-                anyhow::anyhow!("`{}`: `latents` has shape {:?}, expected (1, C, T, H, W)", path.display(), t.shape)
-            })?;
-            RefineSource::Latents(LatentVideo { shape, data: t.data })
+            let (shape, data) = read_clip_tensor(path, "latents", "(1, C, T, H, W) latents")?;
+            RefineSource::Latents(LatentVideo { shape, data })
         }
         (None, Some(input)) => {
             let count = args.frames.context("--frames is required with --input")?;
@@ -937,11 +1055,7 @@ fn read_plate(pattern: &Path, first: usize, count: usize) -> Result<VideoClip> {
 /// `sana decode`: latents (as `sana generate` writes them) → an image sequence.
 fn decode_command<B: Backend>(be: &B, args: &DecodeArgs) -> Result<()> {
     let mut written = Written::new("decode", &args.model, be.name());
-    let files = sana::io::TensorFiles::open(&args.latents)?;
-    let tensor = HostTensor::read_required(&files, "latents", "(1, C, T, H, W) transformer-space latents")?;
-    let shape: [usize; 5] = tensor.shape.clone().try_into().map_err(|_| {
-        anyhow::anyhow!("`{}`: latents have shape {:?}, expected (1, C, T, H, W)", args.latents.display(), tensor.shape)
-    })?;
+    let (shape, data) = read_clip_tensor(&args.latents, "latents", "(1, C, T, H, W) transformer-space latents")?;
     let mut vae = VideoVae::from_folder(be, &ModelFolder::new(&args.model)?)?;
     set_vae_memory(&mut vae, args.vae_memory_gib);
     let (tf, sf) = vae.factors();
@@ -955,7 +1069,7 @@ fn decode_command<B: Backend>(be: &B, args: &DecodeArgs) -> Result<()> {
         shape[4] * sf
     );
     let progress = StepLog(Instant::now().into());
-    let latent = LatentVideo { shape, data: tensor.data };
+    let latent = LatentVideo { shape, data };
     let size = (shape[3] * sf, shape[4] * sf);
     let video = decode_to_size(be, &vae, &latent, size, &progress)?;
     written.frames = write_sequence(&args.out, &video, args.first_frame)?;

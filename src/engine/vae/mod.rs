@@ -78,6 +78,21 @@ impl<B: Backend> VideoVae<B> {
         }
     }
 
+    /// Video (B, 3, F, H, W) in [−1, 1] → the posterior's parameters (B, 2C, T, h, w): mean |
+    /// log-variance, as diffusers' `latent_dist.parameters`.
+    pub fn encode_parameters(
+        &self,
+        be: &B,
+        video: &[f32],
+        shape: [usize; 5],
+        progress: &dyn Progress,
+    ) -> Result<(Vec<f32>, [usize; 5])> {
+        match self {
+            VideoVae::Wan(v) => v.encode_parameters(be, video, shape, progress),
+            VideoVae::Ltx2(v) => v.encode_parameters(be, video, shape, progress),
+        }
+    }
+
     /// Video (B, 3, F, H, W) in [−1, 1] → VAE latents (the posterior mean).
     pub fn encode(
         &self,

@@ -27,7 +27,7 @@ use sana::engine::progress::Progress;
 use sana::engine::text::{
     encode_prompts, Gemma2Encoder, Instruction, PromptOptions, PromptTokenizer, DEFAULT_NEGATIVE_PROMPT,
 };
-use sana::engine::vae::{VideoVae, WanVae};
+use sana::engine::vae::{posterior_mean, VideoVae, WanVae};
 use sana::io::frames::{frames_from_video, read_sequence, video_from_frames, write_frame, PngDepth, SequencePattern};
 use sana::io::{write_f32, ModelFolder};
 
@@ -713,9 +713,9 @@ fn run_vae<B: Backend>(be: &B, args: &RunVaeArgs, op: VaeOp) -> Result<()> {
         }
         VaeOp::Encode => {
             let (shape, video) = read_clip_tensor(&args.inputs, "video", "(B, 3, F, H, W) video in [-1, 1]")?;
-            let (params, [b, c2, t, h, w]) = vae.encode_parameters(be, &video, shape, &progress)?;
-            let mean = latent_mean(&params, [b, c2, t, h, w]);
-            vec![("latent_params", [b, c2, t, h, w], params), ("latent_mean", [b, c2 / 2, t, h, w], mean)]
+            let (params, params_shape) = vae.encode_parameters(be, &video, shape, &progress)?;
+            let (mean, mean_shape) = posterior_mean(&params, params_shape);
+            vec![("latent_params", params_shape, params), ("latent_mean", mean_shape, mean)]
         }
     };
     let described: Vec<_> = outputs.iter().map(|(name, shape, _)| format!("`{name}` {shape:?}")).collect();
@@ -733,12 +733,6 @@ fn run_vae<B: Backend>(be: &B, args: &RunVaeArgs, op: VaeOp) -> Result<()> {
     write_f32(&args.out, &tensors)?;
     println!("{}", args.out.display());
     Ok(())
-}
-
-/// The mean half (the first C/2 channels of each sample) of a posterior's parameters (B, C, …).
-fn latent_mean(params: &[f32], [b, c2, t, h, w]: [usize; 5]) -> Vec<f32> {
-    let half = c2 / 2 * t * h * w;
-    params.chunks(2 * half).take(b).flat_map(|sample| &sample[..half]).copied().collect()
 }
 
 /// A five-axis tensor `name` of a safetensors file, as (shape, values); `what` says what it

@@ -15,6 +15,14 @@ use crate::engine::progress::Progress;
 use crate::error::Result;
 use crate::io::ModelFolder;
 
+/// The mean half of a posterior's parameters (B, 2C, T, h, w) — each sample's first C channels,
+/// diffusers' `latent_dist.mean` — with its shape (B, C, T, h, w).
+pub fn posterior_mean(params: &[f32], [b, c2, t, h, w]: [usize; 5]) -> (Vec<f32>, [usize; 5]) {
+    let c = c2 / 2;
+    let mean = params.chunks(c2 * t * h * w).take(b).flat_map(|p| &p[..c * t * h * w]).copied().collect();
+    (mean, [b, c, t, h, w])
+}
+
 /// The autoencoder of a model folder's `vae/`, chosen by its `_class_name`.
 pub enum VideoVae<B: Backend> {
     // boxed: the two models differ in size by a few kB of layer tables

@@ -27,10 +27,10 @@ use std::cell::RefCell;
 
 use blocks::{emitted, resnets_f32, Conv, Downsampler, NormSilu, ResBlock, Upsampler};
 
-use super::check_frame_count;
 use super::clip::{
     download_channels_last, frames, sample_to_channels_last, upload_channels_last, write_channels_last, TemporalCaches,
 };
+use super::{check_frame_count, posterior_mean};
 use crate::backend::{depth_to_space, space_to_depth, Backend, PadMode, SubpixelOrder, Tensor};
 use crate::engine::progress::Progress;
 use crate::engine::weights::{check_no_unknown_tensors, LoadLog, WeightLoader, WeightSource};
@@ -760,10 +760,8 @@ impl<B: Backend> Ltx2Vae<B> {
         shape: [usize; 5],
         progress: &dyn Progress,
     ) -> Result<(Vec<f32>, [usize; 5])> {
-        let (params, [b, n2, t, h, w]) = self.encode_parameters(be, video, shape, progress)?;
-        let n = n2 / 2;
-        let mean: Vec<f32> = params.chunks(n2 * t * h * w).flat_map(|p| p[..n * t * h * w].iter().copied()).collect();
-        Ok((mean, [b, n, t, h, w]))
+        let (params, shape) = self.encode_parameters(be, video, shape, progress)?;
+        Ok(posterior_mean(&params, shape))
     }
 }
 

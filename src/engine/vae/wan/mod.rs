@@ -15,6 +15,7 @@ use blocks::{AttentionBlock, Conv, Norm, ResBlock, Resample};
 use super::clip::{
     download_channels_last, frames, sample_to_channels_last, upload_channels_last, write_channels_last, TemporalCaches,
 };
+use super::posterior_mean;
 use crate::backend::{Activation, Backend, Tensor};
 use crate::engine::progress::Progress;
 use crate::engine::weights::{check_no_unknown_tensors, LoadLog, WeightLoader, WeightSource};
@@ -319,11 +320,8 @@ impl<B: Backend> WanVae<B> {
         shape: [usize; 5],
         progress: &dyn Progress,
     ) -> Result<(Vec<f32>, [usize; 5])> {
-        let (params, [b, z2, t, h, w]) = self.encode_parameters(be, video, shape, progress)?;
-        let z = z2 / 2;
-        let per_sample = z2 * t * h * w;
-        let mean: Vec<f32> = params.chunks(per_sample).flat_map(|p| p[..z * t * h * w].iter().copied()).collect();
-        Ok((mean, [b, z, t, h, w]))
+        let (params, shape) = self.encode_parameters(be, video, shape, progress)?;
+        Ok(posterior_mean(&params, shape))
     }
 }
 
